@@ -1,0 +1,94 @@
+"""Real servers, once per test session: a Temporal dev server and a Postgres, on free ports.
+
+Set WORKFLOWABLE_DATABASE_URL and/or WORKFLOWABLE_TEMPORAL_ADDRESS to run against servers of
+your own instead. Each test runs its own worker on a unique task queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from workflowable import Catalog, Settings, Workflowable, build_worker
+from workflowable.database import create_engine, upgrade
+from workflowable.devstack import EmbeddedPostgres, TemporalDevServer
+
+
+@pytest.fixture(scope="session")
+def state_dir() -> Iterable[Path]:
+    with tempfile.TemporaryDirectory(prefix="workflowable-tests-") as folder:
+        yield Path(folder)
+
+
+@pytest.fixture(scope="session")
+def database_url(state_dir: Path) -> Iterable[str]:
+    configured = Settings().database_url
+    if configured is not None:
+        url = configured.get_secret_value()
+        upgrade(url)
+        yield url
+        return
+    postgres = EmbeddedPostgres(state_dir, delete_on_stop=True)
+    url = postgres.start()
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        postgres.stop()
+
+
+@pytest.fixture(scope="session")
+async def temporal_address() -> AsyncIterator[str]:
+    configured = Settings().temporal_address
+    if configured is not None:
+        yield configured
+        return
+    server = TemporalDevServer(headless=True)
+    try:
+        yield await server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, temporal_address: str, state_dir: Path) -> Settings:
+    return Settings(database_url=database_url, temporal_address=temporal_address, state_dir=state_dir)
+
+
+@pytest.fixture(scope="session")
+async def client(settings: Settings) -> AsyncIterator[Workflowable]:
+    async with await Workflowable.connect(settings) as client:
+        yield client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def run_worker(client: Workflowable, settings: Settings):
+    """`async with run_worker(types, task_queue=...)`: a worker on its own engine, stopped after."""
+
+    @contextlib.asynccontextmanager
+    async def run(types: Iterable[type], *, task_queue: str) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url.get_secret_value())  # type: ignore[union-attr]
+        temporal = await Client.connect(settings.temporal_target)
+        worker = build_worker(temporal, engine, Catalog.of(types), task_queue=task_queue)
+        try:
+            async with worker:
+                yield
+        finally:
+            await engine.dispose()
+
+    return run
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"

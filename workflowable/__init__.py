@@ -1,0 +1,60 @@
+"""Workflowable: event-triggered workflow processes on Temporal, mirrored to Postgres."""
+
+from __future__ import annotations
+
+from .client import Workflowable
+from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, NoParameters, WorkflowEvent
+from .errors import (
+    DatabaseNotConfigured,
+    InvalidDefinition,
+    InvalidEventPayload,
+    InvalidParameters,
+    InvalidToken,
+    InvalidWorkflowStatusChange,
+    ProcessNotFound,
+    UnknownType,
+    WorkflowableError,
+    WorkflowNotEditable,
+    WorkflowNotFound,
+)
+from .graph import Condition, WorkflowDefinition
+from .reporting import Attempt, Process, Token
+from .settings import Settings
+from .states import AttemptStatus, ProcessStatus, WorkflowStatus
+from .worker import build_worker
+
+__all__ = [
+    # definitions
+    "WorkflowEvent",
+    "ActivityType",
+    "ActivityContext",
+    "ConditionType",
+    "ConditionContext",
+    "NoParameters",
+    "Catalog",
+    "WorkflowDefinition",
+    "Condition",
+    # running
+    "Settings",
+    "Workflowable",
+    "build_worker",
+    # reading
+    "Process",
+    "Token",
+    "Attempt",
+    "ProcessStatus",
+    "WorkflowStatus",
+    "AttemptStatus",
+    # errors
+    "WorkflowableError",
+    "InvalidEventPayload",
+    "InvalidParameters",
+    "InvalidToken",
+    "InvalidDefinition",
+    "WorkflowNotFound",
+    "WorkflowNotEditable",
+    "InvalidWorkflowStatusChange",
+    "UnknownType",
+    "ProcessNotFound",
+    "DatabaseNotConfigured",
+]

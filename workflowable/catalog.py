@@ -1,0 +1,206 @@
+"""Definitions in the database: registered types, saved workflows and their status.
+
+Saving a workflow replaces its whole graph in one transaction and is allowed only while it is a
+Draft (or new); activating freezes it, so a running process's graph never changes under it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .definitions import ActivityType, ConditionType, WorkflowEvent
+from .errors import InvalidWorkflowStatusChange, WorkflowNotEditable, WorkflowNotFound
+from .graph import WorkflowDefinition
+from .mirror import (
+    activities,
+    activity_parameters,
+    activity_types,
+    condition_parameters,
+    condition_types,
+    conditions,
+    events,
+    processes,
+    transitions,
+    workflows,
+)
+from .models import WorkflowPriorityRow
+from .states import TERMINAL, WorkflowStatus
+
+priorities = WorkflowPriorityRow.__table__
+
+#: Allowed workflow status moves (the original let Activate run even from Archived; we do not).
+WORKFLOW_MOVES: dict[WorkflowStatus, frozenset[WorkflowStatus]] = {
+    WorkflowStatus.DRAFT: frozenset({WorkflowStatus.ACTIVE}),
+    WorkflowStatus.ACTIVE: frozenset({WorkflowStatus.DEACTIVATED}),
+    WorkflowStatus.DEACTIVATED: frozenset({WorkflowStatus.ACTIVE, WorkflowStatus.ARCHIVED}),
+    WorkflowStatus.ARCHIVED: frozenset(),
+}
+
+
+def _encode_parameters(parameters: BaseModel) -> dict[str, str]:
+    return {key: json.dumps(value) for key, value in parameters.model_dump(mode="json").items()}
+
+
+async def _upsert_type(conn: AsyncConnection, table: sa.Table, name: str, class_name: str) -> int:
+    statement = pg_insert(table).values(name=name, class_name=class_name)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.class_name], set_={"name": statement.excluded.name, "updated_at": sa.func.now()}
+    )
+    return int((await conn.execute(statement.returning(table.c.id))).scalar_one())
+
+
+async def register_types(conn: AsyncConnection, types: Iterable[type]) -> dict[type, int]:
+    """Insert or refresh each type's row, keyed by its class path like the original's class_name."""
+    ids: dict[type, int] = {}
+    for kind in types:
+        if issubclass(kind, WorkflowEvent):
+            ids[kind] = await _upsert_type(conn, events, kind.event_name(), kind.class_path())
+        elif issubclass(kind, ActivityType):
+            ids[kind] = await _upsert_type(conn, activity_types, kind.type_name(), kind.class_path())
+        elif issubclass(kind, ConditionType):
+            ids[kind] = await _upsert_type(conn, condition_types, kind.type_name(), kind.class_path())
+    return ids
+
+
+async def _priority_id(conn: AsyncConnection, priority: int) -> int:
+    statement = pg_insert(priorities).values(name=f"priority {priority}", priority=priority)
+    statement = statement.on_conflict_do_update(index_elements=[priorities.c.priority], set_={"updated_at": sa.func.now()})
+    return int((await conn.execute(statement.returning(priorities.c.id))).scalar_one())
+
+
+async def save_workflow(engine: AsyncEngine, definition: WorkflowDefinition) -> int:
+    """Create the workflow, or replace the graph of the Draft one of that name; returns its id."""
+    definition.check()
+    async with engine.begin() as conn:
+        used: list[type] = [definition.event]
+        used += [ref.type for ref in definition.activities.values()]
+        used += [c.type for t in definition.transitions for c in t.conditions]
+        type_ids = await register_types(conn, dict.fromkeys(used))
+        existing = (
+            await conn.execute(
+                sa.select(workflows.c.id, workflows.c.workflow_status_id, workflows.c.workflow_event_id)
+                .where(workflows.c.name == definition.name)
+                .with_for_update()
+            )
+        ).one_or_none()
+        values: dict[str, Any] = {
+            "name": definition.name,
+            "description": definition.description,
+            "workflow_event_id": type_ids[definition.event],
+            "workflow_priority_id": await _priority_id(conn, definition.priority),
+            "retry_interval": max(1, round(definition.retry_interval_seconds)),
+            "max_attempts": definition.max_attempts,
+            "retry_backoff": definition.retry_backoff_seconds,
+            "activity_timeout": definition.activity_timeout_seconds,
+        }
+        if existing is None:
+            values["workflow_status_id"] = WorkflowStatus.DRAFT
+            workflow_id = int((await conn.execute(workflows.insert().values(values).returning(workflows.c.id))).scalar_one())
+        else:
+            if existing.workflow_status_id != WorkflowStatus.DRAFT:
+                status = WorkflowStatus(existing.workflow_status_id).label
+                raise WorkflowNotEditable(f"workflow {definition.name!r} is {status}; only Draft workflows may be edited")
+            if existing.workflow_event_id != values["workflow_event_id"]:
+                raise WorkflowNotEditable(f"workflow {definition.name!r}: the event of an existing workflow cannot change")
+            workflow_id = existing.id
+            await conn.execute(workflows.update().where(workflows.c.id == workflow_id).values(**values, updated_at=sa.func.now()))
+            # Cascades remove their transitions, conditions and parameters.
+            await conn.execute(activities.delete().where(activities.c.workflow_id == workflow_id))
+        await _insert_graph(conn, workflow_id, definition, type_ids)
+    return workflow_id
+
+
+async def _insert_graph(conn: AsyncConnection, workflow_id: int, definition: WorkflowDefinition, type_ids: dict[type, int]) -> None:
+    activity_ids: dict[str, int] = {}
+    for ref in definition.activities.values():
+        activity_ids[ref.name] = int(
+            (
+                await conn.execute(
+                    activities.insert()
+                    .values(
+                        workflow_id=workflow_id,
+                        workflow_activity_type_id=type_ids[ref.type],
+                        name=ref.name,
+                        description=ref.description,
+                        max_attempts=ref.max_attempts,
+                        timeout=ref.timeout_seconds,
+                    )
+                    .returning(activities.c.id)
+                )
+            ).scalar_one()
+        )
+        params = _encode_parameters(ref.parameters)
+        if params:
+            await conn.execute(
+                activity_parameters.insert(),
+                [{"workflow_activity_id": activity_ids[ref.name], "key": k, "value": v} for k, v in params.items()],
+            )
+    for transition in definition.transitions:
+        transition_id = (
+            await conn.execute(
+                transitions.insert()
+                .values(
+                    workflow_id=workflow_id,
+                    name=transition.name,
+                    from_workflow_activity_id=activity_ids[transition.source.name] if transition.source else None,
+                    to_workflow_activity_id=activity_ids[transition.target.name],
+                    ordinal=transition.ordinal,
+                )
+                .returning(transitions.c.id)
+            )
+        ).scalar_one()
+        for ordinal, condition in enumerate(transition.conditions, start=1):
+            condition_id = (
+                await conn.execute(
+                    conditions.insert()
+                    .values(workflow_transition_id=transition_id, workflow_condition_type_id=type_ids[condition.type], ordinal=ordinal)
+                    .returning(conditions.c.id)
+                )
+            ).scalar_one()
+            params = _encode_parameters(condition.parameters)
+            if params:
+                await conn.execute(
+                    condition_parameters.insert(),
+                    [{"workflow_condition_id": condition_id, "key": k, "value": v} for k, v in params.items()],
+                )
+
+
+async def set_workflow_status(engine: AsyncEngine, workflow: str | int, target: WorkflowStatus) -> None:
+    """Move a workflow along WORKFLOW_MOVES; archiving needs every process of it to be finished."""
+    async with engine.begin() as conn:
+        key = workflows.c.id if isinstance(workflow, int) else workflows.c.name
+        row = (await conn.execute(sa.select(workflows.c.id, workflows.c.workflow_status_id).where(key == workflow).with_for_update())).one_or_none()
+        if row is None:
+            raise WorkflowNotFound(f"no workflow has {'id' if isinstance(workflow, int) else 'name'} {workflow!r}")
+        current = WorkflowStatus(row.workflow_status_id)
+        if current is target:
+            return
+        if target not in WORKFLOW_MOVES[current]:
+            raise InvalidWorkflowStatusChange(f"workflow {workflow!r} is {current.label} and cannot become {target.label}")
+        if target is WorkflowStatus.ARCHIVED:
+            live = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(processes)
+                .where(processes.c.workflow_id == row.id, processes.c.workflow_process_status_id.not_in([int(s) for s in TERMINAL]))
+            )
+            if live:
+                raise InvalidWorkflowStatusChange(f"workflow {workflow!r} still has {live} unfinished processes")
+        await conn.execute(workflows.update().where(workflows.c.id == row.id).values(workflow_status_id=target, updated_at=sa.func.now()))
+
+
+async def active_workflows_for(conn: AsyncConnection, event: type[WorkflowEvent]) -> list[sa.Row[Any]]:
+    """Id and name of each Active workflow bound to the event's class."""
+    result = await conn.execute(
+        sa.select(workflows.c.id, workflows.c.name)
+        .join(events, events.c.id == workflows.c.workflow_event_id)
+        .where(events.c.class_name == event.class_path(), workflows.c.workflow_status_id == WorkflowStatus.ACTIVE)
+        .order_by(workflows.c.id)
+    )
+    return list(result)

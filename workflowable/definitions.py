@@ -1,0 +1,189 @@
+"""What users write: events (their fields are the input tokens), activity types and condition types.
+
+An event is a pydantic model; constructing one with a bad payload raises `InvalidEventPayload`
+naming every bad field. Activity and condition types are classes with a `Parameters` model and an
+async handler. Each activity type runs as its own Temporal activity, registered under its name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import InvalidEventPayload, InvalidParameters, InvalidToken, UnknownType
+
+#: Longest token key; the column is a varchar of this size.
+MAX_TOKEN_KEY_LENGTH = 255
+
+
+def encode_token_value(value: Any) -> str:
+    """Token values are text: strings are kept verbatim, anything else is stored as JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidToken(f"token value of type {type(value).__name__} cannot be stored: {exc}") from None
+
+
+def check_token_key(key: Any) -> str:
+    if not isinstance(key, str) or not key or len(key) > MAX_TOKEN_KEY_LENGTH:
+        raise InvalidToken(f"token keys are non-empty strings of at most {MAX_TOKEN_KEY_LENGTH} characters, got {key!r}")
+    return key
+
+
+class WorkflowEvent(BaseModel):
+    """Base of every event. Its typed fields are the input tokens of the processes it creates.
+
+    The event's name is its class name. The class variable `task_queue` names the Temporal task
+    queue its processes run on (unset: the `task_queue` setting).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task_queue: ClassVar[str | None] = None
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidEventPayload(type(self).event_name(), exc.errors()) from None
+
+    @classmethod
+    def event_name(cls) -> str:
+        return cls.__name__
+
+    @classmethod
+    def class_path(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    def to_tokens(self) -> dict[str, str]:
+        """The input tokens: one per field, values encoded as text."""
+        return {check_token_key(key): encode_token_value(value) for key, value in self.model_dump(mode="json").items()}
+
+
+class NoParameters(BaseModel):
+    """For types that take no parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class _ConfigurableType:
+    """What activity and condition types share: a name, a parameters model, validation."""
+
+    name: ClassVar[str | None] = None
+    Parameters: ClassVar[type[BaseModel]] = NoParameters
+
+    @classmethod
+    def type_name(cls) -> str:
+        return cls.name or cls.__name__
+
+    @classmethod
+    def class_path(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @classmethod
+    def validate_parameters(cls, parameters: Mapping[str, Any], *, owner: str | None = None) -> BaseModel:
+        try:
+            return cls.Parameters.model_validate(dict(parameters))
+        except ValidationError as exc:
+            raise InvalidParameters(owner or cls.type_name(), exc.errors()) from None
+
+
+@dataclass
+class ActivityContext(Generic[P]):
+    """What an activity handler sees: the process's tokens, its parameters, a way to write outputs."""
+
+    process_id: int
+    activity_id: int
+    activity_name: str
+    attempt: int
+    tokens: Mapping[str, str]
+    parameters: P
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def set_output(self, key: str, value: Any) -> None:
+        """Write an output token; it commits with this attempt's Success row, or not at all."""
+        self.outputs[check_token_key(key)] = encode_token_value(value)
+
+
+class ActivityType(_ConfigurableType, Generic[P]):
+    """Base of every activity type. Failure is signalled by raising; each attempt is logged.
+
+    Class variables: `name` (the Temporal activity name, defaults to the class name),
+    `Parameters` (a pydantic model), and optional `max_attempts` and `timeout` that override the
+    workflow's retry policy for activities of this type.
+    """
+
+    max_attempts: ClassVar[int | None] = None
+    timeout: ClassVar[timedelta | None] = None
+
+    async def handle(self, ctx: ActivityContext[P]) -> None:
+        raise NotImplementedError(f"{type(self).__name__}.handle")
+
+
+@dataclass(frozen=True)
+class ConditionContext(Generic[P]):
+    """What a condition sees: the process's tokens and the condition's parameters."""
+
+    process_id: int
+    tokens: Mapping[str, str]
+    parameters: P
+
+
+class ConditionType(_ConfigurableType, Generic[P]):
+    """Base of every condition type: `check` says whether a transition may be taken."""
+
+    async def check(self, ctx: ConditionContext[P]) -> bool:
+        raise NotImplementedError(f"{type(self).__name__}.check")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The event, activity and condition types one application uses, each by its name."""
+
+    events: Mapping[str, type[WorkflowEvent]]
+    activities: Mapping[str, type[ActivityType[Any]]]
+    conditions: Mapping[str, type[ConditionType[Any]]]
+
+    @classmethod
+    def of(cls, types: Iterable[type]) -> Catalog:
+        events: dict[str, type[WorkflowEvent]] = {}
+        activities: dict[str, type[ActivityType[Any]]] = {}
+        conditions: dict[str, type[ConditionType[Any]]] = {}
+        for kind in types:
+            if isinstance(kind, type) and issubclass(kind, WorkflowEvent):
+                _add(events, kind.event_name(), kind)
+            elif isinstance(kind, type) and issubclass(kind, ActivityType):
+                _add(activities, kind.type_name(), kind)
+            elif isinstance(kind, type) and issubclass(kind, ConditionType):
+                _add(conditions, kind.type_name(), kind)
+            else:
+                raise UnknownType(f"{kind!r} is not a WorkflowEvent, ActivityType or ConditionType subclass")
+        return cls(events=events, activities=activities, conditions=conditions)
+
+    def activity(self, name: str) -> type[ActivityType[Any]]:
+        try:
+            return self.activities[name]
+        except KeyError:
+            raise UnknownType(f"activity type {name!r} is not registered with this worker") from None
+
+    def condition(self, name: str) -> type[ConditionType[Any]]:
+        try:
+            return self.conditions[name]
+        except KeyError:
+            raise UnknownType(f"condition type {name!r} is not registered with this worker") from None
+
+
+def _add(into: dict[str, Any], name: str, kind: type) -> None:
+    if name in into and into[name] is not kind:
+        raise UnknownType(f"two types share the name {name!r}: {into[name].__qualname__} and {kind.__qualname__}")
+    into[name] = kind

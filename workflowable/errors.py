@@ -1,0 +1,72 @@
+"""Every error Workflowable raises on purpose: one base class, one short subclass per failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class WorkflowableError(Exception):
+    """Workflowable could not do what was asked."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+
+class InvalidEventPayload(WorkflowableError):
+    """The event's fields do not validate."""
+
+    def __init__(self, event: str, errors: list[dict[str, Any]]) -> None:
+        self.event = event
+        self.fields = [".".join(str(part) for part in error["loc"]) or "(event)" for error in errors]
+        details = "; ".join(
+            f"{field}: {error['msg']}" for field, error in zip(self.fields, errors, strict=True)
+        )
+        super().__init__(f"invalid payload for event {event}: {details}")
+
+
+class InvalidParameters(WorkflowableError):
+    """The parameters of an activity or condition do not validate."""
+
+    def __init__(self, owner: str, errors: list[dict[str, Any]]) -> None:
+        self.owner = owner
+        self.fields = [".".join(str(part) for part in error["loc"]) for error in errors]
+        details = "; ".join(
+            f"{field}: {error['msg']}" for field, error in zip(self.fields, errors, strict=True)
+        )
+        super().__init__(f"invalid parameters for {owner}: {details}")
+
+
+class InvalidToken(WorkflowableError):
+    """A token key or value cannot be stored."""
+
+
+class InvalidDefinition(WorkflowableError):
+    """The workflow definition is inconsistent."""
+
+
+class WorkflowNotFound(WorkflowableError):
+    """No workflow has that name or id."""
+
+
+class WorkflowNotEditable(WorkflowableError):
+    """Only Draft workflows may be edited."""
+
+
+class InvalidWorkflowStatusChange(WorkflowableError):
+    """The workflow cannot move to that status from where it is."""
+
+
+class UnknownType(WorkflowableError):
+    """The type is not registered with this worker or client."""
+
+
+class ProcessNotFound(WorkflowableError):
+    """No process has that id."""
+
+    def __init__(self, process_id: int) -> None:
+        self.process_id = process_id
+        super().__init__(f"no workflow process has id {process_id}")
+
+
+class DatabaseNotConfigured(WorkflowableError):
+    """No database URL is set and the embedded Postgres is not installed."""

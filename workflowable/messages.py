@@ -1,0 +1,110 @@
+"""Serializable payloads between the client, the process workflow and its activities.
+
+Imported by the Temporal workflow: no I/O, only dataclasses and Temporal's own types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from temporalio.common import SearchAttributeKey
+
+#: The workflow type that interprets every workflow graph, and its ids.
+PROCESS_WORKFLOW = "WorkflowProcess"
+WORKFLOW_ID_PREFIX = "workflow-process-"
+
+#: Search attributes kept current by the workflow so the Temporal UI can filter processes.
+PROCESS_ID_ATTRIBUTE = SearchAttributeKey.for_int("WorkflowableProcessId")
+STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("WorkflowableStatus")
+WORKFLOW_ATTRIBUTE = SearchAttributeKey.for_keyword("WorkflowableWorkflow")
+EVENT_ATTRIBUTE = SearchAttributeKey.for_keyword("WorkflowableEvent")
+SEARCH_ATTRIBUTES = (PROCESS_ID_ATTRIBUTE, STATUS_ATTRIBUTE, WORKFLOW_ATTRIBUTE, EVENT_ATTRIBUTE)
+
+
+def workflow_id_for(process_id: int) -> str:
+    return f"{WORKFLOW_ID_PREFIX}{process_id}"
+
+
+@dataclass
+class ProcessInput:
+    """What starts a process workflow: the process's id; everything else is read from the mirror."""
+
+    process_id: int
+
+
+@dataclass
+class ConditionStep:
+    type_name: str
+    parameters: dict[str, Any]
+
+
+@dataclass
+class TransitionStep:
+    id: int
+    from_activity_id: int | None
+    to_activity_id: int
+    ordinal: int
+    conditions: list[ConditionStep] = field(default_factory=list)  #: in ordinal order
+
+
+@dataclass
+class ActivityStep:
+    id: int
+    name: str
+    type_name: str
+    parameters: dict[str, Any]
+    max_attempts: int
+    timeout_seconds: float
+
+
+@dataclass
+class ProcessPlan:
+    """A process's graph and where it stands, loaded once when its workflow starts."""
+
+    process_id: int
+    workflow_name: str
+    event_name: str
+    status: int
+    retry_interval_seconds: float
+    retry_backoff_seconds: float
+    activities: list[ActivityStep]
+    transitions: list[TransitionStep]  #: sorted by (from, ordinal)
+    position: int | None  #: last_workflow_activity_id
+    tokens: dict[str, str]
+    steps_taken: int  #: attempt rows so far belong to steps 1..steps_taken
+
+
+@dataclass
+class ChooseInput:
+    """The transitions leaving the current position whose conditions must be checked."""
+
+    process_id: int
+    transitions: list[TransitionStep]
+    tokens: dict[str, str]
+
+
+@dataclass
+class ActivityInput:
+    process_id: int
+    activity_id: int
+    activity_name: str
+    step: int
+    parameters: dict[str, Any]
+    tokens: dict[str, str]
+
+
+@dataclass
+class ActivityOutput:
+    outputs: dict[str, str]
+
+
+@dataclass
+class StatusChange:
+    """A status move for the mirror; it applies only if the transition table allows it."""
+
+    process_id: int
+    status: int
+    next_run_at: datetime | None = None
+    error: str | None = None

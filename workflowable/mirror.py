@@ -1,0 +1,329 @@
+"""The Postgres mirror of running processes: creation, status moves, attempt rows, tokens.
+
+Every write is one transaction and safe to repeat, because the activities that call these
+retry: status updates apply only along the transition table (so they never leave a terminal
+state), attempt rows are upserts on (process, run, step, attempt), and output tokens commit
+with the attempt's Success row and the process's new position. SQL Core, not ORM objects: this
+is the hot path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .errors import ProcessNotFound
+from .messages import ActivityStep, ConditionStep, ProcessPlan, StatusChange, TransitionStep
+from .models import (
+    WorkflowActivityParameterRow,
+    WorkflowActivityRow,
+    WorkflowActivityTypeRow,
+    WorkflowConditionParameterRow,
+    WorkflowConditionRow,
+    WorkflowConditionTypeRow,
+    WorkflowEventRow,
+    WorkflowProcessActivityLogRow,
+    WorkflowProcessRow,
+    WorkflowProcessTokenRow,
+    WorkflowRow,
+    WorkflowTransitionRow,
+)
+from .states import AttemptStatus, ProcessStatus, sources_of
+
+processes = WorkflowProcessRow.__table__
+tokens = WorkflowProcessTokenRow.__table__
+attempts = WorkflowProcessActivityLogRow.__table__
+workflows = WorkflowRow.__table__
+events = WorkflowEventRow.__table__
+activities = WorkflowActivityRow.__table__
+activity_types = WorkflowActivityTypeRow.__table__
+activity_parameters = WorkflowActivityParameterRow.__table__
+transitions = WorkflowTransitionRow.__table__
+conditions = WorkflowConditionRow.__table__
+condition_types = WorkflowConditionTypeRow.__table__
+condition_parameters = WorkflowConditionParameterRow.__table__
+
+
+@dataclass(frozen=True)
+class NewProcess:
+    workflow_id: int
+    queue: str
+
+
+@dataclass(frozen=True)
+class AttemptKey:
+    """What identifies one attempt row; a retried write of the same attempt hits the same row."""
+
+    process_id: int
+    activity_id: int
+    run_id: str
+    step: int
+    attempt: int
+
+
+def decode_parameters(rows: Iterable[Any]) -> dict[str, Any]:
+    return {row.key: json.loads(row.value) for row in rows}
+
+
+class Mirror:
+    """Reads and writes of the process tables, each in its own transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create_processes(self, new: list[NewProcess], input_tokens: Mapping[str, str]) -> list[int]:
+        async with self.engine.begin() as conn:
+            return await insert_processes(conn, new, input_tokens)
+
+    async def set_status(self, change: StatusChange) -> bool:
+        """Apply a status move if the transition table allows it from the current status."""
+        async with self.engine.begin() as conn:
+            return await _move(conn, change)
+
+    async def begin_run(self, process_id: int, run_id: str) -> bool:
+        """The workflow started: Created -> Dispatched (if the client has not marked it yet) -> Running."""
+        async with self.engine.begin() as conn:
+            await _move(conn, StatusChange(process_id, ProcessStatus.DISPATCHED), run_id=run_id)
+            return await _move(conn, StatusChange(process_id, ProcessStatus.RUNNING), run_id=run_id)
+
+    async def mark_dispatched(self, process_id: int, run_id: str | None) -> bool:
+        async with self.engine.begin() as conn:
+            return await _move(conn, StatusChange(process_id, ProcessStatus.DISPATCHED), run_id=run_id)
+
+    async def start_attempt(self, key: AttemptKey, started_at: datetime) -> None:
+        """Open (or reopen, on a retried write) the attempt's row as In Progress."""
+        async with self.engine.begin() as conn:
+            await _upsert_attempt(conn, key, AttemptStatus.IN_PROGRESS, started_at=started_at)
+
+    async def succeed_attempt(self, key: AttemptKey, started_at: datetime, completed_at: datetime, outputs: Mapping[str, str]) -> None:
+        """Close the attempt as Success, write its output tokens and move the position, atomically."""
+        async with self.engine.begin() as conn:
+            await _upsert_attempt(conn, key, AttemptStatus.SUCCESS, started_at=started_at, completed_at=completed_at)
+            if outputs:
+                await conn.execute(
+                    tokens.insert(),
+                    [
+                        {"workflow_process_id": key.process_id, "workflow_activity_id": key.activity_id, "key": k, "value": v}
+                        for k, v in outputs.items()
+                    ],
+                )
+            await conn.execute(
+                processes.update()
+                .where(processes.c.id == key.process_id)
+                .values(last_workflow_activity_id=key.activity_id, updated_at=sa.func.now())
+            )
+
+    async def fail_attempt(self, key: AttemptKey, started_at: datetime, completed_at: datetime, error: str) -> None:
+        async with self.engine.begin() as conn:
+            await _upsert_attempt(conn, key, AttemptStatus.FAILURE, started_at=started_at, completed_at=completed_at, error=error)
+
+    async def labels(self, process_id: int) -> sa.Row[Any]:
+        """What starting a process's workflow needs: its queue, workflow name and event name."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(processes.c.queue, workflows.c.name.label("workflow_name"), events.c.name.label("event_name"))
+                    .join(workflows, workflows.c.id == processes.c.workflow_id)
+                    .join(events, events.c.id == workflows.c.workflow_event_id)
+                    .where(processes.c.id == process_id)
+                )
+            ).one_or_none()
+        if row is None:
+            raise ProcessNotFound(process_id)
+        return row
+
+    async def load_plan(self, process_id: int) -> ProcessPlan:
+        """Everything a process's workflow needs, read in one go: graph, position, tokens."""
+        async with self.engine.connect() as conn:
+            head = (
+                await conn.execute(
+                    sa.select(
+                        processes.c.workflow_id,
+                        processes.c.workflow_process_status_id.label("status"),
+                        processes.c.last_workflow_activity_id.label("position"),
+                        workflows.c.name.label("workflow_name"),
+                        workflows.c.retry_interval,
+                        workflows.c.max_attempts,
+                        workflows.c.retry_backoff,
+                        workflows.c.activity_timeout,
+                        events.c.name.label("event_name"),
+                    )
+                    .join(workflows, workflows.c.id == processes.c.workflow_id)
+                    .join(events, events.c.id == workflows.c.workflow_event_id)
+                    .where(processes.c.id == process_id)
+                )
+            ).one_or_none()
+            if head is None:
+                raise ProcessNotFound(process_id)
+            plan_activities = await _load_activities(conn, head)
+            plan_transitions = await _load_transitions(conn, head.workflow_id)
+            token_rows = await conn.execute(
+                sa.select(tokens.c.key, tokens.c.value).where(tokens.c.workflow_process_id == process_id).order_by(tokens.c.id)
+            )
+            steps_taken = await conn.scalar(
+                sa.select(sa.func.coalesce(sa.func.max(attempts.c.step), 0)).where(attempts.c.workflow_process_id == process_id)
+            )
+        return ProcessPlan(
+            process_id=process_id,
+            workflow_name=head.workflow_name,
+            event_name=head.event_name,
+            status=head.status,
+            retry_interval_seconds=float(head.retry_interval),
+            retry_backoff_seconds=float(head.retry_backoff),
+            activities=plan_activities,
+            transitions=plan_transitions,
+            position=head.position,
+            tokens={row.key: row.value for row in token_rows},
+            steps_taken=int(steps_taken or 0),
+        )
+
+
+async def insert_processes(conn: AsyncConnection, new: list[NewProcess], input_tokens: Mapping[str, str]) -> list[int]:
+    """Write Created processes and their input tokens (the caller holds the transaction)."""
+    if not new:
+        return []
+    result = await conn.execute(
+        processes.insert().returning(processes.c.id),
+        [{"workflow_id": p.workflow_id, "workflow_process_status_id": ProcessStatus.CREATED, "queue": p.queue} for p in new],
+    )
+    ids = [row.id for row in result]
+    rows = [
+        {"workflow_process_id": pid, "workflow_activity_id": None, "key": key, "value": value}
+        for pid in ids
+        for key, value in input_tokens.items()
+    ]
+    if rows:
+        await conn.execute(tokens.insert(), rows)
+    return ids
+
+
+async def _move(conn: AsyncConnection, change: StatusChange, *, run_id: str | None = None) -> bool:
+    target = ProcessStatus(change.status)
+    values: dict[str, Any] = {"workflow_process_status_id": target, "updated_at": sa.func.now()}
+    if run_id is not None:
+        values["temporal_run_id"] = run_id
+    if target is ProcessStatus.RUNNING:
+        values["first_run_at"] = sa.func.coalesce(processes.c.first_run_at, sa.func.now())
+        values["last_run_at"] = sa.func.now()
+    elif target is ProcessStatus.PENDING and change.next_run_at is not None:
+        values["next_run_at"] = change.next_run_at
+    elif target is ProcessStatus.COMPLETED:
+        values["completed_at"] = sa.func.now()
+    if change.error is not None:
+        values["error"] = change.error
+    result = await conn.execute(
+        processes.update()
+        .where(processes.c.id == change.process_id)
+        .where(processes.c.workflow_process_status_id.in_([int(s) for s in sources_of(target)]))
+        .values(**values)
+    )
+    return bool(result.rowcount)
+
+
+async def _upsert_attempt(
+    conn: AsyncConnection,
+    key: AttemptKey,
+    status: AttemptStatus,
+    *,
+    started_at: datetime,
+    completed_at: datetime | None = None,
+    error: str | None = None,
+) -> None:
+    row = {
+        "workflow_process_id": key.process_id,
+        "workflow_activity_id": key.activity_id,
+        "workflow_process_activity_log_status_id": status,
+        "started_at": started_at,
+        "completed_at": completed_at,
+        "step": key.step,
+        "attempt": key.attempt,
+        "temporal_run_id": key.run_id,
+        "error": error,
+    }
+    statement = pg_insert(attempts).values(row)
+    still_open = attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS
+    statement = statement.on_conflict_do_update(
+        constraint="workflow_process_activity_logs_attempt_key",
+        set_={
+            "workflow_process_activity_log_status_id": statement.excluded.workflow_process_activity_log_status_id,
+            "completed_at": statement.excluded.completed_at,
+            "error": statement.excluded.error,
+            "updated_at": sa.func.now(),
+        },
+        # A closed attempt stays closed: a late retry of the In Progress write must not reopen it.
+        where=still_open if status is AttemptStatus.IN_PROGRESS else None,
+    )
+    await conn.execute(statement)
+
+
+async def _load_activities(conn: AsyncConnection, head: Any) -> list[ActivityStep]:
+    rows = (
+        await conn.execute(
+            sa.select(activities, activity_types.c.name.label("type_name"))
+            .join(activity_types, activity_types.c.id == activities.c.workflow_activity_type_id)
+            .where(activities.c.workflow_id == head.workflow_id)
+            .order_by(activities.c.id)
+        )
+    ).all()
+    params = (
+        await conn.execute(
+            sa.select(activity_parameters).where(activity_parameters.c.workflow_activity_id.in_([r.id for r in rows]))
+        )
+    ).all()
+    return [
+        ActivityStep(
+            id=row.id,
+            name=row.name,
+            type_name=row.type_name,
+            parameters=decode_parameters(p for p in params if p.workflow_activity_id == row.id),
+            max_attempts=row.max_attempts or head.max_attempts,
+            timeout_seconds=float(row.timeout or head.activity_timeout),
+        )
+        for row in rows
+    ]
+
+
+async def _load_transitions(conn: AsyncConnection, workflow_id: int) -> list[TransitionStep]:
+    rows = (
+        await conn.execute(
+            sa.select(transitions)
+            .where(transitions.c.workflow_id == workflow_id)
+            .order_by(transitions.c.from_workflow_activity_id.nulls_first(), transitions.c.ordinal, transitions.c.id)
+        )
+    ).all()
+    condition_rows = (
+        await conn.execute(
+            sa.select(conditions, condition_types.c.name.label("type_name"))
+            .join(condition_types, condition_types.c.id == conditions.c.workflow_condition_type_id)
+            .where(conditions.c.workflow_transition_id.in_([r.id for r in rows]))
+            .order_by(conditions.c.ordinal, conditions.c.id)
+        )
+    ).all()
+    params = (
+        await conn.execute(
+            sa.select(condition_parameters).where(
+                condition_parameters.c.workflow_condition_id.in_([c.id for c in condition_rows])
+            )
+        )
+    ).all()
+    return [
+        TransitionStep(
+            id=row.id,
+            from_activity_id=row.from_workflow_activity_id,
+            to_activity_id=row.to_workflow_activity_id,
+            ordinal=row.ordinal,
+            conditions=[
+                ConditionStep(c.type_name, decode_parameters(p for p in params if p.workflow_condition_id == c.id))
+                for c in condition_rows
+                if c.workflow_transition_id == row.id
+            ],
+        )
+        for row in rows
+    ]

@@ -1,0 +1,224 @@
+"""The mirror's tables, with the original package's table and column names and seeded ids.
+
+Added beyond the original (documented in docs/schema.md): retry policy columns on workflows and
+activities, the task queue, Temporal run id and error on processes, and on attempt rows the step,
+attempt number, Temporal run id and error. Timestamps are `timestamptz`; an attempt's
+`completed_at` is null while it is In Progress.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from .states import AttemptStatus, ProcessStatus, WorkflowStatus
+
+
+def _timestamp(*, nullable: bool = True, default_now: bool = False, index: bool = False) -> sa.Column:
+    return sa.Column(
+        sa.DateTime(timezone=True),
+        nullable=nullable,
+        server_default=sa.func.now() if default_now else None,
+        index=index,
+    )
+
+
+def _fk(target: str, *, nullable: bool = False, ondelete: str | None = "CASCADE", index: bool = True) -> sa.Column:
+    return sa.Column(sa.BigInteger, sa.ForeignKey(target, ondelete=ondelete), nullable=nullable, index=index)
+
+
+class _Timestamps(SQLModel):
+    created_at: datetime | None = Field(default=None, sa_column_kwargs={"server_default": sa.func.now()}, sa_type=sa.DateTime(timezone=True))
+    updated_at: datetime | None = Field(default=None, sa_column_kwargs={"server_default": sa.func.now()}, sa_type=sa.DateTime(timezone=True))
+
+
+class WorkflowEventRow(_Timestamps, table=True):
+    __tablename__ = "workflow_events"
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    name: str = Field(max_length=255, unique=True)
+    class_name: str = Field(max_length=255, unique=True)
+    description: str | None = Field(default=None, max_length=255)
+
+
+class WorkflowStatusRow(_Timestamps, table=True):
+    __tablename__ = "workflow_statuses"
+
+    id: int = Field(sa_type=sa.BigInteger, primary_key=True)
+    name: str = Field(max_length=255, unique=True)
+
+
+class WorkflowPriorityRow(_Timestamps, table=True):
+    __tablename__ = "workflow_priorities"
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    name: str = Field(max_length=255)
+    priority: int = Field(unique=True)
+    description: str | None = None
+
+
+class WorkflowRow(_Timestamps, table=True):
+    __tablename__ = "workflows"
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    name: str = Field(max_length=255, unique=True)
+    workflow_event_id: int = Field(sa_column=_fk("workflow_events.id"))
+    workflow_status_id: int = Field(sa_column=_fk("workflow_statuses.id"))
+    workflow_priority_id: int = Field(sa_column=_fk("workflow_priorities.id", ondelete=None))
+    retry_interval: int = Field(default=300, sa_column_kwargs={"server_default": "300"})
+    description: str | None = None
+    #: added: the default retry policy of the workflow's activities
+    max_attempts: int = Field(default=3, sa_column_kwargs={"server_default": "3"})
+    retry_backoff: float = Field(default=1.0, sa_column_kwargs={"server_default": "1.0"})
+    activity_timeout: float = Field(default=300.0, sa_column_kwargs={"server_default": "300"})
+
+
+class WorkflowActivityTypeRow(_Timestamps, table=True):
+    __tablename__ = "workflow_activity_types"
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    name: str = Field(max_length=255)
+    class_name: str = Field(max_length=255, unique=True)
+
+
+class WorkflowActivityRow(_Timestamps, table=True):
+    __tablename__ = "workflow_activities"
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    workflow_activity_type_id: int = Field(sa_column=_fk("workflow_activity_types.id"))
+    workflow_id: int = Field(sa_column=_fk("workflows.id"))
+    name: str = Field(max_length=255)
+    description: str | None = Field(default=None, max_length=255)
+    #: added: overrides of the workflow's retry policy
+    max_attempts: int | None = None
+    timeout: float | None = None
+
+
+class WorkflowActivityParameterRow(_Timestamps, table=True):
+    __tablename__ = "workflow_activity_parameters"
+    __table_args__ = (sa.UniqueConstraint("workflow_activity_id", "key"),)
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    workflow_activity_id: int = Field(sa_column=_fk("workflow_activities.id", nullable=True, index=False))
+    key: str = Field(max_length=255)
+    value: str = Field(sa_type=sa.Text)  #: JSON
+
+
+class WorkflowTransitionRow(_Timestamps, table=True):
+    __tablename__ = "workflow_transitions"
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    name: str = Field(max_length=255)
+    workflow_id: int = Field(sa_column=_fk("workflows.id"))
+    from_workflow_activity_id: int | None = Field(default=None, sa_column=_fk("workflow_activities.id", nullable=True))
+    to_workflow_activity_id: int = Field(sa_column=_fk("workflow_activities.id"))
+    ordinal: int = Field(sa_type=sa.SmallInteger)
+
+
+class WorkflowConditionTypeRow(_Timestamps, table=True):
+    __tablename__ = "workflow_condition_types"
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    name: str = Field(max_length=255)
+    class_name: str = Field(max_length=255, unique=True)
+
+
+class WorkflowConditionRow(_Timestamps, table=True):
+    __tablename__ = "workflow_conditions"
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    workflow_transition_id: int = Field(sa_column=_fk("workflow_transitions.id"))
+    workflow_condition_type_id: int = Field(sa_column=_fk("workflow_condition_types.id"))
+    ordinal: int = Field(sa_type=sa.SmallInteger)
+
+
+class WorkflowConditionParameterRow(_Timestamps, table=True):
+    __tablename__ = "workflow_condition_parameters"
+    __table_args__ = (sa.UniqueConstraint("workflow_condition_id", "key"),)
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    workflow_condition_id: int = Field(sa_column=_fk("workflow_conditions.id", nullable=True, index=False))
+    key: str = Field(max_length=255)
+    value: str = Field(sa_type=sa.Text)  #: JSON
+
+
+class WorkflowProcessStatusRow(_Timestamps, table=True):
+    __tablename__ = "workflow_process_statuses"
+
+    id: int = Field(sa_type=sa.BigInteger, primary_key=True)
+    name: str = Field(max_length=255, unique=True)
+
+
+class WorkflowProcessRow(_Timestamps, table=True):
+    __tablename__ = "workflow_processes"
+    __table_args__ = (sa.Index("ix_workflow_processes_status_next_run_at", "workflow_process_status_id", "next_run_at"),)
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    workflow_id: int = Field(sa_column=_fk("workflows.id", ondelete=None))
+    workflow_process_status_id: int = Field(sa_column=_fk("workflow_process_statuses.id", index=False))
+    last_workflow_activity_id: int | None = Field(default=None, sa_column=_fk("workflow_activities.id", nullable=True, index=False))
+    first_run_at: datetime | None = Field(default=None, sa_column=_timestamp())
+    last_run_at: datetime | None = Field(default=None, sa_column=_timestamp())
+    next_run_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=False, default_now=True))
+    completed_at: datetime | None = Field(default=None, sa_column=_timestamp())
+    #: added: the task queue its workflow runs on, its current Temporal run, why it failed
+    queue: str = Field(max_length=255)
+    temporal_run_id: str | None = Field(default=None, max_length=64)
+    error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class WorkflowProcessTokenRow(_Timestamps, table=True):
+    __tablename__ = "workflow_process_tokens"
+    # Values are not capped, so a btree on them would refuse large ones; a hash index serves
+    # the documented look-up of processes by token value (`WHERE key = .. AND value = ..`).
+    __table_args__ = (sa.Index("ix_workflow_process_tokens_value", "value", postgresql_using="hash"),)
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    workflow_process_id: int = Field(sa_column=_fk("workflow_processes.id"))
+    workflow_activity_id: int | None = Field(default=None, sa_column=_fk("workflow_activities.id", nullable=True, index=False))
+    key: str = Field(max_length=255, index=True)
+    value: str = Field(sa_type=sa.Text)
+
+
+class WorkflowProcessActivityLogStatusRow(_Timestamps, table=True):
+    __tablename__ = "workflow_process_activity_log_statuses"
+
+    id: int = Field(sa_type=sa.BigInteger, primary_key=True)
+    name: str = Field(max_length=255, unique=True)
+
+
+class WorkflowProcessActivityLogRow(_Timestamps, table=True):
+    __tablename__ = "workflow_process_activity_logs"
+    # One row per attempt; activities retry, so the row is upserted on this key.
+    __table_args__ = (
+        sa.UniqueConstraint("workflow_process_id", "temporal_run_id", "step", "attempt", name="workflow_process_activity_logs_attempt_key"),
+    )
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    workflow_process_id: int = Field(sa_column=_fk("workflow_processes.id"))
+    workflow_activity_id: int = Field(sa_column=_fk("workflow_activities.id"))
+    workflow_process_activity_log_status_id: int = Field(
+        sa_column=sa.Column(
+            sa.BigInteger,
+            sa.ForeignKey("workflow_process_activity_log_statuses.id", ondelete="CASCADE", name="workflow_process_activity_log_status"),
+            nullable=False,
+            index=True,
+        )
+    )
+    started_at: datetime = Field(sa_column=_timestamp(nullable=False))
+    completed_at: datetime | None = Field(default=None, sa_column=_timestamp())
+    #: added: which execution of an activity in the process (1, 2, ...), which retry, which run
+    step: int
+    attempt: int
+    temporal_run_id: str = Field(max_length=64)
+    error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+#: Rows every database starts with, id by id, from the state enums.
+SEEDS: dict[str, list[dict[str, object]]] = {
+    "workflow_statuses": [{"id": s.value, "name": s.label} for s in WorkflowStatus],
+    "workflow_process_statuses": [{"id": s.value, "name": s.label} for s in ProcessStatus],
+    "workflow_process_activity_log_statuses": [{"id": s.value, "name": s.label} for s in AttemptStatus],
+}

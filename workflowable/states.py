@@ -1,0 +1,82 @@
+"""The states of processes, workflows and attempts, and the one table of allowed moves.
+
+The enum values are the seeded database ids, so a member can be written to the mirror as it is.
+This module is imported by the Temporal workflow and must stay free of I/O.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ProcessStatus(IntEnum):
+    """Status of a workflow process; values are `workflow_process_statuses.id`."""
+
+    CREATED = 1  #: written by trigger_event, no Temporal workflow yet
+    PENDING = 2  #: waiting until next_run_at (durable timer) for a transition to pass
+    DISPATCHED = 3  #: its Temporal workflow was started, no worker has picked it up yet
+    RUNNING = 4  #: the workflow is walking the graph
+    PAUSED = 5  #: halted by request; no new activity starts
+    FAILED = 6  #: an activity exhausted its retry policy
+    COMPLETED = 7  #: no outgoing transition remained
+    CANCELLED = 8  #: cancelled by request
+
+    @property
+    def label(self) -> str:
+        return self.name.capitalize()
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+    def can_move_to(self, target: ProcessStatus) -> bool:
+        return target in TRANSITIONS[self]
+
+
+S = ProcessStatus
+
+#: Every allowed move, from -> the set of targets. The mirror only ever applies these.
+TRANSITIONS: dict[ProcessStatus, frozenset[ProcessStatus]] = {
+    S.CREATED: frozenset({S.DISPATCHED, S.PAUSED, S.CANCELLED}),
+    S.PENDING: frozenset({S.DISPATCHED, S.RUNNING, S.PAUSED, S.CANCELLED}),
+    S.DISPATCHED: frozenset({S.RUNNING, S.PAUSED, S.CANCELLED}),
+    S.RUNNING: frozenset({S.PENDING, S.PAUSED, S.FAILED, S.COMPLETED, S.CANCELLED}),
+    S.PAUSED: frozenset({S.CREATED, S.PENDING, S.DISPATCHED, S.RUNNING, S.CANCELLED}),
+    S.FAILED: frozenset({S.DISPATCHED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+TERMINAL: frozenset[ProcessStatus] = frozenset({S.FAILED, S.COMPLETED, S.CANCELLED})
+
+del S
+
+
+def sources_of(target: ProcessStatus) -> frozenset[ProcessStatus]:
+    """Every status from which `target` may be reached."""
+    return frozenset(source for source, targets in TRANSITIONS.items() if target in targets)
+
+
+class WorkflowStatus(IntEnum):
+    """Status of a workflow definition; values are `workflow_statuses.id`."""
+
+    DRAFT = 1  #: editable, never runs
+    ACTIVE = 2  #: triggered by its event, no longer editable
+    DEACTIVATED = 3  #: no new processes; live ones run on
+    ARCHIVED = 4  #: retired, with no active processes left
+
+    @property
+    def label(self) -> str:
+        return self.name.capitalize()
+
+
+class AttemptStatus(IntEnum):
+    """Status of one activity attempt; values are `workflow_process_activity_log_statuses.id`."""
+
+    IN_PROGRESS = 1
+    SUCCESS = 2
+    FAILURE = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("_", " ").title()

@@ -1,0 +1,32 @@
+"""`build_worker`: the single list of what a worker registers, used by the CLI, demo and tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from .activities import ProcessActivities
+from .definitions import Catalog
+from .mirror import Mirror
+from .workflow import ProcessWorkflow
+
+#: The workflow imports only states and messages, but the package's __init__ pulls in the client
+#: side too; passing the package through keeps the sandbox from re-importing all of it.
+SANDBOX = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflowable"))
+
+
+def build_worker(client: Client, engine: AsyncEngine, catalog: Catalog, *, task_queue: str, **options: Any) -> Worker:
+    """A Temporal worker serving the process workflow and every activity type in `catalog`."""
+    activities = ProcessActivities(Mirror(engine), catalog)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ProcessWorkflow],
+        activities=activities.all(),
+        workflow_runner=SANDBOX,
+        **options,
+    )
