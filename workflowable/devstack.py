@@ -7,18 +7,25 @@ Both are real servers started as child processes and stopped by their own proces
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
 from .errors import WorkflowableError
 from .messages import SEARCH_ATTRIBUTES
+from .settings import DEFAULT_TEMPORAL_ADDRESS, Settings
+
+#: The web UI's port in the dev stack, as `temporal server start-dev` has it by default.
+DEV_UI_PORT = 8233
 
 #: The dev server polls its task queues 20 times a second by default; letting it poll freely
 #: takes a three-activity workflow from about 200 ms to about 66 ms here.
@@ -147,3 +154,35 @@ class EmbeddedPostgres:
         server, self._server = self._server, None
         if server is not None:
             server.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def dev_stack(settings: Settings, *, log: Callable[[str], None] = print) -> AsyncIterator[Settings]:
+    """Start whatever `settings` leaves unset (Postgres, Temporal), migrate, and yield settings
+    that point at the running servers. Everything started here is stopped on exit."""
+    from .database import upgrade
+
+    started: list[EmbeddedPostgres | TemporalDevServer] = []
+    try:
+        database_url = settings.database_url.get_secret_value() if settings.database_url else None
+        if database_url is None:
+            postgres = EmbeddedPostgres(settings.state_dir)
+            database_url = postgres.start()
+            started.append(postgres)
+            log(f"Postgres (embedded) running, data in {postgres.data_dir}")
+        upgrade(database_url)
+        log("Mirror schema migrated to the latest revision")
+        address = settings.temporal_address
+        if address is None:
+            host, port = DEFAULT_TEMPORAL_ADDRESS.split(":")
+            server = TemporalDevServer(
+                port=int(port), ui_port=DEV_UI_PORT, db_file=settings.state_dir.resolve() / "temporal.db",
+                namespace=settings.temporal_namespace, log_file=settings.state_dir.resolve() / "temporal.log",
+            )
+            address = await server.start()
+            started.append(server)
+            log(f"Temporal dev server on {address}, web UI on {server.ui_url}, search attributes registered")
+        yield settings.model_copy(update={"database_url": SecretStr(database_url), "temporal_address": address})
+    finally:
+        for server in reversed(started):
+            server.stop()
