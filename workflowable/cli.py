@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -36,6 +38,8 @@ def load_types(spec: str | None) -> list[type]:
     if not spec or ":" not in spec:
         raise WorkflowableError(f"--app wants 'module:attribute' naming a list of types, got {spec!r}")
     module_name, attribute = spec.split(":", 1)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: the app lives beside where it is run
     try:
         types = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:

@@ -103,9 +103,12 @@ class Mirror:
             await _upsert_attempt(conn, key, AttemptStatus.IN_PROGRESS, started_at=started_at)
 
     async def succeed_attempt(self, key: AttemptKey, started_at: datetime, completed_at: datetime, outputs: Mapping[str, str]) -> None:
-        """Close the attempt as Success, write its output tokens and move the position, atomically."""
+        """Close the attempt as Success, write its output tokens and move the position, atomically.
+
+        Repeating it changes nothing: an attempt closes once, and its tokens go with that close."""
         async with self.engine.begin() as conn:
-            await _upsert_attempt(conn, key, AttemptStatus.SUCCESS, started_at=started_at, completed_at=completed_at)
+            if not await _upsert_attempt(conn, key, AttemptStatus.SUCCESS, started_at=started_at, completed_at=completed_at):
+                return
             if outputs:
                 await conn.execute(
                     tokens.insert(),
@@ -235,20 +238,19 @@ async def _upsert_attempt(
     started_at: datetime,
     completed_at: datetime | None = None,
     error: str | None = None,
-) -> None:
-    row = {
-        "workflow_process_id": key.process_id,
-        "workflow_activity_id": key.activity_id,
-        "workflow_process_activity_log_status_id": status,
-        "started_at": started_at,
-        "completed_at": completed_at,
-        "step": key.step,
-        "attempt": key.attempt,
-        "temporal_run_id": key.run_id,
-        "error": error,
-    }
-    statement = pg_insert(attempts).values(row)
-    still_open = attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS
+) -> bool:
+    """Insert the attempt's row or update it while it is still In Progress; True if it wrote."""
+    statement = pg_insert(attempts).values(
+        workflow_process_id=key.process_id,
+        workflow_activity_id=key.activity_id,
+        workflow_process_activity_log_status_id=status,
+        started_at=started_at,
+        completed_at=completed_at,
+        step=key.step,
+        attempt=key.attempt,
+        temporal_run_id=key.run_id,
+        error=error,
+    )
     statement = statement.on_conflict_do_update(
         constraint="workflow_process_activity_logs_attempt_key",
         set_={
@@ -257,10 +259,10 @@ async def _upsert_attempt(
             "error": statement.excluded.error,
             "updated_at": sa.func.now(),
         },
-        # A closed attempt stays closed: a late retry of the In Progress write must not reopen it.
-        where=still_open if status is AttemptStatus.IN_PROGRESS else None,
+        # A closed attempt stays closed: a late or repeated write must not reopen or rewrite it.
+        where=attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS,
     )
-    await conn.execute(statement)
+    return (await conn.execute(statement.returning(attempts.c.id))).first() is not None
 
 
 async def _load_activities(conn: AsyncConnection, head: Any) -> list[ActivityStep]:

@@ -1,0 +1,65 @@
+"""Determinism: recorded histories of the process workflow must replay on the current code.
+
+A change to workflowable/workflow.py that would break running processes fails here. To record
+fresh histories after an intended, versioned change: WORKFLOWABLE_RECORD_HISTORIES=1 scripts/test tests/e2e/test_replay.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from tests.conftest import unique
+from tests.e2e.test_runner import GATE, Boom, FailingEvent, GateOpen, Noop, WaitingEvent
+from workflowable import Condition, ProcessStatus, WorkflowDefinition
+from workflowable.messages import workflow_id_for
+from workflowable.worker import SANDBOX
+from workflowable.workflow import ProcessWorkflow
+
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+
+
+def replayer() -> Replayer:
+    return Replayer(workflows=[ProcessWorkflow], workflow_runner=SANDBOX)
+
+
+async def test_recorded_histories_replay():
+    files = sorted(HISTORIES.glob("*.json"))
+    assert files, f"no recorded histories in {HISTORIES}"
+    for file in files:
+        history = WorkflowHistory.from_json(file.stem, file.read_text())
+        await replayer().replay_workflow(history)
+
+
+async def test_fresh_histories_replay(client, run_worker, task_queue):
+    """A wait on a timer, a condition, a success and a failure, replayed right after they ran."""
+    WaitingEvent.task_queue = FailingEvent.task_queue = task_queue
+    GATE.clear()
+    waiting = WorkflowDefinition(unique("replay-wait"), event=WaitingEvent, retry_interval=1)
+    first, last = waiting.activity("first", Noop), waiting.activity("last", Noop)
+    waiting.start(first)
+    waiting.transition(first, last, when=[Condition(GateOpen)])
+    failing = WorkflowDefinition(unique("replay-fail"), event=FailingEvent, max_attempts=2, retry_backoff=0.1)
+    failing.start(failing.activity("boom", Boom))
+    for flow in (waiting, failing):
+        await client.save_workflow(flow, activate=True)
+    async with run_worker([Noop, Boom, GateOpen], task_queue=task_queue):
+        ran = [*await client.trigger_event(WaitingEvent(n=1)), *await client.trigger_event(FailingEvent(n=1))]
+        for _ in range(100):
+            if (await client.get_process(ran[0].id)).status is ProcessStatus.PENDING:
+                break
+            await asyncio.sleep(0.05)
+        GATE.set()  # the waiting process passes on its next check, after its timer
+        for process in ran:
+            await client.wait_for_process(process.id, timeout=60)
+    for name, process in zip(("completed", "failed"), ran):
+        history = await client.temporal.get_workflow_handle(workflow_id_for(process.id)).fetch_history()
+        await replayer().replay_workflow(history)
+        if os.environ.get("WORKFLOWABLE_RECORD_HISTORIES"):
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
+    for flow in (waiting, failing):
+        await client.deactivate_workflow(flow.name)

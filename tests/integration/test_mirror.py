@@ -1,0 +1,94 @@
+"""Mirror writes are safe to repeat and only ever move along the transition table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import unique
+from workflowable import ActivityType, ProcessStatus, WorkflowDefinition, WorkflowEvent
+from workflowable.messages import StatusChange
+from workflowable.mirror import AttemptKey
+from workflowable.states import AttemptStatus, TRANSITIONS
+
+S = ProcessStatus
+
+
+class MirrorEvent(WorkflowEvent):
+    n: int
+
+
+class MirrorStep(ActivityType):
+    pass
+
+
+@pytest.fixture
+async def process(client):
+    flow = WorkflowDefinition(unique("mirror"), event=MirrorEvent)
+    flow.start(flow.activity("step", MirrorStep))
+    workflow_id = await client.save_workflow(flow, activate=True)
+    created, = await client.trigger_event(MirrorEvent(n=1), dispatch=False)
+    await client.deactivate_workflow(workflow_id)
+    async with client.engine.connect() as conn:
+        activity_id = await conn.scalar(sa.text("SELECT id FROM workflow_activities WHERE workflow_id = :w"), {"w": workflow_id})
+    return created.id, activity_id
+
+
+async def force_status(client, process_id: int, status: ProcessStatus) -> None:
+    async with client.engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE workflow_processes SET workflow_process_status_id = :s WHERE id = :p"), {"s": int(status), "p": process_id})
+
+
+@pytest.mark.parametrize("source", list(S))
+async def test_a_status_move_applies_only_if_the_table_allows_it(client, process, source):
+    process_id, _ = process
+    for target in S:
+        await force_status(client, process_id, source)
+        moved = await client.mirror.set_status(StatusChange(process_id, target))
+        now = (await client.get_process(process_id)).status
+        assert moved == (target in TRANSITIONS[source]), (source, target)
+        assert now == (target if moved else source)
+
+
+async def test_timestamps_follow_the_moves(client, process):
+    process_id, _ = process
+    await client.mirror.begin_run(process_id, "run-1")
+    first = await client.get_process(process_id)
+    assert first.status is S.RUNNING and first.first_run_at is not None and first.last_run_at == first.first_run_at
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await client.mirror.set_status(StatusChange(process_id, S.PENDING, next_run_at=later))
+    assert (await client.get_process(process_id)).next_run_at == later
+    await client.mirror.set_status(StatusChange(process_id, S.RUNNING))
+    again = await client.get_process(process_id)
+    assert again.first_run_at == first.first_run_at and again.last_run_at > first.last_run_at
+    await client.mirror.set_status(StatusChange(process_id, S.COMPLETED))
+    assert (await client.get_process(process_id)).completed_at is not None
+    assert not await client.mirror.begin_run(process_id, "run-2")  # a terminal state is never left
+    assert (await client.get_process(process_id)).status is S.COMPLETED
+
+
+async def test_repeated_attempt_writes_leave_one_row(client, process):
+    process_id, activity_id = process
+    key = AttemptKey(process_id, activity_id, "run-1", step=1, attempt=1)
+    start = datetime.now(UTC)
+    end = start + timedelta(milliseconds=5)
+    await client.mirror.start_attempt(key, start)
+    await client.mirror.start_attempt(key, start)
+    await client.mirror.succeed_attempt(key, start, end, {"out": "v"})
+    await client.mirror.succeed_attempt(key, start, end + timedelta(seconds=1), {"out": "v"})  # a repeated close
+    await client.mirror.start_attempt(key, start)  # a late retry of the In Progress write
+    seen = await client.get_process(process_id)
+    assert [(a.status, a.completed_at) for a in seen.attempts] == [(AttemptStatus.SUCCESS, end)]
+    assert seen.position == activity_id
+    assert [(t.key, t.value, t.activity_id) for t in seen.tokens if t.activity_id] == [("out", "v", activity_id)]
+
+    second = AttemptKey(process_id, activity_id, "run-1", step=2, attempt=1)
+    await client.mirror.start_attempt(second, end)
+    await client.mirror.fail_attempt(second, end, end, "RuntimeError: no")
+    await client.mirror.fail_attempt(second, end, end, "RuntimeError: no")
+    seen = await client.get_process(process_id)
+    assert [(a.step, a.status, a.error) for a in seen.attempts] == [
+        (1, AttemptStatus.SUCCESS, None), (2, AttemptStatus.FAILURE, "RuntimeError: no")
+    ]
