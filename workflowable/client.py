@@ -13,7 +13,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from . import catalog
 from .database import create_engine, database_url
 from .definitions import WorkflowEvent
-from .errors import InvalidEventPayload, ProcessNotFound
+from .errors import InvalidEventPayload
 from .graph import WorkflowDefinition
 from .messages import (
     EVENT_ATTRIBUTE,
@@ -91,7 +91,7 @@ class Workflowable:
             raise InvalidEventPayload(type(event).__name__, [{"loc": (), "msg": "not a WorkflowEvent instance"}])
         event_type = type(event)
         # Validate again: model_construct() or mutation could have bypassed the constructor.
-        input_tokens = event_type(**event.model_dump()).to_tokens()
+        input_tokens = event_type(**event.model_dump(warnings=False)).to_tokens()
         queue = event_type.task_queue or self.settings.task_queue
         async with self.engine.begin() as conn:
             bound = await catalog.active_workflows_for(conn, event_type)
@@ -136,12 +136,10 @@ class Workflowable:
 
     async def wait_for_process(self, process_id: int, *, timeout: float = 60.0) -> Process:
         """Wait for the process's workflow to end (completed or failed) and return the mirror's view."""
-        if not isinstance(process_id, int):
-            raise ProcessNotFound(process_id)
+        await self.get_process(process_id)  # an unknown id is a ProcessNotFound, not a Temporal error
         handle = self.temporal.get_workflow_handle(workflow_id_for(process_id))
         try:
             await asyncio.wait_for(handle.result(), timeout)
         except WorkflowFailureError:
             pass  # a Failed process is a result too; its error is in the mirror
         return await self.get_process(process_id)
-

