@@ -2,12 +2,16 @@
 activities through which the workflow reads its plan, checks conditions and moves its status.
 
 Every attempt of an activity writes its own row: In Progress when it starts, then Success (with
-its output tokens and the new position, atomically) or Failure with the error.
+its output tokens and the new position, atomically) or Failure with the error, a cancellation
+included. While a handler runs, the attempt heartbeats every second, so that a cancel reaches
+it within seconds and a dead worker's attempt is noticed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,9 +19,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext
-from .errors import InvalidParameters, UnknownType
-from .messages import ActivityInput, ActivityOutput, ChooseInput, ProcessInput, ProcessPlan, StatusChange
+from .dispatch import SweepResult, process_runs
+from .errors import InvalidParameters, NonRetryable, UnknownType
+from .messages import ActivityInput, ActivityOutput, AttemptClose, ChooseInput, ProcessInput, ProcessPlan, StatusChange
 from .mirror import AttemptKey, Mirror
+
+HEARTBEAT_EVERY = 1.0  # seconds
 
 
 def _now() -> datetime:
@@ -25,7 +32,23 @@ def _now() -> datetime:
 
 
 def describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+async def _heartbeating(work: Awaitable[None]) -> None:
+    """Run `work`, heartbeating meanwhile; a cancel of this activity cancels `work` too."""
+    task = asyncio.ensure_future(work)
+    try:
+        while not task.done():
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
+            if not done:
+                activity.heartbeat()
+        task.result()
+    except asyncio.CancelledError:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
 
 
 class ProcessActivities:
@@ -37,13 +60,35 @@ class ProcessActivities:
 
     @activity.defn(name="workflowable.begin_process")
     async def begin_process(self, input: ProcessInput) -> ProcessPlan:
-        """Mark the process Running and return its graph, position and tokens."""
+        """Mark the process Running (unless it was paused or ended meanwhile) and return its plan."""
         await self.mirror.begin_run(input.process_id, activity.info().workflow_run_id)
         return await self.mirror.load_plan(input.process_id)
 
     @activity.defn(name="workflowable.set_status")
     async def set_status(self, change: StatusChange) -> bool:
         return await self.mirror.set_status(change)
+
+    @activity.defn(name="workflowable.close_attempt")
+    async def close_attempt(self, close: AttemptClose) -> None:
+        """Close an attempt whose worker could not (it died or hung) as Failure, if still open."""
+        key = AttemptKey(close.process_id, close.activity_id, close.run_id, close.step, close.attempt)
+        now = _now()
+        await self.mirror.fail_attempt(key, now, now, close.error)
+
+    @activity.defn(name="workflowable.request_cancel")
+    async def request_cancel(self, workflow_id: str) -> None:
+        """Ask Temporal to cancel the workflow (a workflow cannot cancel itself)."""
+        await activity.client().get_workflow_handle(workflow_id).cancel()
+
+    @activity.defn(name="workflowable.process_runs")
+    async def process_runs(self) -> str:
+        """The `process-runs` sweep, run by the Temporal Schedule `workflowable schedule install` makes."""
+
+        def beat(result: SweepResult) -> None:
+            activity.heartbeat(result.dispatched)
+
+        result = await process_runs(self.mirror.engine, activity.client(), progress=beat)
+        return f"{result.dispatched} dispatched of {result.due} due, {result.already_live} already running"
 
     @activity.defn(name="workflowable.choose_transition")
     async def choose_transition(self, input: ChooseInput) -> int | None:
@@ -66,8 +111,7 @@ class ProcessActivities:
         mirror = self.mirror
 
         async def run(input: ActivityInput) -> ActivityOutput:
-            info = activity.info()
-            key = AttemptKey(input.process_id, input.activity_id, info.workflow_run_id, input.step, info.attempt)
+            key = AttemptKey(input.process_id, input.activity_id, activity.info().workflow_run_id, input.step, input.attempt)
             started_at = _now()
             await mirror.start_attempt(key, started_at)
             try:
@@ -75,24 +119,30 @@ class ProcessActivities:
                     process_id=input.process_id,
                     activity_id=input.activity_id,
                     activity_name=input.activity_name,
-                    attempt=info.attempt,
+                    attempt=input.attempt,
                     tokens=dict(input.tokens),
                     parameters=_parameters(activity_type, input.parameters),
                 )
-                await activity_type().handle(ctx)
+                await _heartbeating(activity_type().handle(ctx))
+            except asyncio.CancelledError:
+                await mirror.fail_attempt(key, started_at, _now(), _cancel_reason())
+                raise
+            except NonRetryable as exc:
+                await mirror.fail_attempt(key, started_at, _now(), describe_error(exc))
+                raise ApplicationError(str(exc), type="NonRetryable", non_retryable=True) from exc
             except Exception as exc:
                 await mirror.fail_attempt(key, started_at, _now(), describe_error(exc))
                 raise
             await mirror.succeed_attempt(key, started_at, _now(), ctx.outputs)
-            return ActivityOutput(outputs=ctx.outputs)
+            return ActivityOutput(outputs=ctx.outputs, wait_until=ctx.wait_until)
 
         run.__name__ = run.__qualname__ = activity_type.type_name()
         return activity.defn(name=activity_type.type_name())(run)
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity to register on a worker: the local ones and one per activity type."""
-        local = [self.begin_process, self.set_status, self.choose_transition]
-        return local + [self.activity_for(kind) for kind in self.catalog.activities.values()]
+        own = [self.begin_process, self.set_status, self.close_attempt, self.request_cancel, self.process_runs, self.choose_transition]
+        return own + [self.activity_for(kind) for kind in self.catalog.activities.values()]
 
     @staticmethod
     def _known(lookup: Callable[[str], Any], name: str) -> Any:
@@ -103,9 +153,15 @@ class ProcessActivities:
             raise ApplicationError(str(exc), type="UnknownType", non_retryable=True) from None
 
 
+def _cancel_reason() -> str:
+    details = activity.cancellation_details()
+    if details is not None and details.worker_shutdown:
+        return "Cancelled: the worker shut down during the attempt"
+    return "Cancelled: the process was cancelled during the attempt"
+
+
 def _parameters(kind: Any, values: dict[str, Any]) -> Any:
     try:
         return kind.validate_parameters(values)
     except InvalidParameters as exc:
         raise ApplicationError(str(exc), type="InvalidParameters", non_retryable=True) from None
-

@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from . import catalog
 from .database import create_engine, database_url
 from .definitions import WorkflowEvent
-from .errors import InvalidEventPayload
+from .dispatch import SweepResult, process_runs, start_process_workflow
+from .errors import InvalidEventPayload, InvalidStateChange, WorkflowableError
 from .graph import WorkflowDefinition
-from .messages import (
-    EVENT_ATTRIBUTE,
-    PROCESS_ID_ATTRIBUTE,
-    PROCESS_WORKFLOW,
-    STATUS_ATTRIBUTE,
-    WORKFLOW_ATTRIBUTE,
-    ProcessInput,
-    workflow_id_for,
-)
-from .mirror import Mirror, NewProcess, insert_processes
+from .messages import ProcessState, workflow_id_for
+from .mirror import DispatchTarget, Mirror, NewProcess, insert_processes, select_dispatch_targets
 from .reporting import Process, get_process, load_processes
 from .settings import Settings
-from .states import ProcessStatus, WorkflowStatus
+from .states import SWEPT, ProcessStatus, Request, WorkflowStatus
 
 
 class Workflowable:
@@ -81,54 +77,125 @@ class Workflowable:
 
     # Processes
 
-    async def trigger_event(self, event: WorkflowEvent, *, dispatch: bool = True) -> list[Process]:
+    async def trigger_event(self, event: WorkflowEvent, *, dispatch: bool = True, run_at: datetime | None = None) -> list[Process]:
         """Create one Created process per Active workflow bound to the event, then dispatch each.
 
         The processes and their input tokens are written in one transaction; nothing is written
-        if the event does not validate.
+        if the event does not validate. With `dispatch=False`, or a `run_at` in the future, they
+        stay Created until `dispatch_process` or the `process-runs` sweep (once due) starts them.
         """
         if not isinstance(event, WorkflowEvent):
             raise InvalidEventPayload(type(event).__name__, [{"loc": (), "msg": "not a WorkflowEvent instance"}])
+        if run_at is not None and run_at.tzinfo is None:
+            raise WorkflowableError("run_at must be a timezone-aware datetime")
         event_type = type(event)
         # Validate again: model_construct() or mutation could have bypassed the constructor.
         input_tokens = event_type(**event.model_dump(warnings=False)).to_tokens()
         queue = event_type.task_queue or self.settings.task_queue
         async with self.engine.begin() as conn:
             bound = await catalog.active_workflows_for(conn, event_type)
-            ids = await insert_processes(conn, [NewProcess(w.id, queue) for w in bound], input_tokens)
-        if dispatch and ids:
-            event_name = event_type.event_name()
-            await asyncio.gather(*(self._start(pid, queue, w.name, event_name) for pid, w in zip(ids, bound, strict=True)))
+            ids = await insert_processes(conn, [NewProcess(w.id, queue) for w in bound], input_tokens, next_run_at=run_at)
+        if dispatch and ids and (run_at is None or run_at <= datetime.now(UTC)):
+            async with self.engine.connect() as conn:
+                targets = await select_dispatch_targets(conn, ids=ids)
+            await asyncio.gather(*(self._dispatch(target) for target in targets))
         async with self.engine.connect() as conn:
             return await load_processes(conn, ids)
 
-    async def dispatch_process(self, process_id: int, queue: str | None = None) -> None:
-        """Start the process's Temporal workflow (a no-op if it already has one)."""
-        labels = await self.mirror.labels(process_id)
-        await self._start(process_id, queue or labels.queue, labels.workflow_name, labels.event_name)
+    async def dispatch_process(self, process_id: int, queue: str | None = None) -> Process:
+        """Start the Temporal workflow of a Created or Pending process (a no-op if it has one)."""
+        target = await self.mirror.dispatch_target(process_id)
+        if target.status not in SWEPT:
+            raise InvalidStateChange(process_id, target.status, "dispatch")
+        await self._dispatch(target, queue)
+        return await self.get_process(process_id)
 
-    async def _start(self, process_id: int, queue: str, workflow_name: str, event_name: str) -> None:
-        attributes = TypedSearchAttributes(
-            [
-                SearchAttributePair(PROCESS_ID_ATTRIBUTE, process_id),
-                SearchAttributePair(STATUS_ATTRIBUTE, ProcessStatus.DISPATCHED.label),
-                SearchAttributePair(WORKFLOW_ATTRIBUTE, workflow_name),
-                SearchAttributePair(EVENT_ATTRIBUTE, event_name),
-            ]
-        )
-        try:
-            handle = await self.temporal.start_workflow(
-                PROCESS_WORKFLOW,
-                ProcessInput(process_id),
-                id=workflow_id_for(process_id),
-                task_queue=queue,
-                search_attributes=attributes,
-                static_summary=f"{workflow_name}: process {process_id} ({event_name})",
-            )
-            run_id: str | None = handle.first_execution_run_id
-        except WorkflowAlreadyStartedError:
-            run_id = None  # the workflow id makes a second start a no-op
+    async def _dispatch(self, target: DispatchTarget, queue: str | None = None) -> None:
+        run_id = await start_process_workflow(self.temporal, target, queue)
+        if run_id is not None:
+            await self.mirror.mark_dispatched(target.process_id, run_id)
+
+    async def process_runs(self, *, batch_size: int = 200, progress: Callable[[SweepResult], None] | None = None) -> SweepResult:
+        """Dispatch every due Created or Pending process without a live workflow, highest priority first."""
+        return await process_runs(self.engine, self.temporal, batch_size=batch_size, progress=progress)
+
+    async def pause_process(self, process_id: int, *, timeout: float = 30.0) -> Process:
+        """Pause: the attempt in flight finishes, no new one starts. Valid from Created, Pending,
+        Dispatched and Running; returns once the mirror shows Paused."""
+        return await self._request(process_id, Request.PAUSE, timeout)
+
+    async def resume_process(self, process_id: int, *, timeout: float = 30.0) -> Process:
+        """Resume a Paused process where it was; returns once the mirror shows it."""
+        return await self._request(process_id, Request.RESUME, timeout)
+
+    async def cancel_process(self, process_id: int, *, timeout: float = 30.0) -> Process:
+        """Cancel a live process, the activity in flight included; returns once it is Cancelled."""
+        return await self._request(process_id, Request.CANCEL, timeout)
+
+    async def retry_process(self, process_id: int) -> Process:
+        """Run a Failed process again from its last successful activity, as a new run of its workflow id."""
+        target = await self.mirror.dispatch_target(process_id)
+        if not Request.RETRY.allowed_from(target.status):
+            raise InvalidStateChange(process_id, target.status, Request.RETRY.value)
+        run_id = await start_process_workflow(self.temporal, target)
+        if run_id is None:
+            raise WorkflowableError(f"process {process_id} is Failed in the mirror but its workflow is running; run reconcile")
         await self.mirror.mark_dispatched(process_id, run_id)
+        return await self.get_process(process_id)
+
+    async def wake_process(self, process_id: int) -> None:
+        """Check a Pending process's transitions now rather than at its next_run_at."""
+        handle = await self._live_handle(process_id)
+        if handle is None:
+            raise InvalidStateChange(process_id, (await self.get_process(process_id)).status, "wake")
+        await handle.signal("wake")
+
+    async def get_live_state(self, process_id: int) -> ProcessState | None:
+        """The running workflow's own view of the process (its `state` query); None without one."""
+        handle = await self._live_handle(process_id)
+        if handle is None:
+            return None
+        return await handle.query("state", result_type=ProcessState)
+
+    async def _live_handle(self, process_id: int) -> WorkflowHandle[Any, Any] | None:
+        handle = self.temporal.get_workflow_handle(workflow_id_for(process_id))
+        try:
+            description = await handle.describe()
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return handle if description.status is WorkflowExecutionStatus.RUNNING else None
+
+    async def _request(self, process_id: int, request: Request, timeout: float) -> Process:
+        """Check the request against the mirror, then have the live workflow apply it (an
+        update, which its validator may refuse) or, without one, apply it to the mirror."""
+        process = await self.get_process(process_id)
+        if not request.allowed_from(process.status):
+            raise InvalidStateChange(process_id, process.status, request.value)
+        handle = await self._live_handle(process_id)
+        if handle is None:
+            if not await self.mirror.apply_without_workflow(process_id, request):
+                raise InvalidStateChange(process_id, (await self.get_process(process_id)).status, request.value)
+            return await self.get_process(process_id)
+        try:
+            await asyncio.wait_for(handle.execute_update(request.value, result_type=str), timeout)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == "InvalidStateChange":
+                raise InvalidStateChange(process_id, ProcessStatus(cause.details[1]), request.value) from None
+            raise
+        except asyncio.TimeoutError:
+            raise WorkflowableError(
+                f"process {process_id} did not acknowledge {request.value} within {timeout} s; "
+                f"is a worker serving its queue {process.queue!r}?"
+            ) from None
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            # The workflow ended between the check and the request.
+            raise InvalidStateChange(process_id, (await self.get_process(process_id)).status, request.value) from None
+        return await self.get_process(process_id)
 
     async def get_process(self, process_id: int) -> Process:
         """Status, position, timestamps, tokens and attempts of one process, from the mirror."""

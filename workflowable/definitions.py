@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -109,10 +109,18 @@ class ActivityContext(Generic[P]):
     tokens: Mapping[str, str]
     parameters: P
     outputs: dict[str, str] = field(default_factory=dict)
+    wait_until: datetime | None = None
 
     def set_output(self, key: str, value: Any) -> None:
         """Write an output token; it commits with this attempt's Success row, or not at all."""
         self.outputs[check_token_key(key)] = encode_token_value(value)
+
+    def retry_transitions_at(self, when: datetime) -> None:
+        """If no transition passes after this activity, wait until `when` (not just the
+        workflow's retry_interval) before checking them again."""
+        if when.tzinfo is None:
+            raise ValueError("retry_transitions_at wants a timezone-aware datetime")
+        self.wait_until = when
 
 
 class ActivityType(_ConfigurableType, Generic[P]):

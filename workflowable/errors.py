@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .states import ProcessStatus
+
 
 class WorkflowableError(Exception):
     """Workflowable could not do what was asked."""
@@ -38,6 +40,20 @@ class InvalidParameters(WorkflowableError):
 
 class InvalidToken(WorkflowableError):
     """A token key or value cannot be stored."""
+
+
+class NonRetryable(WorkflowableError):
+    """Raised by an activity handler: the step fails at once, without further attempts."""
+
+
+class InvalidStateChange(WorkflowableError):
+    """The request is not valid for the process in its current status; nothing was changed."""
+
+    def __init__(self, process_id: int, status: ProcessStatus, request: str) -> None:
+        self.process_id = process_id
+        self.status = status
+        self.request = request
+        super().__init__(f"process {process_id} is {status.label}: cannot {request} it")
 
 
 class InvalidDefinition(WorkflowableError):

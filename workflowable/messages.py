@@ -14,6 +14,9 @@ from temporalio.common import SearchAttributeKey
 #: The workflow type that interprets every workflow graph, and its ids.
 PROCESS_WORKFLOW = "WorkflowProcess"
 WORKFLOW_ID_PREFIX = "workflow-process-"
+#: The sweep's workflow type, and the id of the Temporal Schedule that runs it.
+PROCESS_RUNS_WORKFLOW = "WorkflowableProcessRuns"
+PROCESS_RUNS_SCHEDULE = "workflowable-process-runs"
 
 #: Search attributes kept current by the workflow so the Temporal UI can filter processes.
 PROCESS_ID_ATTRIBUTE = SearchAttributeKey.for_int("WorkflowableProcessId")
@@ -90,7 +93,8 @@ class ActivityInput:
     process_id: int
     activity_id: int
     activity_name: str
-    step: int
+    step: int  #: which execution of an activity in this process: 1, 2, ...
+    attempt: int  #: which attempt of that step: 1, 2, ... (the workflow drives retries)
     parameters: dict[str, Any]
     tokens: dict[str, str]
 
@@ -98,6 +102,33 @@ class ActivityInput:
 @dataclass
 class ActivityOutput:
     outputs: dict[str, str]
+    wait_until: datetime | None = None  #: the activity asks not to check transitions before then
+
+
+@dataclass
+class AttemptClose:
+    """An attempt the worker could not close itself (it died or timed out): close it as Failure."""
+
+    process_id: int
+    activity_id: int
+    run_id: str
+    step: int
+    attempt: int
+    error: str
+
+
+@dataclass
+class ProcessState:
+    """The workflow's live view of its process, answered by the `state` query."""
+
+    process_id: int
+    status: int
+    status_label: str
+    position: int | None
+    tokens: dict[str, str]
+    paused_from: int | None  #: the status a resume returns to
+    cancelling: bool
+    next_run_at: datetime | None
 
 
 @dataclass

@@ -31,11 +31,12 @@ from .models import (
     WorkflowEventRow,
     WorkflowProcessActivityLogRow,
     WorkflowProcessRow,
+    WorkflowPriorityRow,
     WorkflowProcessTokenRow,
     WorkflowRow,
     WorkflowTransitionRow,
 )
-from .states import AttemptStatus, ProcessStatus, sources_of
+from .states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, sources_of
 
 processes = WorkflowProcessRow.__table__
 tokens = WorkflowProcessTokenRow.__table__
@@ -55,6 +56,18 @@ condition_parameters = WorkflowConditionParameterRow.__table__
 class NewProcess:
     workflow_id: int
     queue: str
+
+
+@dataclass(frozen=True)
+class DispatchTarget:
+    """What starting a process's Temporal workflow needs, read from the mirror."""
+
+    process_id: int
+    status: ProcessStatus
+    queue: str
+    workflow_name: str
+    event_name: str
+    priority: int
 
 
 @dataclass(frozen=True)
@@ -87,15 +100,50 @@ class Mirror:
         async with self.engine.begin() as conn:
             return await _move(conn, change)
 
-    async def begin_run(self, process_id: int, run_id: str) -> bool:
-        """The workflow started: Created -> Dispatched (if the client has not marked it yet) -> Running."""
+    async def begin_run(self, process_id: int, run_id: str) -> ProcessStatus:
+        """A workflow run starts: to Dispatched if the dispatcher has not written that yet (from
+        Created, or from Failed for a retry's new run), then Running. A process paused or ended
+        in the meantime is left as it is. Returns the status it is in."""
         async with self.engine.begin() as conn:
-            await _move(conn, StatusChange(process_id, ProcessStatus.DISPATCHED), run_id=run_id)
-            return await _move(conn, StatusChange(process_id, ProcessStatus.RUNNING), run_id=run_id)
+            row = (
+                await conn.execute(
+                    sa.select(processes.c.workflow_process_status_id, processes.c.temporal_run_id)
+                    .where(processes.c.id == process_id)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if row is None:
+                raise ProcessNotFound(process_id)
+            status = ProcessStatus(row.workflow_process_status_id)
+            new_run = row.temporal_run_id != run_id
+            if status is ProcessStatus.CREATED or (status is ProcessStatus.FAILED and new_run):
+                await _move(conn, StatusChange(process_id, ProcessStatus.DISPATCHED), run_id=run_id)
+                status = ProcessStatus.DISPATCHED
+            if status in (ProcessStatus.DISPATCHED, ProcessStatus.PENDING):
+                await _move(conn, StatusChange(process_id, ProcessStatus.RUNNING), run_id=run_id)
+                status = ProcessStatus.RUNNING
+            return status
 
-    async def mark_dispatched(self, process_id: int, run_id: str | None) -> bool:
+    async def apply_without_workflow(self, process_id: int, request: Request) -> bool:
+        """Apply a request to a process that has no live workflow (Created, or its workflow
+        ended outside Workflowable). A resume returns to Created if it never ran, else Pending,
+        both of which the sweep dispatches when due. False if its status changed meanwhile."""
         async with self.engine.begin() as conn:
-            return await _move(conn, StatusChange(process_id, ProcessStatus.DISPATCHED), run_id=run_id)
+            if request is Request.PAUSE:
+                target = ProcessStatus.PAUSED
+            elif request is Request.CANCEL:
+                target = ProcessStatus.CANCELLED
+            elif request is Request.RESUME:
+                never_ran = await conn.scalar(sa.select(processes.c.first_run_at.is_(None)).where(processes.c.id == process_id))
+                target = ProcessStatus.CREATED if never_ran else ProcessStatus.PENDING
+            else:
+                raise ValueError(f"{request} is not applied through the mirror")
+            sources = frozenset(s for s in ProcessStatus if request.allowed_from(s))
+            return await _move(conn, StatusChange(process_id, target), sources=sources)
+
+    async def mark_dispatched(self, process_id: int, run_id: str) -> bool:
+        async with self.engine.begin() as conn:
+            return await mark_dispatched(conn, process_id, run_id)
 
     async def start_attempt(self, key: AttemptKey, started_at: datetime) -> None:
         """Open (or reopen, on a retried write) the attempt's row as In Progress."""
@@ -127,20 +175,13 @@ class Mirror:
         async with self.engine.begin() as conn:
             await _upsert_attempt(conn, key, AttemptStatus.FAILURE, started_at=started_at, completed_at=completed_at, error=error)
 
-    async def labels(self, process_id: int) -> sa.Row[Any]:
-        """What starting a process's workflow needs: its queue, workflow name and event name."""
+    async def dispatch_target(self, process_id: int) -> DispatchTarget:
+        """What starting one process's workflow needs."""
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(processes.c.queue, workflows.c.name.label("workflow_name"), events.c.name.label("event_name"))
-                    .join(workflows, workflows.c.id == processes.c.workflow_id)
-                    .join(events, events.c.id == workflows.c.workflow_event_id)
-                    .where(processes.c.id == process_id)
-                )
-            ).one_or_none()
-        if row is None:
+            found = await select_dispatch_targets(conn, ids=[process_id])
+        if not found:
             raise ProcessNotFound(process_id)
-        return row
+        return found[0]
 
     async def load_plan(self, process_id: int) -> ProcessPlan:
         """Everything a process's workflow needs, read in one go: graph, position, tokens."""
@@ -188,14 +229,17 @@ class Mirror:
         )
 
 
-async def insert_processes(conn: AsyncConnection, new: list[NewProcess], input_tokens: Mapping[str, str]) -> list[int]:
+async def insert_processes(
+    conn: AsyncConnection, new: list[NewProcess], input_tokens: Mapping[str, str], *, next_run_at: datetime | None = None
+) -> list[int]:
     """Write Created processes and their input tokens (the caller holds the transaction)."""
     if not new:
         return []
-    result = await conn.execute(
-        processes.insert().returning(processes.c.id),
-        [{"workflow_id": p.workflow_id, "workflow_process_status_id": ProcessStatus.CREATED, "queue": p.queue} for p in new],
-    )
+    rows = [{"workflow_id": p.workflow_id, "workflow_process_status_id": ProcessStatus.CREATED, "queue": p.queue} for p in new]
+    if next_run_at is not None:  # else the column's default: now
+        for row in rows:
+            row["next_run_at"] = next_run_at
+    result = await conn.execute(processes.insert().returning(processes.c.id), rows)
     ids = [row.id for row in result]
     rows = [
         {"workflow_process_id": pid, "workflow_activity_id": None, "key": key, "value": value}
@@ -207,12 +251,81 @@ async def insert_processes(conn: AsyncConnection, new: list[NewProcess], input_t
     return ids
 
 
-async def _move(conn: AsyncConnection, change: StatusChange, *, run_id: str | None = None) -> bool:
+def _dispatch_query() -> sa.Select[Any]:
+    priorities = WorkflowPriorityRow.__table__
+    return (
+        sa.select(
+            processes.c.id,
+            processes.c.workflow_process_status_id,
+            processes.c.queue,
+            workflows.c.name.label("workflow_name"),
+            events.c.name.label("event_name"),
+            priorities.c.priority,
+        )
+        .join(workflows, workflows.c.id == processes.c.workflow_id)
+        .join(events, events.c.id == workflows.c.workflow_event_id)
+        .join(priorities, priorities.c.id == workflows.c.workflow_priority_id)
+    )
+
+
+def _target(row: Any) -> DispatchTarget:
+    return DispatchTarget(row.id, ProcessStatus(row.workflow_process_status_id), row.queue, row.workflow_name, row.event_name, row.priority)
+
+
+async def select_dispatch_targets(conn: AsyncConnection, *, ids: list[int]) -> list[DispatchTarget]:
+    return [_target(row) for row in await conn.execute(_dispatch_query().where(processes.c.id.in_(ids)))]
+
+
+def _due() -> list[Any]:
+    return [
+        processes.c.workflow_process_status_id.in_([int(s) for s in SWEPT]),
+        processes.c.next_run_at <= sa.func.now(),
+    ]
+
+
+async def count_due(conn: AsyncConnection) -> int:
+    return int(await conn.scalar(sa.select(sa.func.count()).select_from(processes).where(*_due())) or 0)
+
+
+async def lock_due(conn: AsyncConnection, *, limit: int, skip: list[int]) -> list[DispatchTarget]:
+    """Lock the next `limit` due processes, highest workflow priority first, then oldest.
+
+    SKIP LOCKED lets sweeps run side by side: each takes rows the others do not hold."""
+    query = (
+        _dispatch_query()
+        .where(*_due(), processes.c.id.not_in(skip) if skip else sa.true())
+        .order_by(sa.desc(WorkflowPriorityRow.__table__.c.priority), processes.c.id)
+        .limit(limit)
+        .with_for_update(of=processes, skip_locked=True)
+    )
+    return [_target(row) for row in await conn.execute(query)]
+
+
+async def mark_dispatched(conn: AsyncConnection, process_id: int, run_id: str) -> bool:
+    """The dispatcher started run `run_id`; a no-op if that run already marked itself."""
+    change = StatusChange(process_id, ProcessStatus.DISPATCHED)
+    return await _move(conn, change, run_id=run_id, sources=DISPATCHABLE, unless_run=run_id)
+
+
+async def _move(
+    conn: AsyncConnection,
+    change: StatusChange,
+    *,
+    run_id: str | None = None,
+    sources: frozenset[ProcessStatus] | None = None,
+    unless_run: str | None = None,
+) -> bool:
+    """Apply one status move if the process is in one of `sources` (default: every status the
+    transition table allows the move from) and, with `unless_run`, if that run has not written
+    itself already (a dispatcher's late write must not undo what its run did since). Sets the
+    timestamps that go with the target."""
     target = ProcessStatus(change.status)
+    allowed = sources_of(target) if sources is None else sources & sources_of(target)
     values: dict[str, Any] = {"workflow_process_status_id": target, "updated_at": sa.func.now()}
-    if run_id is not None:
-        values["temporal_run_id"] = run_id
-    if target is ProcessStatus.RUNNING:
+    if target is ProcessStatus.DISPATCHED:
+        values["dispatched_at"] = sa.func.now()
+        values["error"] = None  # a retried process starts clean; its attempts keep their errors
+    elif target is ProcessStatus.RUNNING:
         values["first_run_at"] = sa.func.coalesce(processes.c.first_run_at, sa.func.now())
         values["last_run_at"] = sa.func.now()
     elif target is ProcessStatus.PENDING and change.next_run_at is not None:
@@ -221,12 +334,15 @@ async def _move(conn: AsyncConnection, change: StatusChange, *, run_id: str | No
         values["completed_at"] = sa.func.now()
     if change.error is not None:
         values["error"] = change.error
-    result = await conn.execute(
-        processes.update()
-        .where(processes.c.id == change.process_id)
-        .where(processes.c.workflow_process_status_id.in_([int(s) for s in sources_of(target)]))
-        .values(**values)
+    statement = processes.update().where(
+        processes.c.id == change.process_id,
+        processes.c.workflow_process_status_id.in_([int(s) for s in allowed]),
     )
+    if run_id is not None:
+        values["temporal_run_id"] = run_id
+    if unless_run is not None:
+        statement = statement.where(processes.c.temporal_run_id.is_distinct_from(unless_run))
+    result = await conn.execute(statement.values(**values))
     return bool(result.rowcount)
 
 

@@ -6,7 +6,7 @@ This module is imported by the Temporal workflow and must stay free of I/O.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 
 class ProcessStatus(IntEnum):
@@ -49,7 +49,33 @@ TRANSITIONS: dict[ProcessStatus, frozenset[ProcessStatus]] = {
 
 TERMINAL: frozenset[ProcessStatus] = frozenset({S.FAILED, S.COMPLETED, S.CANCELLED})
 
+#: Where a dispatch (a new Temporal workflow run) may start from: not Paused, whose move to
+#: Dispatched is a resume. Failed is here because `retry_process` dispatches a new run.
+DISPATCHABLE: frozenset[ProcessStatus] = frozenset({S.CREATED, S.PENDING, S.FAILED})
+
+#: What the `process-runs` sweep picks up when due: processes without a live workflow.
+SWEPT: frozenset[ProcessStatus] = frozenset({S.CREATED, S.PENDING})
+
 del S
+
+
+class Request(StrEnum):
+    """What a user may ask of a process; the names are the workflow's signal and update names."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    RETRY = "retry"
+
+    def allowed_from(self, status: ProcessStatus) -> bool:
+        """Whether the request is valid for a process in `status` (the client checks this first)."""
+        if self is Request.PAUSE:
+            return status.can_move_to(ProcessStatus.PAUSED) and status is not ProcessStatus.PAUSED
+        if self is Request.RESUME:
+            return status is ProcessStatus.PAUSED
+        if self is Request.CANCEL:
+            return not status.is_terminal
+        return status is ProcessStatus.FAILED
 
 
 def sources_of(target: ProcessStatus) -> frozenset[ProcessStatus]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,20 +13,25 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from .activities import ProcessActivities
 from .definitions import Catalog
 from .mirror import Mirror
-from .workflow import ProcessWorkflow
+from .workflow import ProcessRunsWorkflow, ProcessWorkflow
 
 #: The workflow imports only states and messages, but the package's __init__ pulls in the client
 #: side too; passing the package through keeps the sandbox from re-importing all of it.
+HEARTBEAT_THROTTLE = timedelta(seconds=1)
+
 SANDBOX = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflowable"))
 
 
 def build_worker(client: Client, engine: AsyncEngine, catalog: Catalog, *, task_queue: str, **options: Any) -> Worker:
-    """A Temporal worker serving the process workflow and every activity type in `catalog`."""
+    """A Temporal worker serving the process workflows, the sweep and every activity type in `catalog`."""
     activities = ProcessActivities(Mirror(engine), catalog)
+    # Heartbeats go out at most once a second, so a cancel reaches an activity within seconds.
+    options.setdefault("max_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
+    options.setdefault("default_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ProcessWorkflow],
+        workflows=[ProcessWorkflow, ProcessRunsWorkflow],
         activities=activities.all(),
         workflow_runner=SANDBOX,
         **options,

@@ -3,36 +3,67 @@
 It never touches the database: the plan is loaded, conditions are checked and every status
 move is written by local activities, and each activity runs as the Temporal activity named
 after its type. Sandbox-safe imports only (states and messages).
+
+Users steer a process with `pause`, `resume` and `cancel`, each both a signal (for the
+`temporal` CLI and the web UI) and an update (for the Python client, which learns whether the
+request was valid and waits until the mirror shows it). Handlers only change state; one task
+writes each status change to the mirror in order, and the run loop waits on conditions.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
 
 from .messages import (
     EVENT_ATTRIBUTE,
     PROCESS_ID_ATTRIBUTE,
+    PROCESS_RUNS_WORKFLOW,
     PROCESS_WORKFLOW,
     STATUS_ATTRIBUTE,
     WORKFLOW_ATTRIBUTE,
     ActivityInput,
     ActivityOutput,
     ActivityStep,
+    AttemptClose,
     ChooseInput,
     ProcessInput,
     ProcessPlan,
+    ProcessState,
     StatusChange,
     TransitionStep,
 )
-from .states import ProcessStatus
+from .states import ProcessStatus, Request
+
+S = ProcessStatus
 
 #: Mirror writes are local activities: short, retried until Postgres takes them.
 MIRROR_TIMEOUT = timedelta(seconds=30)
 MIRROR_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
+#: Activities heartbeat every second (see activities.py), so a cancel reaches them in seconds
+#: and a dead worker's attempt times out after this long instead of its whole timeout.
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+#: The workflow drives retries (so that no attempt starts while paused); backoff doubles up to this.
+MAX_BACKOFF = timedelta(minutes=10)
+
+
+class InvalidRequest(ApplicationError):
+    """Raised by an update's validator: the request is not valid in the process's live state."""
+
+    def __init__(self, process_id: int, status: ProcessStatus, request: Request) -> None:
+        super().__init__(
+            f"process {process_id} is {status.label}: cannot {request.value} it",
+            process_id,
+            int(status),
+            request.value,
+            type="InvalidStateChange",
+            non_retryable=True,
+        )
 
 
 @workflow.defn(name=PROCESS_WORKFLOW)
@@ -41,35 +72,68 @@ class ProcessWorkflow:
 
     def __init__(self) -> None:
         self.plan: ProcessPlan | None = None
-        self.status = ProcessStatus.DISPATCHED
+        self.process_id = 0
+        self.status = S.DISPATCHED
+        self.paused_from: ProcessStatus | None = None
+        self.cancelling = False
+        self.woken = False
         self.position: int | None = None
         self.tokens: dict[str, str] = {}
         self.step = 0
+        self.wait_until: datetime | None = None
+        self.next_run_at: datetime | None = None
+        self.error: str | None = None
+        # Every status change bumps `version`; the mirror task writes them in order.
+        self.version = 0
+        self.mirrored_version = 0
+        self.written_status: ProcessStatus | None = None  #: the status the mirror was last given
+
+    # The run loop
 
     @workflow.run
     async def run(self, input: ProcessInput) -> str:
-        plan = await workflow.execute_local_activity(
-            "workflowable.begin_process",
-            input,
-            result_type=ProcessPlan,
-            start_to_close_timeout=MIRROR_TIMEOUT,
-            retry_policy=MIRROR_RETRY,
-        )
-        self.plan, self.position, self.tokens, self.step = plan, plan.position, dict(plan.tokens), plan.steps_taken
-        self._set_status_attribute(ProcessStatus.RUNNING)
-        workflow.upsert_search_attributes(
-            [
-                PROCESS_ID_ATTRIBUTE.value_set(plan.process_id),
-                WORKFLOW_ATTRIBUTE.value_set(plan.workflow_name),
-                EVENT_ATTRIBUTE.value_set(plan.event_name),
-            ]
-        )
+        self.process_id = input.process_id
+        mirror = asyncio.create_task(self._mirror_loop())
+        try:
+            plan = await workflow.execute_local_activity(
+                "workflowable.begin_process",
+                input,
+                result_type=ProcessPlan,
+                start_to_close_timeout=MIRROR_TIMEOUT,
+                retry_policy=MIRROR_RETRY,
+            )
+            self.plan, self.position, self.tokens, self.step = plan, plan.position, dict(plan.tokens), plan.steps_taken
+            self.status = self.written_status = S(plan.status)
+            if self.status is S.PAUSED:  # paused through the mirror before this run began
+                self.paused_from = S.RUNNING
+            workflow.upsert_search_attributes(
+                [
+                    PROCESS_ID_ATTRIBUTE.value_set(plan.process_id),
+                    WORKFLOW_ATTRIBUTE.value_set(plan.workflow_name),
+                    EVENT_ATTRIBUTE.value_set(plan.event_name),
+                    STATUS_ATTRIBUTE.value_set(self.status.label),
+                ]
+            )
+            if not self.status.is_terminal:  # else it ended through the mirror before this run
+                await self._walk(plan)
+        except asyncio.CancelledError:
+            # Cancelled by the `cancel` request, the web UI or `temporal workflow cancel`.
+            self._set(S.CANCELLED)
+            await self._mirrored()
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        mirror.cancel()
+        return self.status.label
+
+    async def _walk(self, plan: ProcessPlan) -> None:
         activities = {step.id: step for step in plan.activities}
         while True:
+            await self._unpaused()
             outgoing = [t for t in plan.transitions if t.from_activity_id == self.position]
             if not outgoing:
-                await self._move(ProcessStatus.COMPLETED)
-                return self.status.label
+                await self._move(S.COMPLETED)
+                return
             chosen = await self._choose(outgoing)
             if chosen is None:
                 await self._wait(timedelta(seconds=plan.retry_interval_seconds))
@@ -87,53 +151,223 @@ class ProcessWorkflow:
                 break
         if not checked[0].conditions:
             return checked[0]
-        assert self.plan is not None
         chosen_id = await workflow.execute_local_activity(
             "workflowable.choose_transition",
-            ChooseInput(self.plan.process_id, checked, self.tokens),
+            ChooseInput(self.process_id, checked, self.tokens),
             start_to_close_timeout=MIRROR_TIMEOUT,
         )
         return next((t for t in checked if t.id == chosen_id), None)
 
     async def _run_activity(self, step: ActivityStep) -> None:
+        """Run one step: attempts until one succeeds or the retry policy is spent."""
         assert self.plan is not None
         self.step += 1
-        try:
-            output = await workflow.execute_activity(
-                step.type_name,
-                ActivityInput(self.plan.process_id, step.id, step.name, self.step, step.parameters, self.tokens),
-                result_type=ActivityOutput,
-                activity_id=f"step-{self.step}",
-                start_to_close_timeout=timedelta(seconds=step.timeout_seconds),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=self.plan.retry_backoff_seconds),
-                    maximum_attempts=step.max_attempts,
-                ),
-                summary=f"{step.name} ({step.type_name})",
-            )
-        except ActivityError as err:
-            reason = f"activity {step.name!r} failed: {err.cause or err}"
-            await self._move(ProcessStatus.FAILED, error=reason)
-            raise ApplicationError(reason, type="ActivityFailed", non_retryable=True) from err
-        self.tokens.update(output.outputs)
-        self.position = step.id
+        backoff = timedelta(seconds=self.plan.retry_backoff_seconds)
+        for attempt in range(1, step.max_attempts + 1):
+            await self._unpaused()  # no new attempt starts while paused
+            try:
+                output = await workflow.execute_activity(
+                    step.type_name,
+                    ActivityInput(self.process_id, step.id, step.name, self.step, attempt, step.parameters, self.tokens),
+                    result_type=ActivityOutput,
+                    activity_id=f"step-{self.step}.{attempt}",
+                    start_to_close_timeout=timedelta(seconds=step.timeout_seconds),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    summary=f"{step.name} ({step.type_name}), attempt {attempt}",
+                )
+            except ActivityError as err:
+                if is_cancelled_exception(err):
+                    raise asyncio.CancelledError() from err
+                reason = f"activity {step.name!r} failed: {err.cause or err}"
+                if isinstance(err.cause, TimeoutError):
+                    # The worker died or hung: its attempt row is still In Progress. Close it.
+                    await self._close_attempt(step, attempt, reason)
+                non_retryable = isinstance(err.cause, ApplicationError) and err.cause.non_retryable
+                if attempt == step.max_attempts or non_retryable:
+                    self.error = reason
+                    await self._move(S.FAILED)
+                    raise ApplicationError(reason, type="ActivityFailed", non_retryable=True) from err
+                await workflow.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF))
+                continue
+            self.tokens.update(output.outputs)
+            self.position = step.id
+            self.wait_until = output.wait_until
+            return
 
-    async def _wait(self, interval: timedelta) -> None:
-        """No transition passes: Pending on a durable timer, then Running again."""
-        await self._move(ProcessStatus.PENDING, next_run_at=workflow.now() + interval)
-        await workflow.sleep(interval)
-        await self._move(ProcessStatus.RUNNING)
-
-    async def _move(self, status: ProcessStatus, **details: object) -> None:
-        assert self.plan is not None
+    async def _close_attempt(self, step: ActivityStep, attempt: int, error: str) -> None:
         await workflow.execute_local_activity(
-            "workflowable.set_status",
-            StatusChange(self.plan.process_id, status, **details),  # type: ignore[arg-type]
+            "workflowable.close_attempt",
+            AttemptClose(self.process_id, step.id, workflow.info().run_id, self.step, attempt, error),
             start_to_close_timeout=MIRROR_TIMEOUT,
             retry_policy=MIRROR_RETRY,
         )
-        self._set_status_attribute(status)
 
-    def _set_status_attribute(self, status: ProcessStatus) -> None:
+    async def _wait(self, interval: timedelta) -> None:
+        """No transition passes: Pending on a durable timer (or a wake-up), then Running again."""
+        now = workflow.now()
+        self.next_run_at = max(now + interval, self.wait_until or now)
+        self.wait_until = None
+        await self._move(S.PENDING)
+        self.woken = False
+        try:
+            await workflow.wait_condition(lambda: self.woken, timeout=self.next_run_at - now)
+        except asyncio.TimeoutError:
+            pass
+        await self._unpaused()
+        await self._move(S.RUNNING)
+
+    async def _unpaused(self) -> None:
+        await workflow.wait_condition(lambda: self.status is not S.PAUSED)
+
+    async def _move(self, status: ProcessStatus) -> None:
+        """A move of the run loop's own: never while paused; it goes on once the mirror shows it."""
+        await self._unpaused()
+        self._set(status)
+        await self._mirrored()
+
+    # Status changes and the mirror
+
+    def _set(self, status: ProcessStatus) -> None:
         self.status = status
-        workflow.upsert_search_attributes([STATUS_ATTRIBUTE.value_set(status.label)])
+        self.version += 1
+
+    async def _mirrored(self) -> None:
+        target = self.version
+        await workflow.wait_condition(lambda: self.mirrored_version >= target)
+
+    async def _mirror_loop(self) -> None:
+        """Write status changes to the mirror one at a time. Changes made while a write is in
+        flight are written together as the latest status, which is always a valid move from
+        the last one written (the run loop waits for each of its own moves to be written, so
+        what piles up can only be pause and resume toggles, or a cancel)."""
+        while True:
+            await workflow.wait_condition(lambda: self.mirrored_version < self.version)
+            version, status = self.version, self.status
+            if status is not self.written_status:
+                change = StatusChange(
+                    self.process_id,
+                    status,
+                    next_run_at=self.next_run_at if status is S.PENDING else None,
+                    error=self.error if status is S.FAILED else None,
+                )
+                await workflow.execute_local_activity(
+                    "workflowable.set_status", change, start_to_close_timeout=MIRROR_TIMEOUT, retry_policy=MIRROR_RETRY
+                )
+                workflow.upsert_search_attributes([STATUS_ATTRIBUTE.value_set(status.label)])
+                self.written_status = status
+            self.mirrored_version = version
+
+    # Requests: signals for the CLI and UI, updates for the client
+
+    def _check(self, request: Request) -> None:
+        if self.plan is None and not self.status.is_terminal:
+            return  # not started yet: the handler checks again once the plan is loaded
+        valid = request.allowed_from(self.status) and not (self.cancelling and request is not Request.CANCEL)
+        if not valid:
+            raise InvalidRequest(self.process_id, self.status, request)
+
+    def _apply(self, request: Request) -> None:
+        if request is Request.PAUSE:
+            self.paused_from = self.status
+            self._set(S.PAUSED)
+        elif request is Request.RESUME:
+            self._set(self.paused_from or S.RUNNING)
+            self.paused_from = None
+        elif request is Request.CANCEL:
+            self.cancelling = True
+
+    async def _request(self, request: Request, *, strict: bool) -> str:
+        await workflow.wait_condition(lambda: self.plan is not None or self.status.is_terminal)
+        try:
+            self._check(request)
+        except InvalidRequest as err:
+            if strict:
+                raise
+            workflow.logger.warning("ignored %s signal: %s", request.value, err.message)
+            return self.status.label
+        first_cancel = request is Request.CANCEL and not self.cancelling
+        self._apply(request)
+        if first_cancel:
+            # A workflow cannot cancel itself; a local activity asks Temporal to, so the
+            # workflow ends Cancelled (not Failed) and the activity in flight is cancelled.
+            await workflow.execute_local_activity(
+                "workflowable.request_cancel",
+                workflow.info().workflow_id,
+                start_to_close_timeout=MIRROR_TIMEOUT,
+                retry_policy=MIRROR_RETRY,
+            )
+        if request is Request.CANCEL:
+            await workflow.wait_condition(lambda: self.status is S.CANCELLED)
+        await self._mirrored()
+        return self.status.label
+
+    @workflow.signal(name="pause")
+    async def pause_signal(self) -> None:
+        await self._request(Request.PAUSE, strict=False)
+
+    @workflow.signal(name="resume")
+    async def resume_signal(self) -> None:
+        await self._request(Request.RESUME, strict=False)
+
+    @workflow.signal(name="cancel")
+    async def cancel_signal(self) -> None:
+        await self._request(Request.CANCEL, strict=False)
+
+    @workflow.update(name="pause")
+    async def pause(self) -> str:
+        return await self._request(Request.PAUSE, strict=True)
+
+    @pause.validator
+    def _validate_pause(self) -> None:
+        self._check(Request.PAUSE)
+
+    @workflow.update(name="resume")
+    async def resume(self) -> str:
+        return await self._request(Request.RESUME, strict=True)
+
+    @resume.validator
+    def _validate_resume(self) -> None:
+        self._check(Request.RESUME)
+
+    @workflow.update(name="cancel")
+    async def cancel(self) -> str:
+        return await self._request(Request.CANCEL, strict=True)
+
+    @cancel.validator
+    def _validate_cancel(self) -> None:
+        self._check(Request.CANCEL)
+
+    @workflow.signal(name="wake")
+    def wake(self) -> None:
+        """Check the transitions now instead of at the end of the wait."""
+        self.woken = True
+
+    @workflow.query(name="state")
+    def state(self) -> ProcessState:
+        return ProcessState(
+            process_id=self.process_id,
+            status=int(self.status),
+            status_label=self.status.label,
+            position=self.position,
+            tokens=dict(self.tokens),
+            paused_from=int(self.paused_from) if self.paused_from else None,
+            cancelling=self.cancelling,
+            next_run_at=self.next_run_at if self.status is S.PENDING else None,
+        )
+
+
+@workflow.defn(name=PROCESS_RUNS_WORKFLOW)
+class ProcessRunsWorkflow:
+    """The `process-runs` sweep as a workflow, so a Temporal Schedule can run it every minute."""
+
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(
+            "workflowable.process_runs",
+            result_type=str,
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )

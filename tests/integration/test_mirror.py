@@ -65,8 +65,29 @@ async def test_timestamps_follow_the_moves(client, process):
     assert again.first_run_at == first.first_run_at and again.last_run_at > first.last_run_at
     await client.mirror.set_status(StatusChange(process_id, S.COMPLETED))
     assert (await client.get_process(process_id)).completed_at is not None
-    assert not await client.mirror.begin_run(process_id, "run-2")  # a terminal state is never left
+    assert await client.mirror.begin_run(process_id, "run-2") is S.COMPLETED  # a terminal state is never left
     assert (await client.get_process(process_id)).status is S.COMPLETED
+
+
+async def test_a_run_starting_on_a_paused_or_failed_process(client, process):
+    process_id, _ = process
+    await force_status(client, process_id, S.PAUSED)
+    assert await client.mirror.begin_run(process_id, "run-0") is S.PAUSED  # stays paused until resumed
+    await force_status(client, process_id, S.CREATED)
+    assert await client.mirror.begin_run(process_id, "run-1") is S.RUNNING
+    await force_status(client, process_id, S.FAILED)
+    assert await client.mirror.begin_run(process_id, "run-1") is S.FAILED  # the failed run itself
+    assert await client.mirror.begin_run(process_id, "run-2") is S.RUNNING  # a retry's new run
+    assert (await client.get_process(process_id)).error is None
+
+
+async def test_a_dispatchers_late_write_never_undoes_its_run(client, process):
+    process_id, _ = process
+    assert await client.mirror.begin_run(process_id, "run-1") is S.RUNNING  # the worker was first
+    await client.mirror.set_status(StatusChange(process_id, S.PENDING))
+    assert not await client.mirror.mark_dispatched(process_id, "run-1")
+    assert (await client.get_process(process_id)).status is S.PENDING
+    assert await client.mirror.mark_dispatched(process_id, "run-2")  # a sweep's new run
 
 
 async def test_repeated_attempt_writes_leave_one_row(client, process):

@@ -1,0 +1,108 @@
+"""Dispatch: starting processes' Temporal workflows, one by one or by the `process-runs` sweep.
+
+The workflow id `workflow-process-<id>` makes a second start of a live process a no-op, so a
+dispatch can be repeated and sweeps can run side by side. The mirror is marked Dispatched only
+for a run this call really started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from .messages import (
+    EVENT_ATTRIBUTE,
+    PROCESS_ID_ATTRIBUTE,
+    PROCESS_WORKFLOW,
+    STATUS_ATTRIBUTE,
+    WORKFLOW_ATTRIBUTE,
+    ProcessInput,
+    workflow_id_for,
+)
+from .mirror import DispatchTarget, count_due, lock_due, mark_dispatched
+from .states import ProcessStatus
+
+
+def temporal_priority(priority: int) -> Priority:
+    """Temporal's priority keys run from 1 (first) to 5, with 3 the default; workflow priorities
+    are unbounded, higher first. So 0 -> 3, 1 -> 2, 2 and above -> 1."""
+    return Priority(priority_key=max(1, 3 - priority))
+
+
+async def start_process_workflow(temporal: Client, target: DispatchTarget, queue: str | None = None) -> str | None:
+    """Start the process's workflow; its run id, or None if a run of that id is already live."""
+    attributes = TypedSearchAttributes(
+        [
+            SearchAttributePair(PROCESS_ID_ATTRIBUTE, target.process_id),
+            SearchAttributePair(STATUS_ATTRIBUTE, ProcessStatus.DISPATCHED.label),
+            SearchAttributePair(WORKFLOW_ATTRIBUTE, target.workflow_name),
+            SearchAttributePair(EVENT_ATTRIBUTE, target.event_name),
+        ]
+    )
+    try:
+        handle = await temporal.start_workflow(
+            PROCESS_WORKFLOW,
+            ProcessInput(target.process_id),
+            id=workflow_id_for(target.process_id),
+            task_queue=queue or target.queue,
+            search_attributes=attributes,
+            static_summary=f"{target.workflow_name}: process {target.process_id} ({target.event_name})",
+            priority=temporal_priority(target.priority),
+        )
+    except WorkflowAlreadyStartedError:
+        return None
+    return handle.first_execution_run_id
+
+
+@dataclass
+class SweepResult:
+    due: int  #: due processes when the sweep began
+    dispatched: int  #: workflows this sweep started
+    already_live: int  #: due processes whose workflow was running already
+
+
+async def process_runs(
+    engine: AsyncEngine,
+    temporal: Client,
+    *,
+    batch_size: int = 200,
+    concurrency: int = 50,
+    progress: Callable[[SweepResult], None] | None = None,
+) -> SweepResult:
+    """Start a workflow for every due Created or Pending process, highest priority first.
+
+    Each batch is locked (FOR UPDATE SKIP LOCKED) while its workflows start and is marked
+    Dispatched in the same transaction, so two sweeps never start the same process twice."""
+    async with engine.connect() as conn:
+        result = SweepResult(due=await count_due(conn), dispatched=0, already_live=0)
+    if progress:
+        progress(result)
+    seen: list[int] = []
+    limit = asyncio.Semaphore(concurrency)
+
+    async def start(target: DispatchTarget) -> str | None:
+        async with limit:
+            return await start_process_workflow(temporal, target)
+
+    while True:
+        async with engine.begin() as conn:
+            batch = await lock_due(conn, limit=batch_size, skip=seen)
+            if not batch:
+                break
+            run_ids = await asyncio.gather(*(start(target) for target in batch))
+            for target, run_id in zip(batch, run_ids, strict=True):
+                seen.append(target.process_id)
+                if run_id is None:
+                    result.already_live += 1
+                else:
+                    await mark_dispatched(conn, target.process_id, run_id)
+                    result.dispatched += 1
+        if progress:
+            progress(result)
+    return result

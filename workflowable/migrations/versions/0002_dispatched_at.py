@@ -1,0 +1,23 @@
+"""workflow_processes.dispatched_at: when the process's current Temporal run was started.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("workflow_processes", sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("workflow_processes", "dispatched_at")
