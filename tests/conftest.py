@@ -101,3 +101,18 @@ async def row_counts(engine) -> dict[str, int]:
 
     async with engine.connect() as conn:
         return {name: await conn.scalar(sa.select(sa.func.count()).select_from(table)) for name, table in SQLModel.metadata.tables.items()}
+
+
+async def eventually(check, *, timeout: float = 20.0, interval: float = 0.05):
+    """Poll `await check()` until it returns something truthy; fail after `timeout` seconds."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {check.__qualname__}, last {result!r}")
+        await asyncio.sleep(interval)

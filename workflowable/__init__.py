@@ -9,8 +9,10 @@ from .errors import (
     InvalidDefinition,
     InvalidEventPayload,
     InvalidParameters,
+    InvalidStateChange,
     InvalidToken,
     InvalidWorkflowStatusChange,
+    NonRetryable,
     ProcessNotFound,
     UnknownType,
     WorkflowableError,
@@ -20,7 +22,9 @@ from .errors import (
 from .graph import Condition, WorkflowDefinition
 from .reporting import Attempt, Process, Token
 from .settings import Settings
-from .states import AttemptStatus, ProcessStatus, WorkflowStatus
+from .dispatch import SweepResult
+from .messages import ProcessState
+from .states import AttemptStatus, ProcessStatus, Request, WorkflowStatus
 from .worker import build_worker
 
 __all__ = [
@@ -40,8 +44,11 @@ __all__ = [
     "build_worker",
     # reading
     "Process",
+    "ProcessState",
     "Token",
     "Attempt",
+    "SweepResult",
+    "Request",
     "ProcessStatus",
     "WorkflowStatus",
     "AttemptStatus",
@@ -50,6 +57,8 @@ __all__ = [
     "InvalidEventPayload",
     "InvalidParameters",
     "InvalidToken",
+    "InvalidStateChange",
+    "NonRetryable",
     "InvalidDefinition",
     "WorkflowNotFound",
     "WorkflowNotEditable",

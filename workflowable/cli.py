@@ -8,22 +8,32 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from temporalio.client import Client
 
+from .client import Workflowable
 from .database import create_engine, database_url, upgrade
 from .definitions import Catalog
 from .devstack import dev_stack
+from .dispatch import SweepResult
 from .errors import WorkflowableError
+from .messages import PROCESS_RUNS_SCHEDULE
+from .reporting import Process
 from .settings import Settings
 from .worker import build_worker
 
 app = typer.Typer(help="Event-triggered workflow processes on Temporal, mirrored to Postgres.", no_args_is_help=True)
 db_app = typer.Typer(help="The mirror's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+process_app = typer.Typer(help="Steer one process: pause, resume, cancel, retry, wake, dispatch.", no_args_is_help=True)
+app.add_typer(process_app, name="process")
+schedule_app = typer.Typer(help="The Temporal Schedule that runs the process-runs sweep.", no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
 console = Console()
 
 AppOption = Annotated[
@@ -80,6 +90,89 @@ def _run(coroutine: Awaitable[Any]) -> Any:
     except WorkflowableError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
+
+
+async def _with_client(use: Callable[[Workflowable], Awaitable[Any]]) -> Any:
+    async with await Workflowable.connect(Settings()) as client:
+        return await use(client)
+
+
+def _steer(process_id: int, verb: str, use: Callable[[Workflowable], Awaitable[Process | None]]) -> None:
+    process = _run(_with_client(use))
+    if process is None:
+        console.print(f"Process {process_id}: {verb} sent.")
+    else:
+        console.print(f"Process {process_id} is [bold]{process.status.label}[/] ({verb}).")
+
+
+ProcessId = Annotated[int, typer.Argument(help="The process's id (workflow_processes.id).")]
+
+
+@process_app.command("pause")
+def process_pause(process_id: ProcessId) -> None:
+    """Pause: the attempt in flight finishes, no new one starts."""
+    _steer(process_id, "paused", lambda c: c.pause_process(process_id))
+
+
+@process_app.command("resume")
+def process_resume(process_id: ProcessId) -> None:
+    """Resume a Paused process where it was."""
+    _steer(process_id, "resumed", lambda c: c.resume_process(process_id))
+
+
+@process_app.command("cancel")
+def process_cancel(process_id: ProcessId) -> None:
+    """Cancel a live process, the activity in flight included."""
+    _steer(process_id, "cancelled", lambda c: c.cancel_process(process_id))
+
+
+@process_app.command("retry")
+def process_retry(process_id: ProcessId) -> None:
+    """Run a Failed process again from its last successful activity."""
+    _steer(process_id, "retried", lambda c: c.retry_process(process_id))
+
+
+@process_app.command("wake")
+def process_wake(process_id: ProcessId) -> None:
+    """Check a Pending process's transitions now."""
+    _steer(process_id, "wake-up", lambda c: c.wake_process(process_id))
+
+
+@process_app.command("dispatch")
+def process_dispatch(process_id: ProcessId, queue: Annotated[str | None, typer.Option(help="Task queue (default: the event's).")] = None) -> None:
+    """Start the Temporal workflow of a Created or Pending process."""
+    _steer(process_id, "dispatched", lambda c: c.dispatch_process(process_id, queue))
+
+
+@app.command("process-runs")
+def process_runs(batch_size: Annotated[int, typer.Option(min=1, help="Processes locked and started per transaction.")] = 200) -> None:
+    """Dispatch every due Created or Pending process without a live workflow, highest priority first."""
+
+    async def sweep(client: Workflowable) -> SweepResult:
+        with Progress(TextColumn("dispatching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("sweep", total=None)
+
+            def show(result: SweepResult) -> None:
+                bar.update(task, total=result.due, completed=result.dispatched + result.already_live)
+
+            return await client.process_runs(batch_size=batch_size, progress=show)
+
+    result: SweepResult = _run(_with_client(sweep))
+    console.print(f"{result.dispatched} dispatched of {result.due} due ({result.already_live} already had a live workflow).")
+
+
+@schedule_app.command("install")
+def schedule_install(every: Annotated[int, typer.Option(min=1, help="Seconds between sweeps.")] = 60) -> None:
+    """Create (or update) a Temporal Schedule that runs process-runs every so often."""
+    _run(_with_client(lambda c: c.install_schedule(timedelta(seconds=every))))
+    console.print(f"Schedule {PROCESS_RUNS_SCHEDULE!r} runs the sweep every {every} s on queue {Settings().task_queue!r}.")
+
+
+@schedule_app.command("remove")
+def schedule_remove() -> None:
+    """Delete the sweep's Schedule."""
+    removed = _run(_with_client(lambda c: c.remove_schedule()))
+    console.print(f"Schedule {PROCESS_RUNS_SCHEDULE!r} {'removed' if removed else 'was not installed'}.")
 
 
 @db_app.command("upgrade")

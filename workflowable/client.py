@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -16,10 +16,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from . import catalog
 from .database import create_engine, database_url
 from .definitions import WorkflowEvent
-from .dispatch import SweepResult, process_runs, start_process_workflow
+from .dispatch import SweepResult, install_schedule, process_runs, start_process_workflow
 from .errors import InvalidEventPayload, InvalidStateChange, WorkflowableError
 from .graph import WorkflowDefinition
-from .messages import ProcessState, workflow_id_for
+from .messages import PROCESS_RUNS_SCHEDULE, ProcessState, workflow_id_for
 from .mirror import DispatchTarget, Mirror, NewProcess, insert_processes, select_dispatch_targets
 from .reporting import Process, get_process, load_processes
 from .settings import Settings
@@ -119,6 +119,21 @@ class Workflowable:
         """Dispatch every due Created or Pending process without a live workflow, highest priority first."""
         return await process_runs(self.engine, self.temporal, batch_size=batch_size, progress=progress)
 
+    async def install_schedule(self, every: timedelta = timedelta(minutes=1)) -> None:
+        """Have Temporal run the `process-runs` sweep every `every` (a Schedule; no cron needed).
+        A worker must serve the default task queue, where the sweep runs."""
+        await install_schedule(self.temporal, self.settings.task_queue, every)
+
+    async def remove_schedule(self) -> bool:
+        """Delete the sweep's Schedule; False if there was none."""
+        try:
+            await self.temporal.get_schedule_handle(PROCESS_RUNS_SCHEDULE).delete()
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
+
     async def pause_process(self, process_id: int, *, timeout: float = 30.0) -> Process:
         """Pause: the attempt in flight finishes, no new one starts. Valid from Created, Pending,
         Dispatched and Running; returns once the mirror shows Paused."""
@@ -167,46 +182,77 @@ class Workflowable:
             raise
         return handle if description.status is WorkflowExecutionStatus.RUNNING else None
 
+    async def get_process(self, process_id: int) -> Process:
+        """Status, position, timestamps, tokens and attempts of one process, from the mirror."""
+        return await get_process(self.engine, process_id)
+
+    async def wait_for_process(self, process_id: int, *, timeout: float = 60.0) -> Process:
+        """Wait for the process's workflow to end and return the mirror's view."""
+        await self.get_process(process_id)  # an unknown id is a ProcessNotFound, not a Temporal error
+        handle = self.temporal.get_workflow_handle(workflow_id_for(process_id))
+        try:
+            await asyncio.wait_for(handle.result(), timeout)
+        except WorkflowFailureError:
+            pass  # Failed and Cancelled processes are results too; the mirror says which
+        return await self.get_process(process_id)
+
     async def _request(self, process_id: int, request: Request, timeout: float) -> Process:
-        """Check the request against the mirror, then have the live workflow apply it (an
-        update, which its validator may refuse) or, without one, apply it to the mirror."""
-        process = await self.get_process(process_id)
-        if not request.allowed_from(process.status):
-            raise InvalidStateChange(process_id, process.status, request.value)
-        handle = await self._live_handle(process_id)
-        if handle is None:
-            if not await self.mirror.apply_without_workflow(process_id, request):
-                raise InvalidStateChange(process_id, (await self.get_process(process_id)).status, request.value)
+        """Check the request against the mirror, then apply it where the process is: in the
+        mirror while its workflow has not begun (telling the workflow, if there is one, by a
+        durable signal or cancel request), else through its live workflow (an update, which
+        the workflow's own check may still refuse)."""
+        for _ in range(3):  # the process may move between the look and the write
+            process = await self.get_process(process_id)
+            if not request.allowed_from(process.status):
+                raise InvalidStateChange(process_id, process.status, request.value)
+            if _not_begun(process):
+                if await self.mirror.apply_before_run(process, request):
+                    if ProcessStatus.DISPATCHED in (process.status, process.paused_from):
+                        await self._tell_workflow(process_id, request)
+                    return await self.get_process(process_id)
+                continue
+            handle = await self._live_handle(process_id)
+            if handle is None:  # its workflow ended outside Workflowable (terminated, say)
+                resume_to = ProcessStatus.CREATED if process.first_run_at is None else ProcessStatus.PENDING
+                if await self.mirror.apply_before_run(process, request, resume_to=resume_to):
+                    return await self.get_process(process_id)
+                continue
+            await self._update(handle, process, request, timeout)
             return await self.get_process(process_id)
+        raise WorkflowableError(f"process {process_id} kept changing state; {request.value} was not applied, try again")
+
+    async def _tell_workflow(self, process_id: int, request: Request) -> None:
+        handle = self.temporal.get_workflow_handle(workflow_id_for(process_id))
+        try:
+            if request is Request.CANCEL:
+                await handle.cancel()
+            else:
+                await handle.signal(request.value)
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+
+    async def _update(self, handle: WorkflowHandle[Any, Any], process: Process, request: Request, timeout: float) -> None:
         try:
             await asyncio.wait_for(handle.execute_update(request.value, result_type=str), timeout)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == "InvalidStateChange":
-                raise InvalidStateChange(process_id, ProcessStatus(cause.details[1]), request.value) from None
+                raise InvalidStateChange(process.id, ProcessStatus(cause.details[1]), request.value) from None
             raise
         except asyncio.TimeoutError:
             raise WorkflowableError(
-                f"process {process_id} did not acknowledge {request.value} within {timeout} s; "
+                f"process {process.id} did not acknowledge {request.value} within {timeout} s; "
                 f"is a worker serving its queue {process.queue!r}?"
             ) from None
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND:
                 raise
             # The workflow ended between the check and the request.
-            raise InvalidStateChange(process_id, (await self.get_process(process_id)).status, request.value) from None
-        return await self.get_process(process_id)
+            raise InvalidStateChange(process.id, (await self.get_process(process.id)).status, request.value) from None
 
-    async def get_process(self, process_id: int) -> Process:
-        """Status, position, timestamps, tokens and attempts of one process, from the mirror."""
-        return await get_process(self.engine, process_id)
 
-    async def wait_for_process(self, process_id: int, *, timeout: float = 60.0) -> Process:
-        """Wait for the process's workflow to end (completed or failed) and return the mirror's view."""
-        await self.get_process(process_id)  # an unknown id is a ProcessNotFound, not a Temporal error
-        handle = self.temporal.get_workflow_handle(workflow_id_for(process_id))
-        try:
-            await asyncio.wait_for(handle.result(), timeout)
-        except WorkflowFailureError:
-            pass  # a Failed process is a result too; its error is in the mirror
-        return await self.get_process(process_id)
+def _not_begun(process: Process) -> bool:
+    """No worker has begun the process's workflow: it is Created or Dispatched, or paused from there."""
+    waiting = (ProcessStatus.CREATED, ProcessStatus.DISPATCHED)
+    return process.status in waiting or (process.status is ProcessStatus.PAUSED and process.paused_from in waiting)

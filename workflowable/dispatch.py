@@ -10,15 +10,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleHandle,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+)
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from .messages import (
     EVENT_ATTRIBUTE,
     PROCESS_ID_ATTRIBUTE,
+    PROCESS_RUNS_SCHEDULE,
+    PROCESS_RUNS_WORKFLOW,
     PROCESS_WORKFLOW,
     STATUS_ATTRIBUTE,
     WORKFLOW_ATTRIBUTE,
@@ -106,3 +120,28 @@ async def process_runs(
         if progress:
             progress(result)
     return result
+
+
+def sweep_schedule(task_queue: str, every: timedelta) -> Schedule:
+    """A Temporal Schedule that runs the sweep every `every`, never two at once."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            PROCESS_RUNS_WORKFLOW,
+            id=PROCESS_RUNS_SCHEDULE,
+            task_queue=task_queue,
+            static_summary="Workflowable process-runs sweep: dispatch due Created and Pending processes",
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def install_schedule(temporal: Client, task_queue: str, every: timedelta) -> ScheduleHandle:
+    """Create the sweep's Schedule, or update it to these settings if it exists."""
+    schedule = sweep_schedule(task_queue, every)
+    try:
+        return await temporal.create_schedule(PROCESS_RUNS_SCHEDULE, schedule)
+    except ScheduleAlreadyRunningError:
+        handle = temporal.get_schedule_handle(PROCESS_RUNS_SCHEDULE)
+        await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
+        return handle

@@ -139,3 +139,4 @@ class StatusChange:
     status: int
     next_run_at: datetime | None = None
     error: str | None = None
+    paused_from: int | None = None  #: with Paused: the status a resume returns to

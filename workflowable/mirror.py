@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -36,6 +36,8 @@ from .models import (
     WorkflowRow,
     WorkflowTransitionRow,
 )
+if TYPE_CHECKING:
+    from .reporting import Process
 from .states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, sources_of
 
 processes = WorkflowProcessRow.__table__
@@ -124,22 +126,20 @@ class Mirror:
                 status = ProcessStatus.RUNNING
             return status
 
-    async def apply_without_workflow(self, process_id: int, request: Request) -> bool:
-        """Apply a request to a process that has no live workflow (Created, or its workflow
-        ended outside Workflowable). A resume returns to Created if it never ran, else Pending,
-        both of which the sweep dispatches when due. False if its status changed meanwhile."""
+    async def apply_before_run(self, process: Process, request: Request, *, resume_to: ProcessStatus | None = None) -> bool:
+        """Apply a request to a process whose workflow has not begun (or has ended outside
+        Workflowable): pause records the status to return to, resume returns there (or to
+        `resume_to`), cancel ends it. False if the process moved meanwhile."""
+        if request is Request.PAUSE:
+            change = StatusChange(process.id, ProcessStatus.PAUSED, paused_from=process.status)
+        elif request is Request.RESUME:
+            change = StatusChange(process.id, resume_to or process.paused_from or ProcessStatus.CREATED)
+        elif request is Request.CANCEL:
+            change = StatusChange(process.id, ProcessStatus.CANCELLED)
+        else:
+            raise ValueError(f"{request} is not applied through the mirror")
         async with self.engine.begin() as conn:
-            if request is Request.PAUSE:
-                target = ProcessStatus.PAUSED
-            elif request is Request.CANCEL:
-                target = ProcessStatus.CANCELLED
-            elif request is Request.RESUME:
-                never_ran = await conn.scalar(sa.select(processes.c.first_run_at.is_(None)).where(processes.c.id == process_id))
-                target = ProcessStatus.CREATED if never_ran else ProcessStatus.PENDING
-            else:
-                raise ValueError(f"{request} is not applied through the mirror")
-            sources = frozenset(s for s in ProcessStatus if request.allowed_from(s))
-            return await _move(conn, StatusChange(process_id, target), sources=sources)
+            return await _move(conn, change, sources=frozenset({process.status}))
 
     async def mark_dispatched(self, process_id: int, run_id: str) -> bool:
         async with self.engine.begin() as conn:
@@ -334,6 +334,7 @@ async def _move(
         values["completed_at"] = sa.func.now()
     if change.error is not None:
         values["error"] = change.error
+    values["paused_from_status_id"] = change.paused_from if target is ProcessStatus.PAUSED else None
     statement = processes.update().where(
         processes.c.id == change.process_id,
         processes.c.workflow_process_status_id.in_([int(s) for s in allowed]),

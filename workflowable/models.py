@@ -163,9 +163,12 @@ class WorkflowProcessRow(_Timestamps, table=True):
     last_run_at: datetime | None = Field(default=None, sa_column=_timestamp())
     next_run_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=False, default_now=True))
     completed_at: datetime | None = Field(default=None, sa_column=_timestamp())
-    #: added: when its current Temporal run was started, the task queue it runs on, that run's
-    #: id, and why it failed
+    #: added: when its current Temporal run was started, the status a resume returns to, the
+    #: task queue it runs on, its current Temporal run's id, and why it failed
     dispatched_at: datetime | None = Field(default=None, sa_column=_timestamp())
+    paused_from_status_id: int | None = Field(
+        default=None, sa_column=_fk("workflow_process_statuses.id", nullable=True, ondelete=None, index=False)
+    )
     queue: str = Field(max_length=255)
     temporal_run_id: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, sa_type=sa.Text)

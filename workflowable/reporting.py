@@ -44,9 +44,11 @@ class Process:
     workflow_id: int
     workflow_name: str
     status: ProcessStatus
+    paused_from: ProcessStatus | None  #: while Paused: the status a resume returns to
     position: int | None  #: last_workflow_activity_id
     position_name: str | None
     queue: str
+    dispatched_at: datetime | None
     first_run_at: datetime | None
     last_run_at: datetime | None
     next_run_at: datetime
@@ -100,9 +102,11 @@ async def load_processes(conn: AsyncConnection, ids: Sequence[int]) -> list[Proc
             workflow_id=head.workflow_id,
             workflow_name=head.workflow_name,
             status=ProcessStatus(head.workflow_process_status_id),
+            paused_from=ProcessStatus(head.paused_from_status_id) if head.paused_from_status_id else None,
             position=head.last_workflow_activity_id,
             position_name=head.position_name,
             queue=head.queue,
+            dispatched_at=head.dispatched_at,
             first_run_at=head.first_run_at,
             last_run_at=head.last_run_at,
             next_run_at=head.next_run_at,

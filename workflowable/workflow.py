@@ -251,6 +251,7 @@ class ProcessWorkflow:
                     status,
                     next_run_at=self.next_run_at if status is S.PENDING else None,
                     error=self.error if status is S.FAILED else None,
+                    paused_from=int(self.paused_from) if status is S.PAUSED and self.paused_from else None,
                 )
                 await workflow.execute_local_activity(
                     "workflowable.set_status", change, start_to_close_timeout=MIRROR_TIMEOUT, retry_policy=MIRROR_RETRY
