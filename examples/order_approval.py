@@ -31,10 +31,10 @@ from workflowable import (
     ConditionType,
     ProcessStatus,
     Settings,
+    Workflowable,
     WorkflowDefinition,
     WorkflowEvent,
     WorkflowNotEditable,
-    Workflowable,
     build_worker,
 )
 from workflowable.devstack import dev_stack

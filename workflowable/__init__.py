@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .client import Workflowable
 from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, NoParameters, WorkflowEvent
+from .dispatch import SweepResult
 from .errors import (
     DatabaseNotConfigured,
     InvalidDefinition,
@@ -20,10 +21,9 @@ from .errors import (
     WorkflowNotFound,
 )
 from .graph import Condition, WorkflowDefinition
+from .messages import ProcessState
 from .reporting import Attempt, Process, Token
 from .settings import Settings
-from .dispatch import SweepResult
-from .messages import ProcessState
 from .states import AttemptStatus, ProcessStatus, Request, WorkflowStatus
 from .worker import build_worker
 

@@ -31,6 +31,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _run_id() -> str:
+    """The Temporal run of the workflow this activity belongs to (every activity here has one)."""
+    run_id = activity.info().workflow_run_id
+    assert run_id is not None
+    return run_id
+
+
 def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
@@ -61,7 +68,7 @@ class ProcessActivities:
     @activity.defn(name="workflowable.begin_process")
     async def begin_process(self, input: ProcessInput) -> ProcessPlan:
         """Mark the process Running (unless it was paused or ended meanwhile) and return its plan."""
-        await self.mirror.begin_run(input.process_id, activity.info().workflow_run_id)
+        await self.mirror.begin_run(input.process_id, _run_id())
         return await self.mirror.load_plan(input.process_id)
 
     @activity.defn(name="workflowable.set_status")
@@ -111,7 +118,7 @@ class ProcessActivities:
         mirror = self.mirror
 
         async def run(input: ActivityInput) -> ActivityOutput:
-            key = AttemptKey(input.process_id, input.activity_id, activity.info().workflow_run_id, input.step, input.attempt)
+            key = AttemptKey(input.process_id, input.activity_id, _run_id(), input.step, input.attempt)
             started_at = _now()
             await mirror.start_attempt(key, started_at)
             try:
@@ -141,7 +148,7 @@ class ProcessActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity to register on a worker: the local ones and one per activity type."""
-        own = [self.begin_process, self.set_status, self.close_attempt, self.request_cancel, self.process_runs, self.choose_transition]
+        own: list[Callable[..., Any]] = [self.begin_process, self.set_status, self.close_attempt, self.request_cancel, self.process_runs, self.choose_transition]
         return own + [self.activity_for(kind) for kind in self.catalog.activities.values()]
 
     @staticmethod

@@ -7,7 +7,7 @@ Draft (or new); activating freezes it, so a running process's graph never change
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from .definitions import ActivityType, ConditionType, WorkflowEvent
 from .errors import InvalidWorkflowStatusChange, WorkflowNotEditable, WorkflowNotFound
 from .graph import WorkflowDefinition
-from .mirror import (
+from .models import (
     activities,
     activity_parameters,
     activity_types,
@@ -26,14 +26,12 @@ from .mirror import (
     condition_types,
     conditions,
     events,
+    priorities,
     processes,
     transitions,
     workflows,
 )
-from .models import WorkflowPriorityRow
 from .states import TERMINAL, WorkflowStatus
-
-priorities = WorkflowPriorityRow.__table__
 
 #: Allowed workflow status moves (the original let Activate run even from Archived; we do not).
 WORKFLOW_MOVES: dict[WorkflowStatus, frozenset[WorkflowStatus]] = {
@@ -80,8 +78,8 @@ async def save_workflow(engine: AsyncEngine, definition: WorkflowDefinition) -> 
     definition.check()
     async with engine.begin() as conn:
         used: list[type] = [definition.event]
-        used += [ref.type for ref in definition.activities.values()]
-        used += [c.type for t in definition.transitions for c in t.conditions]
+        used += [ref.activity_type for ref in definition.activities.values()]
+        used += [c.condition_type for t in definition.transitions for c in t.conditions]
         type_ids = await register_types(conn, dict.fromkeys(used))
         existing = (
             await conn.execute(
@@ -126,7 +124,7 @@ async def _insert_graph(conn: AsyncConnection, workflow_id: int, definition: Wor
                     activities.insert()
                     .values(
                         workflow_id=workflow_id,
-                        workflow_activity_type_id=type_ids[ref.type],
+                        workflow_activity_type_id=type_ids[ref.activity_type],
                         name=ref.name,
                         description=ref.description,
                         max_attempts=ref.max_attempts,
@@ -160,7 +158,7 @@ async def _insert_graph(conn: AsyncConnection, workflow_id: int, definition: Wor
             condition_id = (
                 await conn.execute(
                     conditions.insert()
-                    .values(workflow_transition_id=transition_id, workflow_condition_type_id=type_ids[condition.type], ordinal=ordinal)
+                    .values(workflow_transition_id=transition_id, workflow_condition_type_id=type_ids[condition.condition_type], ordinal=ordinal)
                     .returning(conditions.c.id)
                 )
             ).scalar_one()
@@ -195,7 +193,7 @@ async def set_workflow_status(engine: AsyncEngine, workflow: str | int, target: 
         await conn.execute(workflows.update().where(workflows.c.id == row.id).values(workflow_status_id=target, updated_at=sa.func.now()))
 
 
-async def active_workflows_for(conn: AsyncConnection, event: type[WorkflowEvent]) -> list[sa.Row[Any]]:
+async def active_workflows_for(conn: AsyncConnection, event: type[WorkflowEvent]) -> Sequence[sa.Row[Any, Any]]:
     """Id and name of each Active workflow bound to the event's class."""
     result = await conn.execute(
         sa.select(workflows.c.id, workflows.c.name)
@@ -203,4 +201,4 @@ async def active_workflows_for(conn: AsyncConnection, event: type[WorkflowEvent]
         .where(events.c.class_name == event.class_path(), workflows.c.workflow_status_id == WorkflowStatus.ACTIVE)
         .order_by(workflows.c.id)
     )
-    return list(result)
+    return result.all()

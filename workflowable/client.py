@@ -240,7 +240,7 @@ class Workflowable:
             if isinstance(cause, ApplicationError) and cause.type == "InvalidStateChange":
                 raise InvalidStateChange(process.id, ProcessStatus(cause.details[1]), request.value) from None
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise WorkflowableError(
                 f"process {process.id} did not acknowledge {request.value} within {timeout} s; "
                 f"is a worker serving its queue {process.queue!r}?"

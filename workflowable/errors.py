@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .states import ProcessStatus
@@ -17,7 +18,7 @@ class WorkflowableError(Exception):
 class InvalidEventPayload(WorkflowableError):
     """The event's fields do not validate."""
 
-    def __init__(self, event: str, errors: list[dict[str, Any]]) -> None:
+    def __init__(self, event: str, errors: Sequence[Mapping[str, Any]]) -> None:
         self.event = event
         self.fields = [".".join(str(part) for part in error["loc"]) or "(event)" for error in errors]
         details = "; ".join(
@@ -29,7 +30,7 @@ class InvalidEventPayload(WorkflowableError):
 class InvalidParameters(WorkflowableError):
     """The parameters of an activity or condition do not validate."""
 
-    def __init__(self, owner: str, errors: list[dict[str, Any]]) -> None:
+    def __init__(self, owner: str, errors: Sequence[Mapping[str, Any]]) -> None:
         self.owner = owner
         self.fields = [".".join(str(part) for part in error["loc"]) for error in errors]
         details = "; ".join(

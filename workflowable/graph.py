@@ -28,14 +28,14 @@ def _seconds(value: timedelta | float, what: str) -> float:
 class Condition:
     """A condition type configured with parameters, placed on a transition."""
 
-    type: type[ConditionType[Any]]
+    condition_type: type[ConditionType[Any]]
     parameters: BaseModel
 
     def __init__(self, condition_type: type[ConditionType[Any]], parameters: Mapping[str, Any] | None = None) -> None:
         if not (isinstance(condition_type, type) and issubclass(condition_type, ConditionType)):
             raise InvalidDefinition(f"{condition_type!r} is not a ConditionType subclass")
         owner = f"condition {condition_type.type_name()}"
-        object.__setattr__(self, "type", condition_type)
+        object.__setattr__(self, "condition_type", condition_type)
         object.__setattr__(self, "parameters", condition_type.validate_parameters(parameters or {}, owner=owner))
 
 
@@ -44,7 +44,7 @@ class ActivityRef:
     """A configured activity of a definition; refer to it when adding transitions."""
 
     name: str
-    type: type[ActivityType[Any]]
+    activity_type: type[ActivityType[Any]]
     parameters: BaseModel
     description: str | None = None
     max_attempts: int | None = None
@@ -114,7 +114,7 @@ class WorkflowDefinition:
         owner = f"activity {name!r} ({activity_type.type_name()})"
         ref = ActivityRef(
             name=name,
-            type=activity_type,
+            activity_type=activity_type,
             parameters=activity_type.validate_parameters(parameters or {}, owner=owner),
             description=description,
             max_attempts=max_attempts,

@@ -22,36 +22,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from .errors import ProcessNotFound
 from .messages import ActivityStep, ConditionStep, ProcessPlan, StatusChange, TransitionStep
 from .models import (
-    WorkflowActivityParameterRow,
-    WorkflowActivityRow,
-    WorkflowActivityTypeRow,
-    WorkflowConditionParameterRow,
-    WorkflowConditionRow,
-    WorkflowConditionTypeRow,
-    WorkflowEventRow,
-    WorkflowProcessActivityLogRow,
-    WorkflowProcessRow,
-    WorkflowPriorityRow,
-    WorkflowProcessTokenRow,
-    WorkflowRow,
-    WorkflowTransitionRow,
+    activities,
+    activity_parameters,
+    activity_types,
+    attempts,
+    condition_parameters,
+    condition_types,
+    conditions,
+    events,
+    priorities,
+    processes,
+    tokens,
+    transitions,
+    workflows,
 )
+
 if TYPE_CHECKING:
     from .reporting import Process
 from .states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, sources_of
-
-processes = WorkflowProcessRow.__table__
-tokens = WorkflowProcessTokenRow.__table__
-attempts = WorkflowProcessActivityLogRow.__table__
-workflows = WorkflowRow.__table__
-events = WorkflowEventRow.__table__
-activities = WorkflowActivityRow.__table__
-activity_types = WorkflowActivityTypeRow.__table__
-activity_parameters = WorkflowActivityParameterRow.__table__
-transitions = WorkflowTransitionRow.__table__
-conditions = WorkflowConditionRow.__table__
-condition_types = WorkflowConditionTypeRow.__table__
-condition_parameters = WorkflowConditionParameterRow.__table__
 
 
 @dataclass(frozen=True)
@@ -252,7 +240,6 @@ async def insert_processes(
 
 
 def _dispatch_query() -> sa.Select[Any]:
-    priorities = WorkflowPriorityRow.__table__
     return (
         sa.select(
             processes.c.id,
@@ -294,7 +281,7 @@ async def lock_due(conn: AsyncConnection, *, limit: int, skip: list[int]) -> lis
     query = (
         _dispatch_query()
         .where(*_due(), processes.c.id.not_in(skip) if skip else sa.true())
-        .order_by(sa.desc(WorkflowPriorityRow.__table__.c.priority), processes.c.id)
+        .order_by(sa.desc(priorities.c.priority), processes.c.id)
         .limit(limit)
         .with_for_update(of=processes, skip_locked=True)
     )

@@ -221,6 +221,25 @@ class WorkflowProcessActivityLogRow(_Timestamps, table=True):
     error: str | None = Field(default=None, sa_type=sa.Text)
 
 
+def table(model: type[SQLModel]) -> sa.Table:
+    """The SQLAlchemy table behind a model, for Core statements on hot paths."""
+    return model.__table__  # type: ignore[attr-defined, no-any-return]
+
+
+processes = table(WorkflowProcessRow)
+tokens = table(WorkflowProcessTokenRow)
+attempts = table(WorkflowProcessActivityLogRow)
+workflows = table(WorkflowRow)
+priorities = table(WorkflowPriorityRow)
+events = table(WorkflowEventRow)
+activities = table(WorkflowActivityRow)
+activity_types = table(WorkflowActivityTypeRow)
+activity_parameters = table(WorkflowActivityParameterRow)
+transitions = table(WorkflowTransitionRow)
+conditions = table(WorkflowConditionRow)
+condition_types = table(WorkflowConditionTypeRow)
+condition_parameters = table(WorkflowConditionParameterRow)
+
 #: Rows every database starts with, id by id, from the state enums.
 SEEDS: dict[str, list[dict[str, object]]] = {
     "workflow_statuses": [{"id": s.value, "name": s.label} for s in WorkflowStatus],

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .errors import ProcessNotFound
 from .messages import workflow_id_for
-from .mirror import activities, attempts, processes, tokens, workflows
+from .models import activities, attempts, processes, tokens, workflows
 from .states import AttemptStatus, ProcessStatus
 
 

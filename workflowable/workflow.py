@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ActivityCancellationType
 
 from .messages import (
@@ -181,7 +182,7 @@ class ProcessWorkflow:
                 if is_cancelled_exception(err):
                     raise asyncio.CancelledError() from err
                 reason = f"activity {step.name!r} failed: {err.cause or err}"
-                if isinstance(err.cause, TimeoutError):
+                if isinstance(err.cause, ActivityTimeout):
                     # The worker died or hung: its attempt row is still In Progress. Close it.
                     await self._close_attempt(step, attempt, reason)
                 non_retryable = isinstance(err.cause, ApplicationError) and err.cause.non_retryable
@@ -213,7 +214,7 @@ class ProcessWorkflow:
         self.woken = False
         try:
             await workflow.wait_condition(lambda: self.woken, timeout=self.next_run_at - now)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         await self._unpaused()
         await self._move(S.RUNNING)

@@ -209,7 +209,7 @@ async def test_two_hundred_shuffled_requests_end_in_the_last_valid_one(client, w
         results = await asyncio.gather(*(request(client, process_id, kind) for kind in kinds), return_exceptions=True)
         unexpected = [r for r in results if isinstance(r, BaseException) and not isinstance(r, InvalidStateChange)]
         assert not unexpected, unexpected
-        accepted = {kind: sum(1 for k, r in zip(kinds, results) if k is kind and not isinstance(r, BaseException)) for kind in kinds}
+        accepted = {kind: sum(1 for k, r in zip(kinds, results, strict=True) if k is kind and not isinstance(r, BaseException)) for kind in kinds}
         # Each accepted request was valid when applied, so accepted pauses and resumes alternate.
         assert accepted[Request.PAUSE] - accepted[Request.RESUME] in (0, 1)
         expected = S.PAUSED if accepted[Request.PAUSE] > accepted[Request.RESUME] else S.RUNNING
@@ -233,7 +233,7 @@ async def test_signals_from_the_temporal_cli_reach_the_mirror(client, worker, se
     for name, expected in (("pause", S.PAUSED), ("resume", S.RUNNING), ("pause", S.PAUSED), ("cancel", S.CANCELLED)):
         result = await asyncio.to_thread(temporal_cli, settings, "workflow", "signal", "--workflow-id", workflow_id, "--name", name)
         assert result.returncode == 0, result.stderr
-        await eventually(lambda: _is(client, process_id, expected), timeout=15)
+        await eventually(lambda expected=expected: _is(client, process_id, expected), timeout=15)
     description = await client.temporal.get_workflow_handle(workflow_id).describe()
     assert description.status is WorkflowExecutionStatus.CANCELED
 

@@ -21,6 +21,6 @@ def test_the_readme_example_runs(settings, task_queue, tmp_path):
     result = subprocess.run([sys.executable, str(script)], env=environment(settings, WORKFLOWABLE_TASK_QUEUE=task_queue),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    process_id, status, tokens = result.stdout.strip().split(" ", 2)
+    _, status, tokens = result.stdout.strip().split(" ", 2)
     assert status == "Completed"
     assert tokens == "{'order_id': '1', 'amount': '99.5', 'reservation': 'R-1', 'tracking': 'T-R-1'}"

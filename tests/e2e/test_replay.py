@@ -56,7 +56,7 @@ async def test_fresh_histories_replay(client, run_worker, task_queue):
         GATE.set()  # the waiting process passes on its next check, after its timer
         for process in ran:
             await client.wait_for_process(process.id, timeout=60)
-    for name, process in zip(("completed", "failed"), ran):
+    for name, process in zip(("completed", "failed"), ran, strict=True):
         history = await client.temporal.get_workflow_handle(workflow_id_for(process.id)).fetch_history()
         await replayer().replay_workflow(history)
         if os.environ.get("WORKFLOWABLE_RECORD_HISTORIES"):

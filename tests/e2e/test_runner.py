@@ -100,7 +100,7 @@ async def test_twenty_events_complete_with_one_success_row_per_activity(client, 
         seed_1 = (await conn.execute(sa.text(SEED_QUERY_ATTEMPTS_OF_PROCESS.replace(":workflow_process_id", str(ids[0]))))).all()
         seed_2 = (await conn.execute(sa.text(SEED_QUERY_FAILED_ATTEMPTS.replace(":failure_status_id", "3")))).all()
 
-    for event, pid in zip(events, ids):
+    for event, pid in zip(events, ids, strict=True):
         expected_path = ["reserve", "approve", "ship"] if event.amount > 500 else ["reserve", "ship"]
         mine = [a for a in attempts if a.workflow_process_id == pid]
         assert [a.name for a in mine] == expected_path

@@ -11,7 +11,7 @@ from tests.conftest import unique
 from workflowable import ActivityType, ProcessStatus, WorkflowDefinition, WorkflowEvent
 from workflowable.messages import StatusChange
 from workflowable.mirror import AttemptKey
-from workflowable.states import AttemptStatus, TRANSITIONS
+from workflowable.states import TRANSITIONS, AttemptStatus
 
 S = ProcessStatus
 

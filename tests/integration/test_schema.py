@@ -41,7 +41,7 @@ async def test_documented_tables_and_columns_exist(client):
     }
     async with client.engine.connect() as conn:
         for table, columns in expected.items():
-            found = await conn.run_sync(lambda sync: {c["name"] for c in sa.inspect(sync).get_columns(table)})
+            found = await conn.run_sync(lambda sync, table=table: {c["name"] for c in sa.inspect(sync).get_columns(table)})
             assert columns | {"id", "created_at", "updated_at"} <= found, table
 
 

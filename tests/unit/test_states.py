@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from workflowable.states import TERMINAL, TRANSITIONS, AttemptStatus, ProcessStatus, WorkflowStatus, sources_of
@@ -40,7 +42,7 @@ def test_paused_returns_to_any_earlier_live_state():
 
 def test_the_moves_of_a_run():
     path = [S.CREATED, S.DISPATCHED, S.RUNNING, S.PENDING, S.RUNNING, S.COMPLETED]
-    assert all(a.can_move_to(b) for a, b in zip(path, path[1:]))
+    assert all(a.can_move_to(b) for a, b in pairwise(path))
     assert not S.CREATED.can_move_to(S.RUNNING)
     assert not S.COMPLETED.can_move_to(S.RUNNING)
 

@@ -8,7 +8,7 @@ from alembic import context
 from workflowable.models import SQLModel
 
 config = context.config
-url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+url = str(config.attributes.get("url") or config.get_main_option("sqlalchemy.url"))
 engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
 with engine.connect() as connection:
     context.configure(connection=connection, target_metadata=SQLModel.metadata)

@@ -1,7 +1,7 @@
 """Core schema: the original package's tables, column names and seeded status ids.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-26 20:48:08.196967
 """
 
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 from workflowable.models import SEEDS
-
 
 revision = '0001'
 down_revision = None
