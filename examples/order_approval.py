@@ -159,7 +159,7 @@ async def run_demo(settings: Settings, orders: int, console: Console) -> bool:
 
 
 async def main(orders: int = 20) -> int:
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=120)  # logs: wide enough for the table
     async with dev_stack(Settings(), log=console.print) as settings:
         ok = await run_demo(settings, orders, console)
     console.print("[green]Every demo process Completed.[/]" if ok else "[red]Some demo processes did not complete.[/]")
