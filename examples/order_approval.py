@@ -36,6 +36,7 @@ from workflowable import (
     WorkflowEvent,
     WorkflowNotEditable,
     build_worker,
+    run,
 )
 from workflowable.devstack import dev_stack
 from workflowable.reporting import SEED_QUERY_ATTEMPTS_OF_PROCESS, SEED_QUERY_FAILED_ATTEMPTS
@@ -166,5 +167,9 @@ async def main(orders: int = 20) -> int:
     return 0 if ok else 1
 
 
+async def demo() -> None:
+    raise SystemExit(await main(int(sys.argv[1]) if len(sys.argv) > 1 else 20))
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20)))
+    run(demo())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from workflowable.cli import app
+from workflowable.cli import main
 
 if __name__ == "__main__":
-    app(["worker", *sys.argv[1:]])
+    main(["worker", *sys.argv[1:]])

@@ -20,7 +20,9 @@ from .errors import (
     WorkflowNotEditable,
     WorkflowNotFound,
 )
+from .exiting import run
 from .graph import Condition, WorkflowDefinition
+from .locks import LockState
 from .messages import ProcessState
 from .reporting import Attempt, Process, Token
 from .settings import Settings
@@ -42,12 +44,14 @@ __all__ = [
     "Settings",
     "Workflowable",
     "build_worker",
+    "run",
     # reading
     "Process",
     "ProcessState",
     "Token",
     "Attempt",
     "SweepResult",
+    "LockState",
     "Request",
     "ProcessStatus",
     "WorkflowStatus",

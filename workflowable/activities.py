@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext
 from .dispatch import SweepResult, process_runs
 from .errors import InvalidParameters, NonRetryable, UnknownType
+from .locks import LOCK_WORKFLOW, LockInput, LockRequest, lock_workflow_id
 from .messages import ActivityInput, ActivityOutput, AttemptClose, ChooseInput, ProcessInput, ProcessPlan, StatusChange
 from .mirror import AttemptKey, Mirror
 
@@ -87,6 +88,19 @@ class ProcessActivities:
         """Ask Temporal to cancel the workflow (a workflow cannot cancel itself)."""
         await activity.client().get_workflow_handle(workflow_id).cancel()
 
+    @activity.defn(name="workflowable.request_lock")
+    async def request_lock(self, request: LockRequest) -> None:
+        """Join the queue of a lock key, starting its lock workflow if it is not running."""
+        await activity.client().start_workflow(
+            LOCK_WORKFLOW,
+            LockInput(request.key, request.lease_seconds),
+            id=lock_workflow_id(request.key),
+            task_queue=request.task_queue,
+            start_signal="acquire",
+            start_signal_args=[request.requester],
+            static_summary=f"Lock key {request.key!r}",
+        )
+
     @activity.defn(name="workflowable.process_runs")
     async def process_runs(self) -> str:
         """The `process-runs` sweep, run by the Temporal Schedule `workflowable schedule install` makes."""
@@ -148,7 +162,15 @@ class ProcessActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity to register on a worker: the local ones and one per activity type."""
-        own: list[Callable[..., Any]] = [self.begin_process, self.set_status, self.close_attempt, self.request_cancel, self.process_runs, self.choose_transition]
+        own: list[Callable[..., Any]] = [
+            self.begin_process,
+            self.set_status,
+            self.close_attempt,
+            self.request_cancel,
+            self.request_lock,
+            self.process_runs,
+            self.choose_transition,
+        ]
         return own + [self.activity_for(kind) for kind in self.catalog.activities.values()]
 
     @staticmethod

@@ -193,11 +193,12 @@ async def set_workflow_status(engine: AsyncEngine, workflow: str | int, target: 
         await conn.execute(workflows.update().where(workflows.c.id == row.id).values(workflow_status_id=target, updated_at=sa.func.now()))
 
 
-async def active_workflows_for(conn: AsyncConnection, event: type[WorkflowEvent]) -> Sequence[sa.Row[Any, Any]]:
-    """Id and name of each Active workflow bound to the event's class."""
+async def active_workflows_for(conn: AsyncConnection, event: type[WorkflowEvent]) -> Sequence[Any]:
+    """Id, name and priority of each Active workflow bound to the event's class."""
     result = await conn.execute(
-        sa.select(workflows.c.id, workflows.c.name)
+        sa.select(workflows.c.id, workflows.c.name, priorities.c.priority)
         .join(events, events.c.id == workflows.c.workflow_event_id)
+        .join(priorities, priorities.c.id == workflows.c.workflow_priority_id)
         .where(events.c.class_name == event.class_path(), workflows.c.workflow_status_id == WorkflowStatus.ACTIVE)
         .order_by(workflows.c.id)
     )

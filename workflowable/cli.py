@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from temporalio.client import Client
 
 from .client import Workflowable
@@ -22,7 +23,9 @@ from .definitions import Catalog
 from .devstack import dev_stack
 from .dispatch import SweepResult
 from .errors import WorkflowableError
-from .messages import PROCESS_RUNS_SCHEDULE
+from .exiting import exit_now, status_of
+from .locks import LockState
+from .messages import PROCESS_RUNS_SCHEDULE, process_id_of
 from .reporting import Process
 from .settings import Settings
 from .worker import build_worker
@@ -66,7 +69,8 @@ async def serve(settings: Settings, types: list[type], queues: list[str], *, rea
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    workers = [build_worker(temporal, engine, catalog, task_queue=queue) for queue in queues]
+    lease = timedelta(seconds=settings.lock_lease)
+    workers = [build_worker(temporal, engine, catalog, task_queue=queue, lock_lease=lease) for queue in queues]
     try:
         for worker in workers:
             await worker.__aenter__()
@@ -144,6 +148,28 @@ def process_dispatch(process_id: ProcessId, queue: Annotated[str | None, typer.O
     _steer(process_id, "dispatched", lambda c: c.dispatch_process(process_id, queue))
 
 
+@app.command("locks")
+def locks(key: Annotated[str | None, typer.Argument(help="One lock key (default: every held or awaited key).")] = None) -> None:
+    """Show who holds each lock key and who waits for it, first in line first."""
+
+    async def read(client: Workflowable) -> list[LockState]:
+        if key is None:
+            return await client.list_locks()
+        state = await client.get_lock(key)
+        return [state] if state else []
+
+    states: list[LockState] = _run(_with_client(read))
+    if not states:
+        console.print("No lock key is held or awaited." if key is None else f"Nobody holds or waits for {key!r}.")
+        return
+    table = Table("lock key", "held by process", "lease until", "waiting processes (in order)")
+    for state in states:
+        holder = process_id_of(state.holder) if state.holder else "-"
+        until = state.expires_at.isoformat(timespec="seconds") if state.holder and state.expires_at else "-"
+        table.add_row(state.key, holder, until, ", ".join(process_id_of(w) for w in state.waiting) or "-")
+    console.print(table)
+
+
 @app.command("process-runs")
 def process_runs(batch_size: Annotated[int, typer.Option(min=1, help="Processes locked and started per transaction.")] = 200) -> None:
     """Dispatch every due Created or Pending process without a live workflow, highest priority first."""
@@ -211,5 +237,15 @@ def dev(app_spec: AppOption = None, queue: QueueOption = None) -> None:
     _run(main())
 
 
+def main(args: list[str] | None = None) -> None:
+    """The console entry point; once the command is done it leaves through `exit_now` (see exiting.py)."""
+    try:
+        app(args)
+        code = 0
+    except SystemExit as leaving:
+        code = status_of(leaving)
+    exit_now(code)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -19,8 +19,9 @@ from .definitions import WorkflowEvent
 from .dispatch import SweepResult, install_schedule, process_runs, start_process_workflow
 from .errors import InvalidEventPayload, InvalidStateChange, WorkflowableError
 from .graph import WorkflowDefinition
+from .locks import LOCK_WORKFLOW, LockState, lock_workflow_id
 from .messages import PROCESS_RUNS_SCHEDULE, ProcessState, workflow_id_for
-from .mirror import DispatchTarget, Mirror, NewProcess, insert_processes, select_dispatch_targets
+from .mirror import DispatchTarget, Mirror, NewProcess, insert_processes
 from .reporting import Process, get_process, load_processes
 from .settings import Settings
 from .states import SWEPT, ProcessStatus, Request, WorkflowStatus
@@ -90,14 +91,17 @@ class Workflowable:
             raise WorkflowableError("run_at must be a timezone-aware datetime")
         event_type = type(event)
         # Validate again: model_construct() or mutation could have bypassed the constructor.
-        input_tokens = event_type(**event.model_dump(warnings=False)).to_tokens()
+        checked = event_type(**event.model_dump(warnings=False))
+        input_tokens, lock_key = checked.to_tokens(), checked.workflow_process_lock_key()
+        if lock_key is not None and (not isinstance(lock_key, str) or not lock_key):
+            raise WorkflowableError(f"{event_type.__name__}.workflow_process_lock_key() must return a non-empty str or None")
         queue = event_type.task_queue or self.settings.task_queue
         async with self.engine.begin() as conn:
             bound = await catalog.active_workflows_for(conn, event_type)
-            ids = await insert_processes(conn, [NewProcess(w.id, queue) for w in bound], input_tokens, next_run_at=run_at)
+            ids = await insert_processes(conn, [NewProcess(w.id, queue, lock_key) for w in bound], input_tokens, next_run_at=run_at)
         if dispatch and ids and (run_at is None or run_at <= datetime.now(UTC)):
-            async with self.engine.connect() as conn:
-                targets = await select_dispatch_targets(conn, ids=ids)
+            event_name = event_type.event_name()
+            targets = [DispatchTarget(pid, ProcessStatus.CREATED, queue, w.name, event_name, w.priority) for pid, w in zip(ids, bound, strict=True)]
             await asyncio.gather(*(self._dispatch(target) for target in targets))
         async with self.engine.connect() as conn:
             return await load_processes(conn, ids)
@@ -171,6 +175,29 @@ class Workflowable:
         if handle is None:
             return None
         return await handle.query("state", result_type=ProcessState)
+
+    async def get_lock(self, key: str) -> LockState | None:
+        """Who holds a lock key and who waits for it, in order; None if nobody does."""
+        handle = self.temporal.get_workflow_handle(lock_workflow_id(key))
+        try:
+            description = await handle.describe()
+            if description.status is not WorkflowExecutionStatus.RUNNING:
+                return None
+            return await handle.query("current", result_type=LockState)
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+
+    async def list_locks(self) -> list[LockState]:
+        """Every lock key that is held or waited for."""
+        query = f'WorkflowType = "{LOCK_WORKFLOW}" AND ExecutionStatus = "Running"'
+        found = []
+        async for execution in self.temporal.list_workflows(query):
+            state = await self.temporal.get_workflow_handle(execution.id).query("current", result_type=LockState)
+            if state.holder or state.waiting:
+                found.append(state)
+        return sorted(found, key=lambda state: state.key)
 
     async def _live_handle(self, process_id: int) -> WorkflowHandle[Any, Any] | None:
         handle = self.temporal.get_workflow_handle(workflow_id_for(process_id))

@@ -62,6 +62,11 @@ class WorkflowEvent(BaseModel):
     def class_path(cls) -> str:
         return f"{cls.__module__}.{cls.__qualname__}"
 
+    def workflow_process_lock_key(self) -> str | None:
+        """Override to serialize processes: those whose events give the same key never run
+        activities at the same time (the original's getWorkflowProcessLockKey()). None: no lock."""
+        return None
+
     def to_tokens(self) -> dict[str, str]:
         """The input tokens: one per field, values encoded as text."""
         return {check_token_key(key): encode_token_value(value) for key, value in self.model_dump(mode="json").items()}

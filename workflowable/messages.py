@@ -30,6 +30,11 @@ def workflow_id_for(process_id: int) -> str:
     return f"{WORKFLOW_ID_PREFIX}{process_id}"
 
 
+def process_id_of(workflow_id: str) -> str:
+    """The process id in a process's workflow id (the id itself if it is not one)."""
+    return workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
+
+
 @dataclass
 class ProcessInput:
     """What starts a process workflow: the process's id; everything else is read from the mirror."""
@@ -77,6 +82,8 @@ class ProcessPlan:
     position: int | None  #: last_workflow_activity_id
     tokens: dict[str, str]
     steps_taken: int  #: attempt rows so far belong to steps 1..steps_taken
+    lock_key: str | None = None
+    lock_lease_seconds: float = 30.0
 
 
 @dataclass

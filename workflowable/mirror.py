@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -36,16 +36,20 @@ from .models import (
     transitions,
     workflows,
 )
+from .states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, sources_of
 
 if TYPE_CHECKING:
     from .reporting import Process
-from .states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, sources_of
+
+#: How long a process holds its lock key without renewing it (it renews every third of that).
+DEFAULT_LOCK_LEASE = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
 class NewProcess:
     workflow_id: int
     queue: str
+    lock_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,9 @@ def decode_parameters(rows: Iterable[Any]) -> dict[str, Any]:
 class Mirror:
     """Reads and writes of the process tables, each in its own transaction."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, lock_lease: timedelta = DEFAULT_LOCK_LEASE) -> None:
         self.engine = engine
+        self.lock_lease = lock_lease
 
     async def create_processes(self, new: list[NewProcess], input_tokens: Mapping[str, str]) -> list[int]:
         async with self.engine.begin() as conn:
@@ -92,12 +97,13 @@ class Mirror:
 
     async def begin_run(self, process_id: int, run_id: str) -> ProcessStatus:
         """A workflow run starts: to Dispatched if the dispatcher has not written that yet (from
-        Created, or from Failed for a retry's new run), then Running. A process paused or ended
-        in the meantime is left as it is. Returns the status it is in."""
+        Created, or from Failed for a retry's new run), then Running, unless it has a lock key
+        (it stays Dispatched until it holds its key). A process paused or ended in the meantime
+        is left as it is. Returns the status it is in."""
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
-                    sa.select(processes.c.workflow_process_status_id, processes.c.temporal_run_id)
+                    sa.select(processes.c.workflow_process_status_id, processes.c.temporal_run_id, processes.c.lock_key)
                     .where(processes.c.id == process_id)
                     .with_for_update()
                 )
@@ -109,7 +115,7 @@ class Mirror:
             if status is ProcessStatus.CREATED or (status is ProcessStatus.FAILED and new_run):
                 await _move(conn, StatusChange(process_id, ProcessStatus.DISPATCHED), run_id=run_id)
                 status = ProcessStatus.DISPATCHED
-            if status in (ProcessStatus.DISPATCHED, ProcessStatus.PENDING):
+            if status in (ProcessStatus.DISPATCHED, ProcessStatus.PENDING) and row.lock_key is None:
                 await _move(conn, StatusChange(process_id, ProcessStatus.RUNNING), run_id=run_id)
                 status = ProcessStatus.RUNNING
             return status
@@ -180,6 +186,7 @@ class Mirror:
                         processes.c.workflow_id,
                         processes.c.workflow_process_status_id.label("status"),
                         processes.c.last_workflow_activity_id.label("position"),
+                        processes.c.lock_key,
                         workflows.c.name.label("workflow_name"),
                         workflows.c.retry_interval,
                         workflows.c.max_attempts,
@@ -214,6 +221,8 @@ class Mirror:
             position=head.position,
             tokens={row.key: row.value for row in token_rows},
             steps_taken=int(steps_taken or 0),
+            lock_key=head.lock_key,
+            lock_lease_seconds=self.lock_lease.total_seconds(),
         )
 
 
@@ -223,7 +232,10 @@ async def insert_processes(
     """Write Created processes and their input tokens (the caller holds the transaction)."""
     if not new:
         return []
-    rows = [{"workflow_id": p.workflow_id, "workflow_process_status_id": ProcessStatus.CREATED, "queue": p.queue} for p in new]
+    rows: list[dict[str, Any]] = [
+        {"workflow_id": p.workflow_id, "workflow_process_status_id": ProcessStatus.CREATED, "queue": p.queue, "lock_key": p.lock_key}
+        for p in new
+    ]
     if next_run_at is not None:  # else the column's default: now
         for row in rows:
             row["next_run_at"] = next_run_at
@@ -309,7 +321,7 @@ async def _move(
     target = ProcessStatus(change.status)
     allowed = sources_of(target) if sources is None else sources & sources_of(target)
     values: dict[str, Any] = {"workflow_process_status_id": target, "updated_at": sa.func.now()}
-    if target is ProcessStatus.DISPATCHED:
+    if target is ProcessStatus.DISPATCHED and run_id is not None:  # a new run (not a wait for a lock key)
         values["dispatched_at"] = sa.func.now()
         values["error"] = None  # a retried process starts clean; its attempts keep their errors
     elif target is ProcessStatus.RUNNING:

@@ -170,6 +170,7 @@ class WorkflowProcessRow(_Timestamps, table=True):
         default=None, sa_column=_fk("workflow_process_statuses.id", nullable=True, ondelete=None, index=False)
     )
     queue: str = Field(max_length=255)
+    lock_key: str | None = Field(default=None, sa_type=sa.Text, index=True)
     temporal_run_id: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, sa_type=sa.Text)
 

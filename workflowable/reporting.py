@@ -48,6 +48,7 @@ class Process:
     position: int | None  #: last_workflow_activity_id
     position_name: str | None
     queue: str
+    lock_key: str | None
     dispatched_at: datetime | None
     first_run_at: datetime | None
     last_run_at: datetime | None
@@ -106,6 +107,7 @@ async def load_processes(conn: AsyncConnection, ids: Sequence[int]) -> list[Proc
             position=head.last_workflow_activity_id,
             position_name=head.position_name,
             queue=head.queue,
+            lock_key=head.lock_key,
             dispatched_at=head.dispatched_at,
             first_run_at=head.first_run_at,
             last_run_at=head.last_run_at,

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         default=Path(".workflowable"),
         description="Folder for the dev stack: embedded Postgres data, Temporal's database file.",
     )
+    lock_lease: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a process that stopped renewing (terminated, no worker) keeps its lock key.",
+    )
     app: str | None = Field(
         default=None,
         description="'module:attribute' naming the list of event, activity and condition types.",

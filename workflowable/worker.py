@@ -12,7 +12,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from .activities import ProcessActivities
 from .definitions import Catalog
-from .mirror import Mirror
+from .locks import LockWorkflow
+from .mirror import DEFAULT_LOCK_LEASE, Mirror
 from .workflow import ProcessRunsWorkflow, ProcessWorkflow
 
 #: The workflow imports only states and messages, but the package's __init__ pulls in the client
@@ -22,16 +23,26 @@ HEARTBEAT_THROTTLE = timedelta(seconds=1)
 SANDBOX = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflowable"))
 
 
-def build_worker(client: Client, engine: AsyncEngine, catalog: Catalog, *, task_queue: str, **options: Any) -> Worker:
-    """A Temporal worker serving the process workflows, the sweep and every activity type in `catalog`."""
-    activities = ProcessActivities(Mirror(engine), catalog)
+def build_worker(
+    client: Client,
+    engine: AsyncEngine,
+    catalog: Catalog,
+    *,
+    task_queue: str,
+    lock_lease: timedelta = DEFAULT_LOCK_LEASE,
+    **options: Any,
+) -> Worker:
+    """A Temporal worker serving the process workflows, their lock keys, the sweep and every
+    activity type in `catalog`. `lock_lease`: how long a process that stops renewing (its
+    workflow terminated, no worker running it) can keep its lock key from the others."""
+    activities = ProcessActivities(Mirror(engine, lock_lease=lock_lease), catalog)
     # Heartbeats go out at most once a second, so a cancel reaches an activity within seconds.
     options.setdefault("max_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
     options.setdefault("default_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ProcessWorkflow, ProcessRunsWorkflow],
+        workflows=[ProcessWorkflow, LockWorkflow, ProcessRunsWorkflow],
         activities=activities.all(),
         workflow_runner=SANDBOX,
         **options,

@@ -17,10 +17,11 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, is_cancelled_exception
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ActivityCancellationType
 
+from .locks import LockGrant, LockRequest, lock_workflow_id
 from .messages import (
     EVENT_ATTRIBUTE,
     PROCESS_ID_ATTRIBUTE,
@@ -88,6 +89,10 @@ class ProcessWorkflow:
         self.version = 0
         self.mirrored_version = 0
         self.written_status: ProcessStatus | None = None  #: the status the mirror was last given
+        # The lock key, if the event gave one: the generation held, or whether one is asked for.
+        self.lock_key: str | None = None
+        self.lock_generation: int | None = None
+        self.lock_wanted = False
 
     # The run loop
 
@@ -95,6 +100,7 @@ class ProcessWorkflow:
     async def run(self, input: ProcessInput) -> str:
         self.process_id = input.process_id
         mirror = asyncio.create_task(self._mirror_loop())
+        renewing: asyncio.Task[None] | None = None
         try:
             plan = await workflow.execute_local_activity(
                 "workflowable.begin_process",
@@ -105,6 +111,8 @@ class ProcessWorkflow:
             )
             self.plan, self.position, self.tokens, self.step = plan, plan.position, dict(plan.tokens), plan.steps_taken
             self.status = self.written_status = S(plan.status)
+            self.lock_key = plan.lock_key
+            renewing = asyncio.create_task(self._renew_lock()) if self.lock_key else None
             if self.status is S.PAUSED:  # paused through the mirror before this run began
                 self.paused_from = S.RUNNING
             workflow.upsert_search_attributes(
@@ -121,10 +129,15 @@ class ProcessWorkflow:
             # Cancelled by the `cancel` request, the web UI or `temporal workflow cancel`.
             self._set(S.CANCELLED)
             await self._mirrored()
+            await self._let_go_of_lock()
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise
+        finally:
+            await self._let_go_of_lock()
         await workflow.wait_condition(workflow.all_handlers_finished)
         mirror.cancel()
+        if renewing is not None:
+            renewing.cancel()
         return self.status.label
 
     async def _walk(self, plan: ProcessPlan) -> None:
@@ -135,8 +148,10 @@ class ProcessWorkflow:
             if not outgoing:
                 await self._move(S.COMPLETED)
                 return
+            await self._hold_lock()
             chosen = await self._choose(outgoing)
             if chosen is None:
+                await self._let_go_of_lock()  # nobody else waits while this one waits
                 await self._wait(timedelta(seconds=plan.retry_interval_seconds))
                 continue
             await self._run_activity(activities[chosen.to_activity_id])
@@ -165,7 +180,7 @@ class ProcessWorkflow:
         self.step += 1
         backoff = timedelta(seconds=self.plan.retry_backoff_seconds)
         for attempt in range(1, step.max_attempts + 1):
-            await self._unpaused()  # no new attempt starts while paused
+            await self._hold_lock()  # no new attempt starts while paused, nor without the lock
             try:
                 output = await workflow.execute_activity(
                     step.type_name,
@@ -217,10 +232,95 @@ class ProcessWorkflow:
         except TimeoutError:
             pass
         await self._unpaused()
-        await self._move(S.RUNNING)
+        if not self.lock_key:  # else it is Running again once it holds its key (_hold_lock)
+            await self._move(S.RUNNING)
 
     async def _unpaused(self) -> None:
-        await workflow.wait_condition(lambda: self.status is not S.PAUSED)
+        """Wait while paused, without holding the lock key or a place in its queue."""
+        if self.status is S.PAUSED:
+            await self._let_go_of_lock()
+            await workflow.wait_condition(lambda: self.status is not S.PAUSED)
+
+    # The lock key
+
+    async def _hold_lock(self) -> None:
+        """Be Running, holding the process's lock key if it has one. While it waits for the key
+        it is Dispatched (Pending -> Dispatched after a timer, or as it started); a process
+        that lost its lease mid-run asks again while Running."""
+        while True:
+            await self._unpaused()
+            if self.lock_key and self.lock_generation is None:
+                if self.status is S.PENDING:
+                    await self._move(S.DISPATCHED)
+                    continue
+                if not self.lock_wanted:
+                    await self._ask_for_lock()
+                workflow.set_current_details(f"Waiting for lock key {self.lock_key!r}")
+                await workflow.wait_condition(lambda: self.lock_generation is not None or self.status is S.PAUSED)
+                continue
+            if self.status is not S.RUNNING:
+                await self._move(S.RUNNING)
+                continue  # a pause may have come meanwhile
+            if self.lock_key:
+                workflow.set_current_details(f"Holding lock key {self.lock_key!r}")
+            return
+
+    async def _ask_for_lock(self) -> None:
+        assert self.plan is not None and self.lock_key is not None
+        self.lock_wanted = True
+        info = workflow.info()
+        await workflow.execute_local_activity(
+            "workflowable.request_lock",
+            LockRequest(self.lock_key, info.workflow_id, info.task_queue, self.plan.lock_lease_seconds),
+            start_to_close_timeout=MIRROR_TIMEOUT,
+            retry_policy=MIRROR_RETRY,
+        )
+
+    async def _let_go_of_lock(self) -> None:
+        """Release the key if held; leave its queue if waiting."""
+        if self.lock_key is None:
+            return
+        if self.lock_generation is not None:
+            grant, self.lock_generation = LockGrant(self.lock_key, self.lock_generation), None
+            await self._signal_lock("release", grant)
+        if self.lock_wanted:
+            self.lock_wanted = False
+            await self._signal_lock("withdraw", workflow.info().workflow_id)
+        workflow.set_current_details("")
+
+    async def _signal_lock(self, signal: str, arg: object) -> None:
+        assert self.lock_key is not None
+        try:
+            await workflow.get_external_workflow_handle(lock_workflow_id(self.lock_key)).signal(signal, arg)
+        except FailureError:
+            pass  # the lock workflow is gone: nothing is held there
+
+    async def _renew_lock(self) -> None:
+        """While holding the key, renew its lease every third of it."""
+        assert self.plan is not None
+        every = timedelta(seconds=self.plan.lock_lease_seconds / 3)
+        while True:
+            await workflow.wait_condition(lambda: self.lock_generation is not None)
+            await workflow.sleep(every)
+            if self.lock_generation is not None and self.lock_key is not None:
+                await self._signal_lock("renew", LockGrant(self.lock_key, self.lock_generation))
+
+    @workflow.signal
+    async def granted(self, grant: LockGrant) -> None:
+        """From the lock workflow: the key is this process's."""
+        if self.lock_wanted and grant.key == self.lock_key:
+            self.lock_wanted, self.lock_generation = False, grant.generation
+        else:  # it stopped waiting meanwhile: hand the key straight back
+            try:
+                await workflow.get_external_workflow_handle(lock_workflow_id(grant.key)).signal("release", grant)
+            except FailureError:
+                pass
+
+    @workflow.signal
+    def lost(self, grant: LockGrant) -> None:
+        """From the lock workflow: the lease ran out (this workflow did not renew in time)."""
+        if grant.generation == self.lock_generation:
+            self.lock_generation = None
 
     async def _move(self, status: ProcessStatus) -> None:
         """A move of the run loop's own: never while paused; it goes on once the mirror shows it."""
@@ -275,7 +375,10 @@ class ProcessWorkflow:
             self.paused_from = self.status
             self._set(S.PAUSED)
         elif request is Request.RESUME:
-            self._set(self.paused_from or S.RUNNING)
+            target = self.paused_from or S.RUNNING
+            if target is S.RUNNING and self.lock_key and self.lock_generation is None:
+                target = S.DISPATCHED  # it let go of its lock key while paused: it waits for it again
+            self._set(target)
             self.paused_from = None
         elif request is Request.CANCEL:
             self.cancelling = True

@@ -15,7 +15,8 @@ from temporalio.worker import Replayer
 
 from tests.conftest import unique
 from tests.e2e.test_runner import GATE, Boom, FailingEvent, GateOpen, Noop, WaitingEvent
-from workflowable import Condition, ProcessStatus, WorkflowDefinition
+from workflowable import Condition, ProcessStatus, WorkflowDefinition, WorkflowEvent
+from workflowable.locks import LockWorkflow, lock_workflow_id
 from workflowable.messages import workflow_id_for
 from workflowable.worker import SANDBOX
 from workflowable.workflow import ProcessWorkflow
@@ -24,7 +25,14 @@ HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=[ProcessWorkflow], workflow_runner=SANDBOX)
+    return Replayer(workflows=[ProcessWorkflow, LockWorkflow], workflow_runner=SANDBOX)
+
+
+class LockedEvent(WorkflowEvent):
+    n: int
+
+    def workflow_process_lock_key(self) -> str | None:
+        return "replay-key"
 
 
 async def test_recorded_histories_replay():
@@ -45,10 +53,18 @@ async def test_fresh_histories_replay(client, run_worker, task_queue):
     waiting.transition(first, last, when=[Condition(GateOpen)])
     failing = WorkflowDefinition(unique("replay-fail"), event=FailingEvent, max_attempts=2, retry_backoff=0.1)
     failing.start(failing.activity("boom", Boom))
-    for flow in (waiting, failing):
+    LockedEvent.task_queue = task_queue
+    locked = WorkflowDefinition(unique("replay-lock"), event=LockedEvent)
+    locked.start(locked.activity("only", Noop))
+    for flow in (waiting, failing, locked):
         await client.save_workflow(flow, activate=True)
     async with run_worker([Noop, Boom, GateOpen], task_queue=task_queue):
-        ran = [*await client.trigger_event(WaitingEvent(n=1)), *await client.trigger_event(FailingEvent(n=1))]
+        ran = [
+            *await client.trigger_event(WaitingEvent(n=1)),
+            *await client.trigger_event(FailingEvent(n=1)),
+            *await client.trigger_event(LockedEvent(n=1)),
+            *await client.trigger_event(LockedEvent(n=2)),
+        ]
         for _ in range(100):
             if (await client.get_process(ran[0].id)).status is ProcessStatus.PENDING:
                 break
@@ -56,10 +72,13 @@ async def test_fresh_histories_replay(client, run_worker, task_queue):
         GATE.set()  # the waiting process passes on its next check, after its timer
         for process in ran:
             await client.wait_for_process(process.id, timeout=60)
-    for name, process in zip(("completed", "failed"), ran, strict=True):
-        history = await client.temporal.get_workflow_handle(workflow_id_for(process.id)).fetch_history()
+    names = ("completed", "failed", "locked-first", "locked-second")
+    handles = [client.temporal.get_workflow_handle(workflow_id_for(process.id)) for process in ran]
+    handles.append(client.temporal.get_workflow_handle(lock_workflow_id("replay-key")))
+    for name, handle in zip((*names, "lock"), handles, strict=True):
+        history = await handle.fetch_history()
         await replayer().replay_workflow(history)
         if os.environ.get("WORKFLOWABLE_RECORD_HISTORIES"):
             (HISTORIES / f"{name}.json").write_text(history.to_json())
-    for flow in (waiting, failing):
+    for flow in (waiting, failing, locked):
         await client.deactivate_workflow(flow.name)
