@@ -39,7 +39,7 @@ from workflowable import (
     run,
 )
 from workflowable.devstack import dev_stack
-from workflowable.reporting import SEED_QUERY_ATTEMPTS_OF_PROCESS, SEED_QUERY_FAILED_ATTEMPTS
+from workflowable.reporting_sql import ATTEMPTS_OF_PROCESS, FAILED_ATTEMPTS
 from workflowable.states import AttemptStatus
 
 
@@ -147,14 +147,14 @@ async def run_demo(settings: Settings, orders: int, console: Console) -> bool:
 
         async with client.engine.connect() as conn:
             first = ids[0]
-            rows = (await conn.execute(sa.text(SEED_QUERY_ATTEMPTS_OF_PROCESS), {"workflow_process_id": first})).mappings().all()
-            console.print(f"\n[bold]Seed query 1[/]: {SEED_QUERY_ATTEMPTS_OF_PROCESS.replace(':workflow_process_id', str(first))};")
+            rows = (await conn.execute(sa.text(ATTEMPTS_OF_PROCESS), {"workflow_process_id": first})).mappings().all()
+            console.print(f"\n[bold]Seed query 1[/]: {ATTEMPTS_OF_PROCESS.replace(':workflow_process_id', str(first))};")
             query_table = Table("id", "workflow_activity_id", "status_id", "started_at", "completed_at")
             for row in rows:
                 query_table.add_row(*(str(row[c]) for c in ("id", "workflow_activity_id", "workflow_process_activity_log_status_id", "started_at", "completed_at")))
             console.print(query_table)
-            failed = (await conn.execute(sa.text(SEED_QUERY_FAILED_ATTEMPTS), {"failure_status_id": int(AttemptStatus.FAILURE)})).all()
-            console.print(f"[bold]Seed query 2[/]: {SEED_QUERY_FAILED_ATTEMPTS.replace(':failure_status_id', str(int(AttemptStatus.FAILURE)))};")
+            failed = (await conn.execute(sa.text(FAILED_ATTEMPTS), {"failure_status_id": int(AttemptStatus.FAILURE)})).all()
+            console.print(f"[bold]Seed query 2[/]: {FAILED_ATTEMPTS.replace(':failure_status_id', str(int(AttemptStatus.FAILURE)))};")
             console.print(f"{len(failed)} failed attempts.")
         return all(p.status is ProcessStatus.COMPLETED for p in processes)
 

@@ -8,7 +8,8 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +19,7 @@ from rich.table import Table
 from temporalio.client import Client
 
 from .client import Workflowable
-from .database import create_engine, database_url, upgrade
+from .database import create_engine, database_url, grant_reporting, upgrade
 from .definitions import Catalog
 from .devstack import dev_stack
 from .dispatch import SweepResult
@@ -26,8 +27,10 @@ from .errors import WorkflowableError
 from .exiting import exit_now, status_of
 from .locks import LockState
 from .messages import PROCESS_RUNS_SCHEDULE, process_id_of
-from .reporting import Process
+from .report_html import render_html
+from .reporting import Process, ProcessSummary, Report, build_report, list_attempts, list_processes
 from .settings import Settings
+from .states import AttemptStatus, ProcessStatus
 from .worker import build_worker
 
 app = typer.Typer(help="Event-triggered workflow processes on Temporal, mirrored to Postgres.", no_args_is_help=True)
@@ -199,6 +202,123 @@ def schedule_remove() -> None:
     """Delete the sweep's Schedule."""
     removed = _run(_with_client(lambda c: c.remove_schedule()))
     console.print(f"Schedule {PROCESS_RUNS_SCHEDULE!r} {'removed' if removed else 'was not installed'}.")
+
+
+@db_app.command("grant-reporting")
+def db_grant_reporting(
+    role: Annotated[str, typer.Argument(help="The Postgres role to give read access (created if missing).")],
+    password: Annotated[str | None, typer.Option(help="Password if the role is created (it can then log in).", hide_input=True)] = None,
+) -> None:
+    """Give ROLE SELECT on the mirror's tables and views, and nothing else."""
+    try:
+        created = grant_reporting(database_url(Settings()), role, password=password)
+    except WorkflowableError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"Role {role!r} {'created and ' if created else ''}granted SELECT on the mirror's tables and views.")
+
+
+StatusOption = Annotated[str | None, typer.Option("--status", "-s", help="A status name, e.g. Paused.")]
+LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many rows, newest first.")]
+
+
+def _status(name: str | None, kind: type[ProcessStatus] | type[AttemptStatus]) -> Any:
+    if name is None:
+        return None
+    for status in kind:
+        if status.label.lower() == name.lower() or status.name.lower() == name.lower():
+            return status
+    raise WorkflowableError(f"unknown status {name!r}; one of: {', '.join(s.label for s in kind)}")
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if value else "-"
+
+
+@app.command("processes")
+def processes_command(
+    status: StatusOption = None,
+    workflow: Annotated[str | None, typer.Option(help="A workflow name.")] = None,
+    event: Annotated[str | None, typer.Option(help="An event name (its class name).")] = None,
+    limit: LimitOption = 50,
+) -> None:
+    """List processes, filtered by status, workflow and event."""
+
+    async def read(client: Workflowable) -> list[ProcessSummary]:
+        return await list_processes(client.engine, status=_status(status, ProcessStatus), workflow=workflow, event=event, limit=limit)
+
+    rows: list[ProcessSummary] = _run(_with_client(read))
+    table = Table("id", "workflow", "event", "status", "at activity", "lock key", "next run", "changed", title=f"{len(rows)} processes")
+    for p in rows:
+        table.add_row(str(p.id), p.workflow_name, p.event_name, p.status.label, p.position_name or "-", p.lock_key or "-", _when(p.next_run_at), _when(p.updated_at))
+    console.print(table)
+
+
+@process_app.command("show")
+def process_show(process_id: ProcessId) -> None:
+    """One process: its status, tokens (and the activity that wrote each) and its attempts as a timeline."""
+    process: Process = _run(_with_client(lambda c: c.get_process(process_id)))
+    console.print(
+        f"[bold]Process {process.id}[/] of workflow {process.workflow_name!r}: [bold]{process.status.label}[/]"
+        + (f" (paused from {process.paused_from.label})" if process.paused_from else "")
+        + f", at activity {process.position_name or '(start)'}, queue {process.queue!r}"
+        + (f", lock key {process.lock_key!r}" if process.lock_key else "")
+    )
+    console.print(
+        f"dispatched {_when(process.dispatched_at)}, first run {_when(process.first_run_at)}, last run {_when(process.last_run_at)}, "
+        f"next run {_when(process.next_run_at)}, completed {_when(process.completed_at)}"
+    )
+    if process.error:
+        console.print(f"[red]error:[/] {process.error}")
+    tokens = Table("key", "value", "written by", title="Tokens")
+    for token in process.tokens:
+        value = token.value if len(token.value) <= 80 else token.value[:77] + "..."
+        tokens.add_row(token.key, value, token.activity_name or "(input)")
+    console.print(tokens)
+    timeline = Table("step", "activity", "attempt", "status", "started", "completed", "seconds", "error", title="Attempts")
+    for a in process.attempts:
+        seconds = f"{(a.completed_at - a.started_at).total_seconds():.3f}" if a.completed_at else "-"
+        timeline.add_row(str(a.step), a.activity_name, str(a.attempt), a.status.label, _when(a.started_at), _when(a.completed_at), seconds, a.error or "")
+    console.print(timeline)
+
+
+@app.command("attempts")
+def attempts_command(
+    activity: Annotated[str | None, typer.Option(help="An activity name.")] = None,
+    status: StatusOption = None,
+    process: Annotated[int | None, typer.Option(help="A process id.")] = None,
+    limit: LimitOption = 100,
+) -> None:
+    """List activity attempts, filtered by activity, status (In Progress, Success, Failure) and process."""
+
+    async def read(client: Workflowable) -> list[dict[str, Any]]:
+        return await list_attempts(client.engine, activity=activity, status=_status(status, AttemptStatus), process_id=process, limit=limit)
+
+    rows: list[dict[str, Any]] = _run(_with_client(read))
+    table = Table("id", "process", "workflow", "activity", "step", "attempt", "status", "started", "seconds", "error", title=f"{len(rows)} attempts")
+    for r in rows:
+        seconds = f"{r['duration_seconds']:.3f}" if r["duration_seconds"] is not None else "-"
+        table.add_row(str(r["id"]), str(r["workflow_process_id"]), r["workflow_name"], r["activity_name"], str(r["step"]), str(r["attempt"]), r["status"], _when(r["started_at"]), seconds, r["error"] or "")
+    console.print(table)
+
+
+@app.command("report")
+def report_command(html: Annotated[Path | None, typer.Option("--html", help="Also write a page with charts to this file.")] = None) -> None:
+    """Processes per status and, per activity, attempts, outcomes and durations."""
+    report: Report = _run(_with_client(lambda c: build_report(c.engine)))
+    statuses = Table("status", "processes", title=f"{report.processes} processes")
+    for name, count in report.status_counts.items():
+        statuses.add_row(name, str(count))
+    console.print(statuses)
+    per_activity = Table("workflow", "activity", "attempts", "success", "failure", "failure rate", "avg s", "p50 s", "p95 s", title=f"{report.attempts} attempts")
+    for a in report.activities:
+        rate = f"{a['failure_rate']:.1%}" if a["failure_rate"] is not None else "-"
+        stats = [f"{a[k]:.3f}" if a[k] is not None else "-" for k in ("avg_seconds", "p50_seconds", "p95_seconds")]
+        per_activity.add_row(a["workflow_name"], a["activity_name"], str(a["attempts"]), str(a["successes"]), str(a["failures"]), rate, *stats)
+    console.print(per_activity)
+    if html is not None:
+        html.write_text(render_html(report), encoding="utf-8")
+        console.print(f"Wrote {html}.")
 
 
 @db_app.command("upgrade")

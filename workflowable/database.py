@@ -7,7 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .errors import DatabaseNotConfigured
+from .errors import DatabaseNotConfigured, WorkflowableError
 from .settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,3 +43,32 @@ def upgrade(url: str, revision: str = "head") -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = sqlalchemy_url(url)
     command.upgrade(config, revision)
+
+
+def grant_reporting(url: str, role: str, *, password: str | None = None) -> bool:
+    """Give `role` read access to the mirror's tables and views, and nothing else: USAGE on the
+    schema, SELECT on every table and view (and on those created later). Creates the role (able
+    to log in, with `password`) if it does not exist; returns whether it did."""
+    import psycopg
+    from psycopg import sql
+
+    if not role or len(role) > 63:
+        raise WorkflowableError(f"a Postgres role name is 1 to 63 characters, got {role!r}")
+    plain_url = sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(plain_url, autocommit=True) as conn:
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None
+        name = sql.Identifier(role)
+        with conn.transaction():
+            if not exists:
+                if password is None:
+                    conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(name))
+                else:
+                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(name, sql.Literal(password)))
+            for statement in (
+                "GRANT USAGE ON SCHEMA {schema} TO {role}",
+                "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}",
+                "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {role}",
+            ):
+                conn.execute(sql.SQL(statement).format(schema=sql.Identifier(schema), role=name))
+    return not exists

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .errors import ProcessNotFound
 from .messages import workflow_id_for
-from .models import activities, attempts, processes, tokens, workflows
+from .models import activities, attempts, events, processes, tokens, workflows
 from .states import AttemptStatus, ProcessStatus
 
 
@@ -146,13 +147,112 @@ async def get_process(engine: AsyncEngine, process_id: int) -> Process:
     return found[0]
 
 
-#: The seed documentation's example queries 1 and 2, verbatim but for the bound parameter.
-SEED_QUERY_ATTEMPTS_OF_PROCESS = "SELECT * FROM workflow_process_activity_logs WHERE workflow_process_id = :workflow_process_id"
-SEED_QUERY_FAILED_ATTEMPTS = (
-    "SELECT * FROM workflow_process_activity_logs WHERE workflow_process_activity_log_status_id = :failure_status_id"
-)
-#: Query 3 in its Postgres form: MySQL's TIMESTAMPDIFF(SECOND, a, b) is EXTRACT(EPOCH FROM b - a).
-SEED_QUERY_AVERAGE_DURATION = (
-    "SELECT AVG(EXTRACT(EPOCH FROM (completed_at - started_at))) AS avg_execution_time "
-    "FROM workflow_process_activity_logs WHERE workflow_activity_id = :activity_id"
-)
+@dataclass(frozen=True)
+class ProcessSummary:
+    """One line of a process list."""
+
+    id: int
+    workflow_name: str
+    event_name: str
+    status: ProcessStatus
+    position_name: str | None
+    lock_key: str | None
+    next_run_at: datetime
+    updated_at: datetime | None
+
+
+async def list_processes(
+    engine: AsyncEngine,
+    *,
+    status: ProcessStatus | None = None,
+    workflow: str | None = None,
+    event: str | None = None,
+    limit: int = 50,
+) -> list[ProcessSummary]:
+    """The newest processes, filtered by status, workflow name and event name."""
+    position = activities.alias("position")
+    query = (
+        sa.select(
+            processes.c.id,
+            workflows.c.name.label("workflow_name"),
+            events.c.name.label("event_name"),
+            processes.c.workflow_process_status_id,
+            position.c.name.label("position_name"),
+            processes.c.lock_key,
+            processes.c.next_run_at,
+            processes.c.updated_at,
+        )
+        .join(workflows, workflows.c.id == processes.c.workflow_id)
+        .join(events, events.c.id == workflows.c.workflow_event_id)
+        .outerjoin(position, position.c.id == processes.c.last_workflow_activity_id)
+        .order_by(processes.c.id.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(processes.c.workflow_process_status_id == int(status))
+    if workflow is not None:
+        query = query.where(workflows.c.name == workflow)
+    if event is not None:
+        query = query.where(events.c.name == event)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        ProcessSummary(
+            r.id, r.workflow_name, r.event_name, ProcessStatus(r.workflow_process_status_id), r.position_name, r.lock_key, r.next_run_at, r.updated_at
+        )
+        for r in rows
+    ]
+
+
+async def list_attempts(
+    engine: AsyncEngine,
+    *,
+    activity: str | None = None,
+    status: AttemptStatus | None = None,
+    process_id: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """The newest attempts (from the durations view), filtered by activity name, status and process."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
+    if activity is not None:
+        clauses.append("activity_name = :activity")
+        params["activity"] = activity
+    if status is not None:
+        clauses.append("workflow_process_activity_log_status_id = :status")
+        params["status"] = int(status)
+    if process_id is not None:
+        clauses.append("workflow_process_id = :process_id")
+        params["process_id"] = process_id
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    query = sa.text(f"SELECT * FROM workflow_process_activity_log_durations {where} ORDER BY id DESC LIMIT :limit")
+    async with engine.connect() as conn:
+        return [dict(row) for row in (await conn.execute(query, params)).mappings()]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What `workflowable report` shows: processes per status and each activity's attempts."""
+
+    status_counts: dict[str, int]  #: all eight statuses, in id order
+    activities: list[dict[str, Any]]  #: rows of the workflow_activity_outcomes view with attempts
+    generated_at: datetime
+
+    @property
+    def processes(self) -> int:
+        return sum(self.status_counts.values())
+
+    @property
+    def attempts(self) -> int:
+        return sum(int(a["attempts"]) for a in self.activities)
+
+
+async def build_report(engine: AsyncEngine) -> Report:
+    async with engine.connect() as conn:
+        counts = (await conn.execute(sa.text("SELECT status, processes FROM workflow_process_status_counts ORDER BY workflow_process_status_id"))).all()
+        outcomes = (
+            await conn.execute(sa.text("SELECT * FROM workflow_activity_outcomes WHERE attempts > 0 ORDER BY workflow_name, activity_name"))
+        ).mappings()
+        rows = [dict(row) for row in outcomes]
+        now = await conn.scalar(sa.text("SELECT now()"))
+    return Report({r.status: int(r.processes) for r in counts}, rows, now)

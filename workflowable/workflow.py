@@ -181,6 +181,7 @@ class ProcessWorkflow:
         backoff = timedelta(seconds=self.plan.retry_backoff_seconds)
         for attempt in range(1, step.max_attempts + 1):
             await self._hold_lock()  # no new attempt starts while paused, nor without the lock
+            self._details(f"running activity {step.name!r} ({step.type_name}), attempt {attempt} of {step.max_attempts}")
             try:
                 output = await workflow.execute_activity(
                     step.type_name,
@@ -226,6 +227,7 @@ class ProcessWorkflow:
         self.next_run_at = max(now + interval, self.wait_until or now)
         self.wait_until = None
         await self._move(S.PENDING)
+        self._details(f"Pending: no transition passes; checking again at {self.next_run_at.isoformat(timespec='seconds')}")
         self.woken = False
         try:
             await workflow.wait_condition(lambda: self.woken, timeout=self.next_run_at - now)
@@ -255,14 +257,12 @@ class ProcessWorkflow:
                     continue
                 if not self.lock_wanted:
                     await self._ask_for_lock()
-                workflow.set_current_details(f"Waiting for lock key {self.lock_key!r}")
+                self._details(f"waiting for lock key {self.lock_key!r}")
                 await workflow.wait_condition(lambda: self.lock_generation is not None or self.status is S.PAUSED)
                 continue
             if self.status is not S.RUNNING:
                 await self._move(S.RUNNING)
                 continue  # a pause may have come meanwhile
-            if self.lock_key:
-                workflow.set_current_details(f"Holding lock key {self.lock_key!r}")
             return
 
     async def _ask_for_lock(self) -> None:
@@ -286,7 +286,6 @@ class ProcessWorkflow:
         if self.lock_wanted:
             self.lock_wanted = False
             await self._signal_lock("withdraw", workflow.info().workflow_id)
-        workflow.set_current_details("")
 
     async def _signal_lock(self, signal: str, arg: object) -> None:
         assert self.lock_key is not None
@@ -327,6 +326,11 @@ class ProcessWorkflow:
         await self._unpaused()
         self._set(status)
         await self._mirrored()
+
+    def _details(self, doing: str) -> None:
+        """What the Temporal UI shows as the workflow's current details."""
+        assert self.plan is not None
+        workflow.set_current_details(f"Process {self.process_id} of workflow {self.plan.workflow_name!r}: {doing}")
 
     # Status changes and the mirror
 

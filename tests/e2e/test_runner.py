@@ -21,7 +21,7 @@ from workflowable import (
     WorkflowEvent,
 )
 from workflowable.messages import STATUS_ATTRIBUTE, WORKFLOW_ATTRIBUTE, workflow_id_for
-from workflowable.reporting import SEED_QUERY_ATTEMPTS_OF_PROCESS, SEED_QUERY_FAILED_ATTEMPTS
+from workflowable.reporting_sql import ATTEMPTS_OF_PROCESS, FAILED_ATTEMPTS
 from workflowable.states import AttemptStatus
 
 
@@ -97,8 +97,8 @@ async def test_twenty_events_complete_with_one_success_row_per_activity(client, 
         tokens = (await conn.execute(sa.text(
             "SELECT t.workflow_process_id, t.key, t.value, a.name FROM workflow_process_tokens t "
             "LEFT JOIN workflow_activities a ON a.id = t.workflow_activity_id WHERE t.workflow_process_id = ANY(:ids)"), {"ids": ids})).all()
-        seed_1 = (await conn.execute(sa.text(SEED_QUERY_ATTEMPTS_OF_PROCESS.replace(":workflow_process_id", str(ids[0]))))).all()
-        seed_2 = (await conn.execute(sa.text(SEED_QUERY_FAILED_ATTEMPTS.replace(":failure_status_id", "3")))).all()
+        seed_1 = (await conn.execute(sa.text(ATTEMPTS_OF_PROCESS.replace(":workflow_process_id", str(ids[0]))))).all()
+        seed_2 = (await conn.execute(sa.text(FAILED_ATTEMPTS.replace(":failure_status_id", "3")))).all()
 
     for event, pid in zip(events, ids, strict=True):
         expected_path = ["reserve", "approve", "ship"] if event.amount > 500 else ["reserve", "ship"]

@@ -1,0 +1,220 @@
+"""Inspection and reporting: search attributes in Temporal, CLI views, the seed's queries
+against the Python API, the HTML report in a real browser, and the read-only reporting role."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from tests.conftest import eventually, unique
+from tests.e2e.flows import TYPES, Sleep
+from tests.e2e.test_control import temporal_cli
+from tests.e2e.test_dispatch import run_cli
+from workflowable import (
+    ActivityContext,
+    ActivityType,
+    AttemptStatus,
+    Condition,
+    ConditionContext,
+    ConditionType,
+    ProcessStatus,
+    WorkflowDefinition,
+    WorkflowEvent,
+)
+from workflowable.database import sqlalchemy_url
+from workflowable.reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS, VIEWS
+
+S = ProcessStatus
+
+
+class ReportEvent(WorkflowEvent):
+    n: int
+
+
+class FailsOnOdd(ActivityType):
+    """Fails every attempt of odd-numbered events; succeeds on even ones."""
+
+    async def handle(self, ctx: ActivityContext) -> None:
+        await asyncio.sleep(0.01 * (int(ctx.tokens["n"]) % 4))
+        if int(ctx.tokens["n"]) % 2:
+            raise RuntimeError("odd")
+
+
+class Every(BaseModel):
+    every: int
+
+
+class NotMultiple(ConditionType[Every]):
+    Parameters = Every
+
+    async def check(self, ctx: ConditionContext[Every]) -> bool:
+        return int(ctx.tokens["n"]) % ctx.parameters.every != 0
+
+
+@pytest.fixture(scope="module")
+async def mixed(client, settings):
+    """60 processes of one workflow with mixed outcomes: Completed, Failed, and some Paused."""
+    queue = unique("reporting")
+    ReportEvent.task_queue = queue
+    flow = WorkflowDefinition(unique("report"), event=ReportEvent, max_attempts=2, retry_backoff=0.05)
+    first, risky, last = flow.activity("first", Sleep), flow.activity("risky", FailsOnOdd), flow.activity("last", Sleep)
+    flow.start(first)
+    flow.transition(first, risky, when=[Condition(NotMultiple, {"every": 3})])
+    flow.transition(first, last)
+    flow.transition(risky, last)
+    await client.save_workflow(flow, activate=True)
+    from temporalio.client import Client
+
+    from workflowable import Catalog, build_worker
+    from workflowable.database import create_engine
+
+    engine = create_engine(settings.database_url.get_secret_value())
+    temporal = await Client.connect(settings.temporal_target)
+    async with build_worker(temporal, engine, Catalog.of([*TYPES, FailsOnOdd, NotMultiple]), task_queue=queue):
+        created = [p for n in range(60) for p in await client.trigger_event(ReportEvent(n=n))]
+        done = await asyncio.gather(*(client.wait_for_process(p.id, timeout=120) for p in created))
+    await engine.dispose()
+    yield flow, done
+    await client.deactivate_workflow(flow.name)
+
+
+async def test_the_seed_queries_agree_with_the_python_api(client, mixed):
+    flow, processes = mixed
+    assert {p.status for p in processes} == {S.COMPLETED, S.FAILED}
+    ids = {p.id for p in processes}
+    async with client.engine.connect() as conn:
+        for process in processes[:10]:
+            rows = (await conn.execute(sa.text(ATTEMPTS_OF_PROCESS), {"workflow_process_id": process.id})).all()
+            assert len(rows) == len(process.attempts)
+        failed = (await conn.execute(sa.text(FAILED_ATTEMPTS), {"failure_status_id": int(AttemptStatus.FAILURE)})).all()
+        failures_by_api = sum(1 for p in processes for a in p.attempts if a.status is AttemptStatus.FAILURE)
+        assert sum(1 for row in failed if row.workflow_process_id in ids) == failures_by_api > 0
+        by_activity: dict[int, list[float]] = {}
+        for p in processes:
+            for a in p.attempts:
+                by_activity.setdefault(a.activity_id, []).append((a.completed_at - a.started_at).total_seconds())
+        for activity_id, durations in by_activity.items():
+            average = await conn.scalar(sa.text(AVERAGE_DURATION), {"activity_id": activity_id})
+            assert float(average) == pytest.approx(sum(durations) / len(durations), abs=1e-6)
+        outcomes = (await conn.execute(sa.text(
+            "SELECT activity_name, attempts, successes, failures FROM workflow_activity_outcomes WHERE workflow_name = :w"
+        ), {"w": flow.name})).all()
+    by_name = {row.activity_name: row for row in outcomes}
+    risky = [a for p in processes for a in p.attempts if a.activity_name == "risky"]
+    assert by_name["risky"].attempts == len(risky)
+    assert by_name["risky"].failures == sum(a.status is AttemptStatus.FAILURE for a in risky)
+
+
+async def test_temporal_lists_processes_by_status_like_the_mirror(client, mixed, settings):
+    flow, processes = mixed
+    for status in (S.COMPLETED, S.FAILED):
+        expected = sorted(p.id for p in processes if p.status is status)
+
+        async def listed(status=status, expected=expected):
+            query = f'WorkflowableStatus="{status.label}" AND WorkflowableWorkflow="{flow.name}"'
+            result = await asyncio.to_thread(temporal_cli, settings, "workflow", "list", "--query", query, "-o", "json")
+            assert result.returncode == 0, result.stderr
+            found = sorted(int(row["execution"]["workflowId"].rsplit("-", 1)[1]) for row in json.loads(result.stdout or "[]"))
+            return found if found == expected else None
+
+        assert await eventually(listed, timeout=20) == expected
+
+
+
+
+async def test_cli_views(client, mixed, settings):
+    flow, processes = mixed
+    failed = next(p for p in processes if p.status is S.FAILED)
+    code, output = await run_cli(settings, "processes", "--status", "failed", "--workflow", flow.name, "--limit", "100")
+    assert code == 0, output
+    assert f"{sum(p.status is S.FAILED for p in processes)} processes" in output and str(failed.id) in output
+    code, output = await run_cli(settings, "process", "show", str(failed.id))
+    assert code == 0 and "Failed" in output and "RuntimeError: odd" in output and "(input)" in output, output
+    code, output = await run_cli(settings, "attempts", "--activity", "risky", "--status", "Failure", "--process", str(failed.id))
+    assert code == 0 and "2 attempts" in output, output
+    code, output = await run_cli(settings, "processes", "--status", "nonsense")
+    assert code == 1 and "unknown status 'nonsense'" in output
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "the HTML report test needs Debian's chromium (scripts/test installs it when run as root)"
+    return found
+
+
+def render(page: Path, tmp: Path) -> str:
+    """The page's DOM after its script ran, from headless Chromium; and a screenshot beside it."""
+    args = [
+        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp / 'chromium-profile'}", "--window-size=1100,1400",
+    ]
+    subprocess.run([*args, f"--screenshot={tmp / 'report.png'}", page.as_uri()], capture_output=True, timeout=120, check=False)
+    result = subprocess.run([*args, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+async def status_counts(client) -> dict[str, int]:
+    async with client.engine.connect() as conn:
+        rows = (await conn.execute(sa.text(
+            "SELECT s.name, count(p.id) FROM workflow_process_statuses s "
+            "LEFT JOIN workflow_processes p ON p.workflow_process_status_id = s.id GROUP BY s.id, s.name"
+        ))).all()
+    return {name: count for name, count in rows}
+
+
+async def test_the_html_report_shows_the_right_totals_in_a_browser(client, mixed, settings, tmp_path):
+    flow, processes = mixed
+    page = tmp_path / "report.html"
+    before = await status_counts(client)
+    code, output = await run_cli(settings, "report", "--html", str(page))
+    assert code == 0 and "Wrote" in output, output
+    assert await status_counts(client) == before  # nothing moved while the report was made
+    dom = await asyncio.to_thread(render, page, tmp_path)
+    assert 'data-rendered="yes"' in dom
+    bars = dict(re.findall(r'data-chart="statuses" data-label="(\w+)" data-value="(\d+)"', dom))
+    assert {k: int(v) for k, v in bars.items()} == before
+    assert re.search(r'id="total-processes">(\d+)<', dom).group(1) == str(sum(before.values()))
+    label = f"{flow.name} / risky"
+    outcome = re.search(rf'data-chart="outcomes" data-label="{re.escape(label)}" data-value="(\d+)" data-successes="(\d+)" data-failures="(\d+)"', dom)
+    risky = [a for p in processes for a in p.attempts if a.activity_name == "risky"]
+    assert outcome and int(outcome.group(1)) == len(risky)
+    assert int(outcome.group(3)) == sum(a.status is AttemptStatus.FAILURE for a in risky)
+    assert f'data-chart="durations" data-label="{flow.name} / first"' in dom
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    if os.environ.get("WORKFLOWABLE_KEEP_REPORT"):
+        shutil.copy(tmp_path / "report.png", os.environ["WORKFLOWABLE_KEEP_REPORT"])
+
+
+async def test_the_reporting_role_reads_everything_and_writes_nothing(client, settings):
+    role = unique("reporter").replace("-", "_")
+    code, output = await run_cli(settings, "db", "grant-reporting", role, "--password", "s3cret")
+    assert code == 0 and "created and granted" in output, output
+    url = sqlalchemy_url(settings.database_url.get_secret_value()).replace("postgresql+psycopg://", "postgresql://", 1)
+    as_role = re.sub(r"//[^@/]*@", f"//{role}:s3cret@", url)
+    tables = [*VIEWS, "workflow_processes", "workflow_process_activity_logs", "workflow_process_tokens", "workflows"]
+    with psycopg.connect(as_role, autocommit=True) as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == role
+        for table in tables:
+            conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        for statement in (
+            "INSERT INTO workflow_statuses (id, name) VALUES (99, 'x')",
+            "UPDATE workflow_processes SET workflow_process_status_id = 8",
+            "DELETE FROM workflow_process_tokens",
+            "CREATE TABLE intruder (id int)",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    code, output = await run_cli(settings, "db", "grant-reporting", role)
+    assert code == 0 and "created" not in output, output
