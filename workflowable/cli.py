@@ -16,9 +16,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from temporalio.client import Client
 
+from .checks import Check, run_checks
 from .client import Workflowable
+from .connection import connect_temporal
 from .database import create_engine, database_url, grant_reporting, upgrade
 from .definitions import Catalog
 from .devstack import dev_stack
@@ -40,7 +41,8 @@ process_app = typer.Typer(help="Steer one process: pause, resume, cancel, retry,
 app.add_typer(process_app, name="process")
 schedule_app = typer.Typer(help="The Temporal Schedule that runs the process-runs sweep.", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
-console = Console()
+# Piped or logged output is not cut to 80 columns: tables stay whole and greppable.
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 AppOption = Annotated[
     str | None,
@@ -67,7 +69,7 @@ async def serve(settings: Settings, types: list[type], queues: list[str], *, rea
     """Run one worker per queue until SIGINT or SIGTERM, then shut them down cleanly."""
     catalog = Catalog.of(types)
     engine = create_engine(database_url(settings))
-    temporal = await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace)
+    temporal = await connect_temporal(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -149,6 +151,17 @@ def process_wake(process_id: ProcessId) -> None:
 def process_dispatch(process_id: ProcessId, queue: Annotated[str | None, typer.Option(help="Task queue (default: the event's).")] = None) -> None:
     """Start the Temporal workflow of a Created or Pending process."""
     _steer(process_id, "dispatched", lambda c: c.dispatch_process(process_id, queue))
+
+
+@app.command("check")
+def check() -> None:
+    """Check the connection to Temporal and Postgres, the search attributes and the schema version."""
+    results: list[Check] = _run(run_checks(Settings()))
+    for result in results:
+        mark = "[green]ok    [/]" if result.ok else "[red]FAILED[/]"
+        console.print(f"{mark}  {result.name:<18} {result.detail}", soft_wrap=True, highlight=False)
+    if not all(result.ok for result in results):
+        raise typer.Exit(1)
 
 
 @app.command("locks")

@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from . import catalog
+from .connection import connect_temporal
 from .database import create_engine, database_url
 from .definitions import WorkflowEvent
 from .dispatch import SweepResult, install_schedule, process_runs, start_process_workflow
@@ -41,7 +42,7 @@ class Workflowable:
         """Connect to the mirror and to Temporal as `settings` (default: the environment) say."""
         settings = settings or Settings()
         engine = create_engine(database_url(settings))
-        temporal = await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace)
+        temporal = await connect_temporal(settings)
         return cls(settings, engine, temporal)
 
     async def close(self) -> None:

@@ -69,6 +69,7 @@ class TemporalDevServer:
         namespace: str = "default",
         headless: bool = False,
         log_file: Path | None = None,
+        search_attributes: bool = True,
     ) -> None:
         self.port = port or free_port()
         self.ui_port = ui_port or free_port()
@@ -76,6 +77,7 @@ class TemporalDevServer:
         self.namespace = namespace
         self.headless = headless
         self.log_file = log_file
+        self.search_attributes = search_attributes
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -96,7 +98,7 @@ class TemporalDevServer:
             command += ["--db-filename", str(self.db_file)]
         for value in FAST_POLLING:
             command += ["--dynamic-config-value", value]
-        for key in SEARCH_ATTRIBUTES:
+        for key in SEARCH_ATTRIBUTES if self.search_attributes else ():
             command += ["--search-attribute", f"{key.name}={_attribute_type(key)}"]
         return command
 

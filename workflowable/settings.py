@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
@@ -28,6 +28,12 @@ class Settings(BaseSettings):
         description=f"host:port of Temporal; unset: the dev stack's server on {DEFAULT_TEMPORAL_ADDRESS}.",
     )
     temporal_namespace: str = "default"
+    temporal_tls: bool = Field(default=False, description="Connect to Temporal over TLS (implied by a client certificate or an API key).")
+    temporal_tls_ca: Path | None = Field(default=None, description="PEM file of the CA that signed the server's certificate.")
+    temporal_tls_cert: Path | None = Field(default=None, description="PEM file of the client certificate (mTLS).")
+    temporal_tls_key: Path | None = Field(default=None, description="PEM file of the client certificate's private key.")
+    temporal_tls_server_name: str | None = Field(default=None, description="Server name to verify, if not the address's host.")
+    temporal_api_key: SecretStr | None = Field(default=None, description="API key, as for Temporal Cloud.")
     task_queue: str = Field(default="workflowable", description="Queue of events that name none.")
     state_dir: Path = Field(
         default=Path(".workflowable"),
@@ -43,6 +49,16 @@ class Settings(BaseSettings):
         description="'module:attribute' naming the list of event, activity and condition types.",
     )
 
+    @model_validator(mode="after")
+    def _certificate_and_key_together(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError("WORKFLOWABLE_TEMPORAL_TLS_CERT and WORKFLOWABLE_TEMPORAL_TLS_KEY go together")
+        return self
+
     @property
     def temporal_target(self) -> str:
         return self.temporal_address or DEFAULT_TEMPORAL_ADDRESS
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        return self.temporal_tls or self.temporal_tls_cert is not None or self.temporal_api_key is not None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+
 from workflowable import ActivityContext, ActivityType, WorkflowEvent
 
 
@@ -14,4 +17,16 @@ class Shout(ActivityType):
         ctx.set_output("shouted", ctx.tokens["word"].upper())
 
 
-TYPES = [CliEvent, Shout]
+class WhoAmIEvent(WorkflowEvent):
+    n: int
+
+
+class WhoAmI(ActivityType):
+    """Notes which worker process ran it."""
+
+    async def handle(self, ctx: ActivityContext) -> None:
+        await asyncio.sleep(0.05)
+        ctx.set_output(f"pid_{ctx.activity_name}", os.getpid())
+
+
+TYPES = [CliEvent, Shout, WhoAmIEvent, WhoAmI]

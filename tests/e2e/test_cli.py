@@ -22,6 +22,7 @@ def environment(settings, **extra: str) -> dict[str, str]:
     env.update(
         WORKFLOWABLE_DATABASE_URL=settings.database_url.get_secret_value(),
         WORKFLOWABLE_TEMPORAL_ADDRESS=settings.temporal_target,
+        WORKFLOWABLE_TEMPORAL_NAMESPACE=settings.temporal_namespace,
         **extra,
     )
     return env

@@ -1,0 +1,97 @@
+"""`workflowable check`: can this deployment run? Temporal reachable, the namespace there, the
+search attributes registered with the right types, Postgres reachable, the schema current."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.service import RPCError
+
+from .connection import connect_temporal
+from .database import MIGRATIONS, create_engine, database_url
+from .errors import WorkflowableError
+from .messages import SEARCH_ATTRIBUTES
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    return [*await _temporal_checks(settings), *await _database_checks(settings)]
+
+
+async def _temporal_checks(settings: Settings) -> list[Check]:
+    where = f"{settings.temporal_target}{' (TLS)' if settings.temporal_uses_tls else ''}"
+    try:
+        client = await connect_temporal(settings)
+    except WorkflowableError as exc:
+        return [Check("Temporal", False, str(exc))]
+    checks = [Check("Temporal", True, f"reachable at {where}")]
+    namespace = settings.temporal_namespace
+    try:
+        await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
+    except RPCError as exc:
+        return [*checks, Check("namespace", False, f"namespace {namespace!r}: {exc.message}")]
+    checks.append(Check("namespace", True, f"{namespace!r} exists"))
+    try:
+        listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    except RPCError as exc:
+        return [*checks, Check("search attributes", False, f"cannot list them: {exc.message}")]
+    registered = {name: IndexedValueType.Name(kind) for name, kind in listed.custom_attributes.items()}
+    missing = []
+    for key in SEARCH_ATTRIBUTES:
+        wanted = key.indexed_value_type.name  # INT, KEYWORD
+        if registered.get(key.name) != f"INDEXED_VALUE_TYPE_{wanted}":
+            missing.append(f"{key.name} ({wanted.capitalize()})")
+    if missing:
+        command = "temporal operator search-attribute create --name NAME --type TYPE"
+        detail = f"missing or of the wrong type in {namespace!r}: {', '.join(missing)}; register each with `{command}`"
+        checks.append(Check("search attributes", False, detail))
+    else:
+        checks.append(Check("search attributes", True, ", ".join(key.name for key in SEARCH_ATTRIBUTES)))
+    return checks
+
+
+async def _database_checks(settings: Settings) -> list[Check]:
+    try:
+        url = database_url(settings)
+    except WorkflowableError as exc:
+        return [Check("Postgres", False, str(exc))]
+    shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            version = await conn.scalar(sa.text("SHOW server_version"))
+            checks = [Check("Postgres", True, f"reachable at {shown} (server {version})")]
+            has_alembic = await conn.scalar(sa.text("SELECT to_regclass('alembic_version') IS NOT NULL"))
+            current = await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) if has_alembic else None
+    except (OSError, sa.exc.SQLAlchemyError) as exc:
+        return [Check("Postgres", False, f"cannot connect to {shown}: {str(exc).splitlines()[0]}")]
+    finally:
+        await engine.dispose()
+    head = head_revision()
+    if current == head:
+        checks.append(Check("schema", True, f"at revision {head}"))
+    else:
+        checks.append(Check("schema", False, f"at revision {current or '(none)'}, wants {head}: run `workflowable db upgrade`"))
+    return checks

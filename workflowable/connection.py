@@ -1,0 +1,51 @@
+"""Connecting to Temporal as the settings say: address, namespace, TLS, API key.
+
+The one place that does it, so the client, the worker, the CLI and `workflowable check` all
+connect the same way. Secrets are read from the settings, never printed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio.client import Client, TLSConfig
+
+from .errors import WorkflowableError
+from .settings import Settings
+
+
+class TemporalUnreachable(WorkflowableError):
+    """Temporal could not be reached with the configured settings."""
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    if not settings.temporal_uses_tls:
+        return False
+
+    def read(path: object, what: str) -> bytes | None:
+        if path is None:
+            return None
+        try:
+            return Path(str(path)).read_bytes()
+        except OSError as exc:
+            raise WorkflowableError(f"cannot read the {what} file {path}: {exc.strerror}") from None
+
+    return TLSConfig(
+        server_root_ca_cert=read(settings.temporal_tls_ca, "TLS CA"),
+        client_cert=read(settings.temporal_tls_cert, "TLS client certificate"),
+        client_private_key=read(settings.temporal_tls_key, "TLS client key"),
+        domain=settings.temporal_tls_server_name,
+    )
+
+
+async def connect_temporal(settings: Settings) -> Client:
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    try:
+        return await Client.connect(
+            settings.temporal_target,
+            namespace=settings.temporal_namespace,
+            tls=tls_config(settings),
+            api_key=api_key,
+        )
+    except RuntimeError as exc:  # the SDK's connection errors
+        raise TemporalUnreachable(f"cannot connect to Temporal at {settings.temporal_target}: {exc}") from None
