@@ -36,5 +36,5 @@ def test_a_certificate_needs_its_key(tmp_path):
 
 def test_a_missing_file_is_named(tmp_path):
     settings = Settings(_env_file=None, temporal_tls_cert=tmp_path / "nope.pem", temporal_tls_key=tmp_path / "k.pem")
-    with pytest.raises(WorkflowableError, match="cannot read the TLS client certificate file .*nope.pem"):
+    with pytest.raises(WorkflowableError, match=r"cannot read the TLS client certificate file .*nope\.pem"):
         tls_config(settings)
