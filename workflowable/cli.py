@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -151,6 +153,46 @@ def process_wake(process_id: ProcessId) -> None:
 def process_dispatch(process_id: ProcessId, queue: Annotated[str | None, typer.Option(help="Task queue (default: the event's).")] = None) -> None:
     """Start the Temporal workflow of a Created or Pending process."""
     _steer(process_id, "dispatched", lambda c: c.dispatch_process(process_id, queue))
+
+
+@app.command("bench")
+def bench(
+    n: Annotated[int, typer.Option(min=1, help="Workflows in (a) and processes in (b).")] = 200,
+    concurrency: Annotated[int, typer.Option(min=1, help="Started at once.")] = 50,
+    sweep: Annotated[int, typer.Option(min=0, help="Due processes for the sweep (0: skip).")] = 10_000,
+    attempt_rows: Annotated[int, typer.Option(min=0, help="Attempt rows for the report queries (0: skip).")] = 1_000_000,
+    waiting: Annotated[int, typer.Option(min=0, help="Processes waiting while the worker's memory is read (0: skip).")] = 5_000,
+    quick: Annotated[bool, typer.Option(help="A small smoke run: n=20, sweep=200, 20,000 rows, 50 waiting.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    own_servers: Annotated[bool, typer.Option(help="Use the servers in the settings instead of starting fresh ones.")] = False,
+) -> None:
+    """Measure Workflowable against plain Temporal on the same servers, and the sweep, report queries and worker memory."""
+    from .bench import Config, measure
+
+    config = Config(n=20, concurrency=10, sweep=200, attempt_rows=20_000, waiting=50) if quick else Config(n, concurrency, sweep, attempt_rows, waiting)
+    with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=as_json) as bar:
+
+        def progress(label: str, total: int) -> Callable[[], None]:
+            task = bar.add_task(label, total=total)
+            return lambda: bar.advance(task)
+
+        results = _run(measure(Settings() if own_servers else None, config, progress))
+    if as_json:
+        print(json.dumps(asdict(results), indent=2, default=str))
+        return
+    figures = Table("measure", "figure", title=f"Workflowable bench ({os.cpu_count()} cores)")
+    for name, value in results.figures.items():
+        if name == "report_queries":
+            for query, q in value.items():
+                if isinstance(q, dict):
+                    figures.add_row(f"query {query}", f"{q['ms']:.1f} ms, index used: {q['uses_index']}")
+            continue
+        figures.add_row(name, ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()))
+    console.print(figures)
+    targets = Table("target", "value", "limit", "met", title="Targets")
+    for name, t in results.targets.items():
+        targets.add_row(name, f"{t['value']}", ("≥ " if t["at_least"] else "≤ ") + str(t["limit"]), "[green]yes[/]" if t["met"] else "[red]no[/]")
+    console.print(targets)
 
 
 @app.command("check")

@@ -1,0 +1,25 @@
+"""A smoke run of the benchmark, so that it cannot rot. Its figures are printed, not asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.e2e.test_cli import ROOT
+
+
+def test_the_benchmark_runs_and_reports_every_figure():
+    result = subprocess.run(
+        [sys.executable, "-m", "workflowable.cli", "bench", "--quick", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    print(json.dumps(figures["targets"], indent=1))
+    assert set(figures["figures"]) == {"a_plain_temporal", "b_workflowable", "trigger_to_dispatched_ms", "sweep", "report_queries", "waiting_worker"}
+    assert figures["figures"]["sweep"]["processes"] == 200
+    assert figures["figures"]["waiting_worker"]["pending"] == 50
+    queries = {k: v for k, v in figures["figures"]["report_queries"].items() if isinstance(v, dict)}
+    assert len(queries) == 3 and all(q["uses_index"] for q in queries.values())
+    assert figures["figures"]["report_queries"]["rows"] >= 20_000

@@ -1,0 +1,364 @@
+"""`workflowable bench`: what the mirror and the graph cost against raw Temporal, in one run.
+
+On one Temporal dev server and one Postgres (started here unless settings point elsewhere):
+(a) N plain Temporal workflows of three trivial activities, (b) N Workflowable processes of
+three trivial activities joined by transitions (one with a condition) with the full mirror,
+trigger latency, the process-runs sweep against raw `start_workflow` calls, the seed's report
+queries on a large attempt log, and the worker's memory with many processes waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from temporalio import activity, workflow
+from temporalio.worker import Worker
+
+from .client import Workflowable
+from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, WorkflowEvent
+from .graph import Condition, WorkflowDefinition
+from .reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS
+from .settings import Settings
+from .worker import HEARTBEAT_THROTTLE, SANDBOX, build_worker
+
+# (a) the baseline: plain Temporal
+
+
+@activity.defn(name="bench.noop")
+async def noop(n: int) -> int:
+    return n
+
+
+@workflow.defn(name="BenchBaseline")
+class BaselineWorkflow:
+    @workflow.run
+    async def run(self, n: int) -> int:
+        for _ in range(3):
+            n = await workflow.execute_activity("bench.noop", n, result_type=int, start_to_close_timeout=timedelta(seconds=30))
+        return n
+
+
+# (b) the same work as a Workflowable process
+
+
+class BenchEvent(WorkflowEvent):
+    n: int
+
+
+class WaitingEvent(WorkflowEvent):
+    n: int
+
+
+class Noop(ActivityType):
+    async def handle(self, ctx: ActivityContext) -> None:
+        pass
+
+
+class Always(ConditionType):
+    async def check(self, ctx: ConditionContext) -> bool:
+        return True
+
+
+class Never(ConditionType):
+    async def check(self, ctx: ConditionContext) -> bool:
+        return False
+
+
+TYPES = [BenchEvent, WaitingEvent, Noop, Always, Never]
+
+
+@dataclass
+class Config:
+    n: int = 200  #: workflows in (a) and processes in (b)
+    concurrency: int = 50  #: workflows or processes started at once
+    sweep: int = 10_000  #: due processes for the sweep
+    attempt_rows: int = 1_000_000  #: rows in the attempt log for the report queries
+    waiting: int = 5_000  #: processes waiting on timers while the worker's memory is read
+
+
+@dataclass
+class Results:
+    config: dict[str, Any]
+    figures: dict[str, Any] = field(default_factory=dict)
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def target(self, name: str, value: float, limit: float, *, at_least: bool) -> None:
+        met = value >= limit if at_least else value <= limit
+        self.targets[name] = {"value": round(value, 3), "limit": limit, "at_least": at_least, "met": met}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def bounded(count: int, concurrency: int, one: Callable[[int], Awaitable[float]], tick: Callable[[], None]) -> tuple[float, list[float]]:
+    """Run `one(i)` for i < count, `concurrency` at a time; (elapsed seconds, each one's result)."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def run(i: int) -> float:
+        async with limit:
+            value = await one(i)
+            tick()
+            return value
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(run(i) for i in range(count)))
+    return time.perf_counter() - started, list(results)
+
+
+@asynccontextmanager
+async def servers(settings: Settings | None) -> AsyncIterator[Settings]:
+    """Settings pointing at servers: the given ones, or a fresh dev stack stopped afterwards."""
+    if settings is not None and settings.database_url is not None and settings.temporal_address is not None:
+        from .database import upgrade
+
+        upgrade(settings.database_url.get_secret_value())
+        yield settings
+        return
+    from .devstack import dev_stack
+
+    with tempfile.TemporaryDirectory(prefix="workflowable-bench-") as folder:
+        from .devstack import free_port
+
+        base = Settings(_env_file=None, state_dir=Path(folder), temporal_address=None)  # type: ignore[call-arg]
+        # A dev server on free ports, so a running `workflowable dev` is left alone.
+        from .devstack import TemporalDevServer
+
+        server = TemporalDevServer(headless=True, port=free_port())
+        address = await server.start()
+        try:
+            async with dev_stack(base.model_copy(update={"temporal_address": address}), log=lambda _: None) as running:
+                yield running
+        finally:
+            server.stop()
+
+
+Progress = Callable[[str, int], Callable[[], None]]
+
+
+async def measure(settings: Settings | None, config: Config, progress: Progress) -> Results:
+    results = Results(config=asdict(config))
+    async with servers(settings) as running, await Workflowable.connect(running) as client:
+        await baseline_and_processes(client, config, results, progress)
+        if config.sweep:
+            await sweep_against_raw_starts(client, config, results, progress)
+        if config.attempt_rows:
+            await report_queries(client, config, results, progress)
+        if config.waiting:
+            await waiting_memory(client, running, config, results, progress)
+    return results
+
+
+async def baseline_and_processes(client: Workflowable, config: Config, results: Results, progress: Progress) -> None:
+    temporal = client.temporal
+    async with Worker(
+        temporal,
+        task_queue="bench-a",
+        workflows=[BaselineWorkflow],
+        activities=[noop],
+        workflow_runner=SANDBOX,  # the same settings as build_worker's
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+    ):
+        async def plain(i: int) -> float:
+            started = time.perf_counter()
+            await temporal.execute_workflow("BenchBaseline", i, id=f"bench-a-{i}-{time.time_ns()}", task_queue="bench-a", result_type=int)
+            return time.perf_counter() - started
+
+        elapsed_a, latency_a = await bounded(config.n, config.concurrency, plain, progress("(a) plain Temporal", config.n))
+
+    BenchEvent.task_queue = "bench-b"
+    flow = WorkflowDefinition(f"bench-{time.time_ns()}", event=BenchEvent)
+    first, second, third = flow.activity("first", Noop), flow.activity("second", Noop), flow.activity("third", Noop)
+    flow.start(first)
+    flow.transition(first, second, when=[Condition(Always)])
+    flow.transition(second, third)
+    await client.save_workflow(flow, activate=True)
+    triggers: list[float] = []
+    async with build_worker(temporal, client.engine, Catalog.of(TYPES), task_queue="bench-b"):
+        async def process(i: int) -> float:
+            started = time.perf_counter()
+            created = await client.trigger_event(BenchEvent(n=i))
+            triggers.append(time.perf_counter() - started)
+            await temporal.get_workflow_handle(created[0].temporal_workflow_id).result()
+            return time.perf_counter() - started
+
+        elapsed_b, latency_b = await bounded(config.n, config.concurrency, process, progress("(b) Workflowable", config.n))
+    await client.deactivate_workflow(flow.name)
+
+    a = {"per_second": config.n / elapsed_a, "p50_ms": percentile(latency_a, 0.5) * 1000, "p99_ms": percentile(latency_a, 0.99) * 1000}
+    b = {"per_second": config.n / elapsed_b, "p50_ms": percentile(latency_b, 0.5) * 1000, "p99_ms": percentile(latency_b, 0.99) * 1000}
+    results.figures["a_plain_temporal"] = a
+    results.figures["b_workflowable"] = b
+    results.figures["trigger_to_dispatched_ms"] = {"p50": percentile(triggers, 0.5) * 1000, "p99": percentile(triggers, 0.99) * 1000}
+    results.target("throughput b/a", b["per_second"] / a["per_second"], 0.85, at_least=True)
+    results.target("p50 latency b/a", b["p50_ms"] / a["p50_ms"], 1.3, at_least=False)
+
+
+async def insert_due_processes(client: Workflowable, count: int, queue: str, event: type[WorkflowEvent]) -> str:
+    """`count` due Created processes of a fresh Active workflow, written in one statement."""
+    event.task_queue = queue
+    flow = WorkflowDefinition(f"bench-{event.__name__}-{time.time_ns()}", event=event, retry_interval=3600)
+    first, never = flow.activity("first", Noop), flow.activity("never", Noop)
+    flow.start(first)
+    flow.transition(first, never, when=[Condition(Never)])
+    workflow_id = await client.save_workflow(flow, activate=True)
+    async with client.engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, queue) "
+                "SELECT :workflow, 1, :queue FROM generate_series(1, :count)"
+            ),
+            {"workflow": workflow_id, "queue": queue, "count": count},
+        )
+    return flow.name
+
+
+async def sweep_against_raw_starts(client: Workflowable, config: Config, results: Results, progress: Progress) -> None:
+    name = await insert_due_processes(client, config.sweep, "bench-nobody", BenchEvent)
+    tick = progress("sweep", config.sweep)
+    started = time.perf_counter()
+    seen = 0
+
+    def advance(result: Any) -> None:
+        nonlocal seen
+        for _ in range(result.dispatched + result.already_live - seen):
+            tick()
+        seen = result.dispatched + result.already_live
+
+    swept = await client.process_runs(progress=advance)
+    sweep_rate = swept.dispatched / (time.perf_counter() - started)
+    await client.deactivate_workflow(name)
+
+    temporal = client.temporal
+
+    async def start(i: int) -> float:
+        await temporal.start_workflow("BenchBaseline", i, id=f"bench-raw-{i}-{time.time_ns()}", task_queue="bench-nobody")
+        return 0.0
+
+    elapsed, _ = await bounded(config.sweep, 50, start, progress("raw start_workflow", config.sweep))
+    raw_rate = config.sweep / elapsed
+    results.figures["sweep"] = {"processes": swept.dispatched, "per_second": sweep_rate, "raw_starts_per_second": raw_rate}
+    results.target("sweep / raw start rate", sweep_rate / raw_rate, 0.8, at_least=True)
+
+
+async def report_queries(client: Workflowable, config: Config, results: Results, progress: Progress) -> None:
+    """The seed's queries on `attempt_rows` synthetic attempts (100 activities, 1% failures)."""
+    tick = progress("report queries", 4)
+    processes = max(1, config.attempt_rows // 100)
+    flow = WorkflowDefinition(f"bench-report-{time.time_ns()}", event=BenchEvent)
+    steps = [flow.activity(f"a{i}", Noop) for i in range(100)]
+    flow.start(steps[0])
+    workflow_id = await client.save_workflow(flow)  # a Draft: it is never triggered
+    async with client.engine.begin() as conn:
+        activity_ids = [row[0] for row in await conn.execute(sa.text("SELECT id FROM workflow_activities WHERE workflow_id = :w ORDER BY id"), {"w": workflow_id})]
+        await conn.execute(
+            sa.text(
+                "INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, queue) "
+                "SELECT :w, 7, 'bench' FROM generate_series(1, :n)"
+            ),
+            {"w": workflow_id, "n": processes},
+        )
+        first_process = await conn.scalar(sa.text("SELECT min(id) FROM workflow_processes WHERE workflow_id = :w"), {"w": workflow_id})
+        tick()
+        await conn.execute(
+            sa.text(
+                """
+                INSERT INTO workflow_process_activity_logs
+                    (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
+                     started_at, completed_at, step, attempt, temporal_run_id)
+                SELECT :first + (g / 100), (:activities)[1 + g % 100], CASE WHEN g % 100 = 7 THEN 3 ELSE 2 END,
+                       now() - (g || ' seconds')::interval, now() - (g || ' seconds')::interval + ((g % 1000) || ' milliseconds')::interval,
+                       1 + g % 100, 1, 'bench'
+                FROM generate_series(0, :rows - 1) g
+                """
+            ),
+            {"first": first_process, "activities": activity_ids, "rows": config.attempt_rows},
+        )
+        await conn.execute(sa.text("ANALYZE workflow_process_activity_logs"))
+    tick()
+    queries = {
+        "1 attempts of a process": (ATTEMPTS_OF_PROCESS, {"workflow_process_id": first_process + processes // 2}),
+        "2 failed attempts": (FAILED_ATTEMPTS, {"failure_status_id": 3}),
+        "3 average duration of an activity": (AVERAGE_DURATION, {"activity_id": activity_ids[42]}),
+    }
+    figures: dict[str, Any] = {"rows": await _count(client)}
+    async with client.engine.connect() as conn:
+        for name, (sql, params) in queries.items():
+            timings = []
+            for _ in range(7):
+                started = time.perf_counter()
+                (await conn.execute(sa.text(sql), params)).all()
+                timings.append((time.perf_counter() - started) * 1000)
+            plan = "\n".join(row[0] for row in await conn.execute(sa.text(f"EXPLAIN {sql}"), params))
+            figures[name] = {"ms": statistics.median(timings), "plan": plan, "uses_index": "Index" in plan or "Bitmap" in plan}
+            results.target(f"query {name} ms", statistics.median(timings), 50, at_least=False)
+    tick()
+    results.figures["report_queries"] = figures
+
+
+async def _count(client: Workflowable) -> int:
+    async with client.engine.connect() as conn:
+        return int(await conn.scalar(sa.text("SELECT count(*) FROM workflow_process_activity_logs")) or 0)
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+async def waiting_memory(client: Workflowable, settings: Settings, config: Config, results: Results, progress: Progress) -> None:
+    """A worker process with `waiting` processes Pending on their timers: its resident memory."""
+    queue = "bench-waiting"
+    name = await insert_due_processes(client, config.waiting, queue, WaitingEvent)
+    env = dict(os.environ)
+    env.update(
+        WORKFLOWABLE_DATABASE_URL=settings.database_url.get_secret_value() if settings.database_url else "",
+        WORKFLOWABLE_TEMPORAL_ADDRESS=settings.temporal_target,
+        WORKFLOWABLE_TEMPORAL_NAMESPACE=settings.temporal_namespace,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "workflowable.cli", "worker", "--app", "workflowable.bench:TYPES", "--queue", queue],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        await client.process_runs()
+        tick = progress("processes waiting", config.waiting)
+        pending, deadline = 0, time.monotonic() + 60 + config.waiting / 10
+        while pending < config.waiting and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            async with client.engine.connect() as conn:
+                now = int(await conn.scalar(sa.text(
+                    "SELECT count(*) FROM workflow_processes p JOIN workflows w ON w.id = p.workflow_id "
+                    "WHERE w.name = :name AND p.workflow_process_status_id = 2"), {"name": name}) or 0)
+            for _ in range(now - pending):
+                tick()
+            pending = now
+        rss = rss_bytes(worker.pid)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=10)
+    results.figures["waiting_worker"] = {"pending": pending, "rss_mib": rss / 2**20}
+    results.target("worker RSS MiB with processes waiting", rss / 2**20, 1024, at_least=False)
+    if pending < config.waiting:
+        results.targets["all waiting processes reached Pending"] = {"value": pending, "limit": config.waiting, "at_least": True, "met": False}
