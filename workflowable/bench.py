@@ -299,14 +299,23 @@ async def report_queries(client: Workflowable, config: Config, results: Results,
     figures: dict[str, Any] = {"rows": await _count(client)}
     async with client.engine.connect() as conn:
         for name, (sql, params) in queries.items():
-            timings = []
+            # In Postgres (EXPLAIN ANALYZE's execution time) and as a client sees it (rows fetched into Python).
+            server, fetched, rows = [], [], 0
             for _ in range(7):
                 started = time.perf_counter()
-                (await conn.execute(sa.text(sql), params)).all()
-                timings.append((time.perf_counter() - started) * 1000)
+                rows = len((await conn.execute(sa.text(sql), params)).all())
+                fetched.append((time.perf_counter() - started) * 1000)
+                analyzed = [row[0] for row in await conn.execute(sa.text(f"EXPLAIN ANALYZE {sql}"), params)]
+                server.append(float(next(line for line in analyzed if line.startswith("Execution Time")).split()[2]))
             plan = "\n".join(row[0] for row in await conn.execute(sa.text(f"EXPLAIN {sql}"), params))
-            figures[name] = {"ms": statistics.median(timings), "plan": plan, "uses_index": "Index" in plan or "Bitmap" in plan}
-            results.target(f"query {name} ms", statistics.median(timings), 50, at_least=False)
+            figures[name] = {
+                "ms": statistics.median(server),
+                "fetched_ms": statistics.median(fetched),
+                "rows": rows,
+                "plan": plan,
+                "uses_index": "Index" in plan or "Bitmap" in plan,
+            }
+            results.target(f"query {name} ms", statistics.median(server), 50, at_least=False)
     tick()
     results.figures["report_queries"] = figures
 

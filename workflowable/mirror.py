@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .errors import ProcessNotFound
@@ -346,6 +345,25 @@ async def _move(
     return bool(result.rowcount)
 
 
+# Built once: this runs twice per attempt. A closed attempt stays closed: a late or repeated
+# write must not reopen or rewrite it, hence the WHERE on the update.
+UPSERT_ATTEMPT = sa.text(
+    """
+    INSERT INTO workflow_process_activity_logs
+        (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
+         started_at, completed_at, step, attempt, temporal_run_id, error)
+    VALUES (:process_id, :activity_id, :status, :started_at, :completed_at, :step, :attempt, :run_id, :error)
+    ON CONFLICT ON CONSTRAINT workflow_process_activity_logs_attempt_key DO UPDATE
+    SET workflow_process_activity_log_status_id = excluded.workflow_process_activity_log_status_id,
+        completed_at = excluded.completed_at,
+        error = excluded.error,
+        updated_at = now()
+    WHERE workflow_process_activity_logs.workflow_process_activity_log_status_id = 1
+    RETURNING id
+    """
+)
+
+
 async def _upsert_attempt(
     conn: AsyncConnection,
     key: AttemptKey,
@@ -356,29 +374,18 @@ async def _upsert_attempt(
     error: str | None = None,
 ) -> bool:
     """Insert the attempt's row or update it while it is still In Progress; True if it wrote."""
-    statement = pg_insert(attempts).values(
-        workflow_process_id=key.process_id,
-        workflow_activity_id=key.activity_id,
-        workflow_process_activity_log_status_id=status,
-        started_at=started_at,
-        completed_at=completed_at,
-        step=key.step,
-        attempt=key.attempt,
-        temporal_run_id=key.run_id,
-        error=error,
-    )
-    statement = statement.on_conflict_do_update(
-        constraint="workflow_process_activity_logs_attempt_key",
-        set_={
-            "workflow_process_activity_log_status_id": statement.excluded.workflow_process_activity_log_status_id,
-            "completed_at": statement.excluded.completed_at,
-            "error": statement.excluded.error,
-            "updated_at": sa.func.now(),
-        },
-        # A closed attempt stays closed: a late or repeated write must not reopen or rewrite it.
-        where=attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS,
-    )
-    return (await conn.execute(statement.returning(attempts.c.id))).first() is not None
+    params = {
+        "process_id": key.process_id,
+        "activity_id": key.activity_id,
+        "status": int(status),
+        "started_at": started_at,
+        "completed_at": completed_at,
+        "step": key.step,
+        "attempt": key.attempt,
+        "run_id": key.run_id,
+        "error": error,
+    }
+    return (await conn.execute(UPSERT_ATTEMPT, params)).first() is not None
 
 
 async def _load_activities(conn: AsyncConnection, head: Any) -> list[ActivityStep]:
