@@ -97,7 +97,7 @@ async def process_runs(
         result = SweepResult(due=await count_due(conn), dispatched=0, already_live=0)
     if progress:
         progress(result)
-    seen: list[int] = []
+    already_live: list[int] = []  # due, but their workflow runs: the next batches skip them
     limit = asyncio.Semaphore(concurrency)
 
     async def start(target: DispatchTarget) -> str | None:
@@ -106,17 +106,15 @@ async def process_runs(
 
     while True:
         async with engine.begin() as conn:
-            batch = await lock_due(conn, limit=batch_size, skip=seen)
+            batch = await lock_due(conn, limit=batch_size, skip=already_live)
             if not batch:
                 break
             run_ids = await asyncio.gather(*(start(target) for target in batch))
-            for target, run_id in zip(batch, run_ids, strict=True):
-                seen.append(target.process_id)
-                if run_id is None:
-                    result.already_live += 1
-                else:
-                    await mark_dispatched(conn, target.process_id, run_id)
-                    result.dispatched += 1
+            started = {t.process_id: run_id for t, run_id in zip(batch, run_ids, strict=True) if run_id is not None}
+            already_live += [t.process_id for t in batch if t.process_id not in started]
+            await mark_dispatched(conn, started)
+            result.dispatched += len(started)
+            result.already_live = len(already_live)
         if progress:
             progress(result)
     return result

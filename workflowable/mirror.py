@@ -136,7 +136,7 @@ class Mirror:
 
     async def mark_dispatched(self, process_id: int, run_id: str) -> bool:
         async with self.engine.begin() as conn:
-            return await mark_dispatched(conn, process_id, run_id)
+            return await mark_dispatched(conn, {process_id: run_id}) == 1
 
     async def start_attempt(self, key: AttemptKey, started_at: datetime) -> None:
         """Open (or reopen, on a retried write) the attempt's row as In Progress."""
@@ -299,10 +299,27 @@ async def lock_due(conn: AsyncConnection, *, limit: int, skip: list[int]) -> lis
     return [_target(row) for row in await conn.execute(query)]
 
 
-async def mark_dispatched(conn: AsyncConnection, process_id: int, run_id: str) -> bool:
-    """The dispatcher started run `run_id`; a no-op if that run already marked itself."""
-    change = StatusChange(process_id, ProcessStatus.DISPATCHED)
-    return await _move(conn, change, run_id=run_id, sources=DISPATCHABLE, unless_run=run_id)
+MARK_DISPATCHED = sa.text(
+    """
+    UPDATE workflow_processes AS p
+    SET workflow_process_status_id = 3, temporal_run_id = started.run_id, dispatched_at = now(),
+        error = NULL, paused_from_status_id = NULL, updated_at = now()
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:runs AS text[])) AS started(id, run_id)
+    WHERE p.id = started.id
+      AND p.workflow_process_status_id = ANY(CAST(:sources AS bigint[]))
+      AND p.temporal_run_id IS DISTINCT FROM started.run_id
+    """
+)
+
+
+async def mark_dispatched(conn: AsyncConnection, started: Mapping[int, str]) -> int:
+    """The dispatcher started these runs (process id -> run id), in one statement: each process
+    moves to Dispatched from Created, Pending or Failed, unless its run already marked itself
+    (a run writes its own id as it begins). Returns how many moved."""
+    if not started:
+        return 0
+    params = {"ids": list(started), "runs": list(started.values()), "sources": sorted(int(s) for s in DISPATCHABLE)}
+    return int((await conn.execute(MARK_DISPATCHED, params)).rowcount)
 
 
 async def _move(
@@ -311,12 +328,9 @@ async def _move(
     *,
     run_id: str | None = None,
     sources: frozenset[ProcessStatus] | None = None,
-    unless_run: str | None = None,
 ) -> bool:
     """Apply one status move if the process is in one of `sources` (default: every status the
-    transition table allows the move from) and, with `unless_run`, if that run has not written
-    itself already (a dispatcher's late write must not undo what its run did since). Sets the
-    timestamps that go with the target."""
+    transition table allows the move from). Sets the timestamps that go with the target."""
     target = ProcessStatus(change.status)
     allowed = sources_of(target) if sources is None else sources & sources_of(target)
     values: dict[str, Any] = {"workflow_process_status_id": target, "updated_at": sa.func.now()}
@@ -339,8 +353,6 @@ async def _move(
     )
     if run_id is not None:
         values["temporal_run_id"] = run_id
-    if unless_run is not None:
-        statement = statement.where(processes.c.temporal_run_id.is_distinct_from(unless_run))
     result = await conn.execute(statement.values(**values))
     return bool(result.rowcount)
 

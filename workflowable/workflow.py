@@ -129,11 +129,10 @@ class ProcessWorkflow:
             # Cancelled by the `cancel` request, the web UI or `temporal workflow cancel`.
             self._set(S.CANCELLED)
             await self._mirrored()
-            await self._let_go_of_lock()
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise
         finally:
-            await self._let_go_of_lock()
+            await self._let_go_of_lock()  # however it ended
         await workflow.wait_condition(workflow.all_handlers_finished)
         mirror.cancel()
         if renewing is not None:
