@@ -262,7 +262,7 @@ class Workflowable:
 
     async def _update(self, handle: WorkflowHandle[Any, Any], process: Process, request: Request, timeout: float) -> None:
         try:
-            await asyncio.wait_for(handle.execute_update(request.value, result_type=str), timeout)
+            await asyncio.wait_for(_update_when_admitted(handle, request), timeout)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == "InvalidStateChange":
@@ -278,6 +278,21 @@ class Workflowable:
                 raise
             # The workflow ended between the check and the request.
             raise InvalidStateChange(process.id, (await self.get_process(process.id)).status, request.value) from None
+
+
+async def _update_when_admitted(handle: WorkflowHandle[Any, Any], request: Request) -> None:
+    """Send the update; while the server holds too many for this workflow (it admits about ten
+    at a time), wait a little and send it again. The caller bounds the whole by its timeout."""
+    pause = 0.05
+    while True:
+        try:
+            await handle.execute_update(request.value, result_type=str)
+            return
+        except RPCError as err:
+            if err.status is not RPCStatusCode.RESOURCE_EXHAUSTED:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 1.0)
 
 
 def _not_begun(process: Process) -> bool:
