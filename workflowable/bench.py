@@ -29,6 +29,7 @@ from temporalio.worker import Worker
 
 from .client import Workflowable
 from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, WorkflowEvent
+from .devstack import stop_child
 from .graph import Condition, WorkflowDefinition
 from .reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS
 from .settings import Settings
@@ -129,19 +130,16 @@ async def servers(settings: Settings | None) -> AsyncIterator[Settings]:
         upgrade(settings.database_url.get_secret_value())
         yield settings
         return
-    from .devstack import dev_stack
+    from .devstack import TemporalDevServer, dev_stack
 
     with tempfile.TemporaryDirectory(prefix="workflowable-bench-") as folder:
-        from .devstack import free_port
-
-        base = Settings(_env_file=None, state_dir=Path(folder), temporal_address=None)  # type: ignore[call-arg]
-        # A dev server on free ports, so a running `workflowable dev` is left alone.
-        from .devstack import TemporalDevServer
-
-        server = TemporalDevServer(headless=True, port=free_port())
+        # A dev server on free ports and an embedded Postgres of its own: a running
+        # `workflowable dev`, or a database named in the environment, is left alone.
+        server = TemporalDevServer(headless=True)
         address = await server.start()
         try:
-            async with dev_stack(base.model_copy(update={"temporal_address": address}), log=lambda _: None) as running:
+            fresh = Settings(_env_file=None, database_url=None, temporal_address=address, state_dir=Path(folder))  # type: ignore[call-arg]
+            async with dev_stack(fresh, log=lambda _: None) as running:
                 yield running
         finally:
             server.stop()
@@ -361,12 +359,7 @@ async def waiting_memory(client: Workflowable, settings: Settings, config: Confi
             pending = now
         rss = rss_bytes(worker.pid)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=10)
+        stop_child(worker, timeout=30)
     results.figures["waiting_worker"] = {"pending": pending, "rss_mib": rss / 2**20}
     results.target("worker RSS MiB with processes waiting", rss / 2**20, 1024, at_least=False)
     if pending < config.waiting:

