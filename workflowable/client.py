@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -280,16 +281,23 @@ class Workflowable:
             raise InvalidStateChange(process.id, (await self.get_process(process.id)).status, request.value) from None
 
 
+#: Answers that mean "send it again": the server holds too many updates for the workflow (it
+#: admits about ten at a time), or it aborted them while the workflow's task was redone.
+RESEND = frozenset({RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.ABORTED, RPCStatusCode.UNAVAILABLE})
+
+
 async def _update_when_admitted(handle: WorkflowHandle[Any, Any], request: Request) -> None:
-    """Send the update; while the server holds too many for this workflow (it admits about ten
-    at a time), wait a little and send it again. The caller bounds the whole by its timeout."""
+    """Send the update until the server takes it. It keeps one id, so a resend of an update the
+    workflow already applied returns that outcome instead of applying it twice. The caller
+    bounds the whole by its timeout."""
+    update_id = f"{request.value}-{uuid.uuid4()}"
     pause = 0.05
     while True:
         try:
-            await handle.execute_update(request.value, result_type=str)
+            await handle.execute_update(request.value, id=update_id, result_type=str)
             return
         except RPCError as err:
-            if err.status is not RPCStatusCode.RESOURCE_EXHAUSTED:
+            if err.status not in RESEND:
                 raise
         await asyncio.sleep(pause)
         pause = min(pause * 2, 1.0)
