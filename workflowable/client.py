@@ -24,7 +24,7 @@ from .graph import WorkflowDefinition
 from .locks import LOCK_WORKFLOW, LockState, lock_workflow_id
 from .messages import PROCESS_RUNS_SCHEDULE, ProcessState, workflow_id_for
 from .mirror import DispatchTarget, Mirror, NewProcess, insert_processes
-from .reporting import Process, get_process, load_processes
+from .reporting import Process, Token, get_process
 from .settings import Settings
 from .states import SWEPT, ProcessStatus, Request, WorkflowStatus
 
@@ -100,13 +100,40 @@ class Workflowable:
         queue = event_type.task_queue or self.settings.task_queue
         async with self.engine.begin() as conn:
             bound = await catalog.active_workflows_for(conn, event_type)
-            ids = await insert_processes(conn, [NewProcess(w.id, queue, lock_key) for w in bound], input_tokens, next_run_at=run_at)
-        if dispatch and ids and (run_at is None or run_at <= datetime.now(UTC)):
+            created = await insert_processes(conn, [NewProcess(w.id, queue, lock_key) for w in bound], input_tokens, next_run_at=run_at)
+        dispatched_at: list[datetime | None] = [None] * len(created)
+        dispatching = dispatch and bool(created) and (run_at is None or run_at <= datetime.now(UTC))
+        if dispatching:
             event_name = event_type.event_name()
-            targets = [DispatchTarget(pid, ProcessStatus.CREATED, queue, w.name, event_name, w.priority) for pid, w in zip(ids, bound, strict=True)]
-            await asyncio.gather(*(self._dispatch(target) for target in targets))
-        async with self.engine.connect() as conn:
-            return await load_processes(conn, ids)
+            targets = [DispatchTarget(pid, ProcessStatus.CREATED, queue, w.name, event_name, w.priority) for (pid, _), w in zip(created, bound, strict=True)]
+            dispatched_at = list(await asyncio.gather(*(self._dispatch(target) for target in targets)))
+        # As they were when created and dispatched, built from what was written rather than read
+        # back (the caller is often about to trigger the next event). `dispatched_at` is None in
+        # the rare case the worker began the run before the dispatcher's write.
+        status = ProcessStatus.DISPATCHED if dispatching else ProcessStatus.CREATED
+        input_rows = tuple(Token(key, value, None, None) for key, value in input_tokens.items())
+        return [
+            Process(
+                id=pid,
+                workflow_id=w.id,
+                workflow_name=w.name,
+                status=status,
+                paused_from=None,
+                position=None,
+                position_name=None,
+                queue=queue,
+                lock_key=lock_key,
+                dispatched_at=at,
+                first_run_at=None,
+                last_run_at=None,
+                next_run_at=next_run,
+                completed_at=None,
+                error=None,
+                tokens=input_rows,
+                attempts=(),
+            )
+            for (pid, next_run), w, at in zip(created, bound, dispatched_at, strict=True)
+        ]
 
     async def dispatch_process(self, process_id: int, queue: str | None = None) -> Process:
         """Start the Temporal workflow of a Created or Pending process (a no-op if it has one)."""
@@ -116,10 +143,12 @@ class Workflowable:
         await self._dispatch(target, queue)
         return await self.get_process(process_id)
 
-    async def _dispatch(self, target: DispatchTarget, queue: str | None = None) -> None:
+    async def _dispatch(self, target: DispatchTarget, queue: str | None = None) -> datetime | None:
+        """Start the process's workflow and mark it Dispatched; when it was (None: not by this call)."""
         run_id = await start_process_workflow(self.temporal, target, queue)
-        if run_id is not None:
-            await self.mirror.mark_dispatched(target.process_id, run_id)
+        if run_id is None:
+            return None
+        return await self.mirror.mark_dispatched(target.process_id, run_id)
 
     async def process_runs(self, *, batch_size: int = 200, progress: Callable[[SweepResult], None] | None = None) -> SweepResult:
         """Dispatch every due Created or Pending process without a live workflow, highest priority first."""

@@ -85,10 +85,6 @@ class Mirror:
         self.engine = engine
         self.lock_lease = lock_lease
 
-    async def create_processes(self, new: list[NewProcess], input_tokens: Mapping[str, str]) -> list[int]:
-        async with self.engine.begin() as conn:
-            return await insert_processes(conn, new, input_tokens)
-
     async def set_status(self, change: StatusChange) -> bool:
         """Apply a status move if the transition table allows it from the current status."""
         async with self.engine.begin() as conn:
@@ -134,9 +130,10 @@ class Mirror:
         async with self.engine.begin() as conn:
             return await _move(conn, change, sources=frozenset({process.status}))
 
-    async def mark_dispatched(self, process_id: int, run_id: str) -> bool:
+    async def mark_dispatched(self, process_id: int, run_id: str) -> datetime | None:
+        """When the process was marked Dispatched; None if its run had marked itself already."""
         async with self.engine.begin() as conn:
-            return await mark_dispatched(conn, {process_id: run_id}) == 1
+            return (await mark_dispatched(conn, {process_id: run_id})).get(process_id)
 
     async def start_attempt(self, key: AttemptKey, started_at: datetime) -> None:
         """Open (or reopen, on a retried write) the attempt's row as In Progress."""
@@ -227,8 +224,9 @@ class Mirror:
 
 async def insert_processes(
     conn: AsyncConnection, new: list[NewProcess], input_tokens: Mapping[str, str], *, next_run_at: datetime | None = None
-) -> list[int]:
-    """Write Created processes and their input tokens (the caller holds the transaction)."""
+) -> list[tuple[int, datetime]]:
+    """Write Created processes and their input tokens (the caller holds the transaction);
+    (id, next_run_at) of each, in the order of `new`."""
     if not new:
         return []
     rows: list[dict[str, Any]] = [
@@ -238,8 +236,9 @@ async def insert_processes(
     if next_run_at is not None:  # else the column's default: now
         for row in rows:
             row["next_run_at"] = next_run_at
-    result = await conn.execute(processes.insert().returning(processes.c.id), rows)
-    ids = [row.id for row in result]
+    statement = processes.insert().returning(processes.c.id, processes.c.next_run_at, sort_by_parameter_order=True)
+    created = [(row.id, row.next_run_at) for row in await conn.execute(statement, rows)]
+    ids = [pid for pid, _ in created]
     rows = [
         {"workflow_process_id": pid, "workflow_activity_id": None, "key": key, "value": value}
         for pid in ids
@@ -247,7 +246,7 @@ async def insert_processes(
     ]
     if rows:
         await conn.execute(tokens.insert(), rows)
-    return ids
+    return created
 
 
 def _dispatch_query() -> sa.Select[Any]:
@@ -308,18 +307,19 @@ MARK_DISPATCHED = sa.text(
     WHERE p.id = started.id
       AND p.workflow_process_status_id = ANY(CAST(:sources AS bigint[]))
       AND p.temporal_run_id IS DISTINCT FROM started.run_id
+    RETURNING p.id, p.dispatched_at
     """
 )
 
 
-async def mark_dispatched(conn: AsyncConnection, started: Mapping[int, str]) -> int:
+async def mark_dispatched(conn: AsyncConnection, started: Mapping[int, str]) -> dict[int, datetime]:
     """The dispatcher started these runs (process id -> run id), in one statement: each process
     moves to Dispatched from Created, Pending or Failed, unless its run already marked itself
-    (a run writes its own id as it begins). Returns how many moved."""
+    (a run writes its own id as it begins). Returns when each that moved was dispatched."""
     if not started:
-        return 0
+        return {}
     params = {"ids": list(started), "runs": list(started.values()), "sources": sorted(int(s) for s in DISPATCHABLE)}
-    return int((await conn.execute(MARK_DISPATCHED, params)).rowcount)
+    return {row.id: row.dispatched_at for row in await conn.execute(MARK_DISPATCHED, params)}
 
 
 async def _move(
