@@ -108,7 +108,7 @@ class Mirror:
             status = ProcessStatus(row.workflow_process_status_id)
             new_run = row.temporal_run_id != run_id
             if status is ProcessStatus.CREATED or (status is ProcessStatus.FAILED and new_run):
-                await _move(conn, StatusChange(process_id, ProcessStatus.DISPATCHED), run_id=run_id)
+                await mark_dispatched(conn, {process_id: run_id})
                 status = ProcessStatus.DISPATCHED
             if status in (ProcessStatus.DISPATCHED, ProcessStatus.PENDING) and row.lock_key is None:
                 await _move(conn, StatusChange(process_id, ProcessStatus.RUNNING), run_id=run_id)
@@ -298,6 +298,9 @@ async def lock_due(conn: AsyncConnection, *, limit: int, skip: list[int]) -> lis
     return [_target(row) for row in await conn.execute(query)]
 
 
+# What a dispatch (a new Temporal run) writes, whoever records it. A retried process starts
+# clean (no error; its attempts keep theirs). Moves to Dispatched without a new run (a resume,
+# a wait for a lock key) go through _move and keep dispatched_at.
 MARK_DISPATCHED = sa.text(
     """
     UPDATE workflow_processes AS p
@@ -334,10 +337,7 @@ async def _move(
     target = ProcessStatus(change.status)
     allowed = sources_of(target) if sources is None else sources & sources_of(target)
     values: dict[str, Any] = {"workflow_process_status_id": target, "updated_at": sa.func.now()}
-    if target is ProcessStatus.DISPATCHED and run_id is not None:  # a new run (not a wait for a lock key)
-        values["dispatched_at"] = sa.func.now()
-        values["error"] = None  # a retried process starts clean; its attempts keep their errors
-    elif target is ProcessStatus.RUNNING:
+    if target is ProcessStatus.RUNNING:
         values["first_run_at"] = sa.func.coalesce(processes.c.first_run_at, sa.func.now())
         values["last_run_at"] = sa.func.now()
     elif target is ProcessStatus.PENDING and change.next_run_at is not None:
