@@ -7,10 +7,12 @@ your own instead. Each test runs its own worker on a unique task queue.
 from __future__ import annotations
 
 import contextlib
+import functools
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -72,22 +74,22 @@ def task_queue() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, types: Iterable[type], *, task_queue: str, **options: Any) -> AsyncIterator[None]:
+    """A worker for `types` on `task_queue`, with its own engine and Temporal client, stopped after."""
+    engine = create_engine(settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    temporal = await Client.connect(settings.temporal_target)
+    try:
+        async with build_worker(temporal, engine, Catalog.of(types), task_queue=task_queue, **options):
+            yield
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
-def run_worker(client: Workflowable, settings: Settings):
-    """`async with run_worker(types, task_queue=...)`: a worker on its own engine, stopped after."""
-
-    @contextlib.asynccontextmanager
-    async def run(types: Iterable[type], *, task_queue: str) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url.get_secret_value())  # type: ignore[union-attr]
-        temporal = await Client.connect(settings.temporal_target)
-        worker = build_worker(temporal, engine, Catalog.of(types), task_queue=task_queue)
-        try:
-            async with worker:
-                yield
-        finally:
-            await engine.dispose()
-
-    return run
+def run_worker(settings: Settings):
+    """`async with run_worker(types, task_queue=..., **options)`: `serving` with the session's settings."""
+    return functools.partial(serving, settings)
 
 
 def unique(name: str) -> str:

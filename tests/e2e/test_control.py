@@ -9,12 +9,11 @@ import subprocess
 import time
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus
 
-from tests.conftest import eventually, unique
+from tests.conftest import eventually, serving, unique
 from tests.e2e.flows import GATE, TYPES, Boom, FailEvent, GateOpen, QuickEvent, Sleep, SlowEvent, UnservedEvent, WaitEvent
-from workflowable import Catalog, Condition, InvalidStateChange, ProcessStatus, WorkflowDefinition, build_worker
-from workflowable.database import create_engine
+from workflowable import Condition, InvalidStateChange, ProcessStatus, WorkflowDefinition
 from workflowable.devstack import temporal_binary
 from workflowable.messages import workflow_id_for
 from workflowable.states import AttemptStatus, Request
@@ -46,15 +45,12 @@ async def worker(client, settings):
     flows = [quick, slow, waiting, failing, unserved]
     for flow in flows:
         await client.save_workflow(flow, activate=True)
-    engine = create_engine(settings.database_url.get_secret_value())
-    temporal = await Client.connect(settings.temporal_target)
     try:
-        async with build_worker(temporal, engine, Catalog.of(TYPES), task_queue=QUEUE):
+        async with serving(settings, TYPES, task_queue=QUEUE):
             yield
     finally:
         for flow in flows:
             await client.deactivate_workflow(flow.name)
-        await engine.dispose()
 
 
 async def status_of(client, process_id: int) -> ProcessStatus:
@@ -257,18 +253,13 @@ async def test_a_dispatched_process_paused_before_any_worker_starts_paused(clien
     process, = await client.trigger_event(UnservedEvent(n=1))
     paused = await client.pause_process(process.id)
     assert (paused.status, paused.paused_from) == (S.PAUSED, S.DISPATCHED)
-    engine = create_engine(settings.database_url.get_secret_value())
-    temporal = await Client.connect(settings.temporal_target)
-    try:
-        async with build_worker(temporal, engine, Catalog.of(TYPES), task_queue=UnservedEvent.task_queue):
-            await asyncio.sleep(1.0)
-            assert await status_of(client, process.id) is S.PAUSED
-            assert (await client.get_live_state(process.id)).status_label == "Paused"
-            resumed = await client.resume_process(process.id)
-            assert resumed.status in (S.DISPATCHED, S.RUNNING, S.COMPLETED)
-            assert (await client.wait_for_process(process.id, timeout=30)).status is S.COMPLETED
-    finally:
-        await engine.dispose()
+    async with serving(settings, TYPES, task_queue=UnservedEvent.task_queue):
+        await asyncio.sleep(1.0)
+        assert await status_of(client, process.id) is S.PAUSED
+        assert (await client.get_live_state(process.id)).status_label == "Paused"
+        resumed = await client.resume_process(process.id)
+        assert resumed.status in (S.DISPATCHED, S.RUNNING, S.COMPLETED)
+        assert (await client.wait_for_process(process.id, timeout=30)).status is S.COMPLETED
 
 
 async def test_unknown_process_ids_are_a_typed_error(client):

@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from tests.conftest import eventually, unique
+from tests.conftest import eventually, serving, unique
 from tests.e2e.flows import FLAKY_FAILS, GATE, TYPES, WAIT_UNTIL, AskToWait, Flaky, GateOpen, Sleep
 from tests.e2e.test_cli import WORKFLOWABLE, environment
-from workflowable import Catalog, Condition, ProcessStatus, WorkflowDefinition, WorkflowEvent, build_worker
-from workflowable.database import create_engine
+from workflowable import Condition, ProcessStatus, WorkflowDefinition, WorkflowEvent
 from workflowable.messages import PROCESS_RUNS_SCHEDULE, workflow_id_for
 from workflowable.states import AttemptStatus
 
@@ -233,10 +232,8 @@ async def test_the_cli_steers_processes_and_installs_the_schedule(client, settin
     flow = WorkflowDefinition(unique("cli-sweep"), event=DeferredEvent)
     flow.start(flow.activity("only", Sleep))
     await client.save_workflow(flow, activate=True)
-    engine = create_engine(settings.database_url.get_secret_value())
-    temporal = await Client.connect(settings.temporal_target)
     try:
-        async with build_worker(temporal, engine, Catalog.of(TYPES), task_queue=settings.task_queue):
+        async with serving(settings, TYPES, task_queue=settings.task_queue):
             paused, = await client.trigger_event(DeferredEvent(n=1), dispatch=False)
             code, output = await run_cli(settings, "process", "pause", str(paused.id))
             assert code == 0 and f"Process {paused.id} is Paused" in output, output
@@ -259,7 +256,6 @@ async def test_the_cli_steers_processes_and_installs_the_schedule(client, settin
         code, output = await run_cli(settings, "schedule", "remove")
         assert code == 0 and "removed" in output, output
         await client.deactivate_workflow(flow.name)
-        await engine.dispose()
 
 
 async def _completed(client, process_id: int):

@@ -9,14 +9,12 @@ import time
 from datetime import timedelta
 
 import pytest
-from temporalio.client import Client
 
-from tests.conftest import eventually, unique
+from tests.conftest import eventually, serving, unique
 from tests.e2e.flows import TYPES, Sleep
 from tests.e2e.test_control import temporal_cli
 from tests.e2e.test_dispatch import run_cli
-from workflowable import Catalog, ProcessStatus, WorkflowDefinition, WorkflowEvent, build_worker
-from workflowable.database import create_engine
+from workflowable import ProcessStatus, WorkflowDefinition, WorkflowEvent
 from workflowable.messages import workflow_id_for
 
 S = ProcessStatus
@@ -41,14 +39,11 @@ async def locked_flow(client, settings, task_queue):
     flow.transition(steps[0], steps[1])
     flow.transition(steps[1], steps[2])
     await client.save_workflow(flow, activate=True)
-    engine = create_engine(settings.database_url.get_secret_value())
-    temporal = await Client.connect(settings.temporal_target)
     try:
-        async with build_worker(temporal, engine, Catalog.of(TYPES), task_queue=task_queue, lock_lease=LEASE):
+        async with serving(settings, TYPES, task_queue=task_queue, lock_lease=LEASE):
             yield
     finally:
         await client.deactivate_workflow(flow.name)
-        await engine.dispose()
 
 
 def overlaps(processes) -> list[tuple[int, int]]:

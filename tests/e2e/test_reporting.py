@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel
 
-from tests.conftest import eventually, unique
+from tests.conftest import eventually, serving, unique
 from tests.e2e.flows import TYPES, Sleep
 from tests.e2e.test_control import temporal_cli
 from tests.e2e.test_dispatch import run_cli
@@ -63,7 +63,7 @@ class NotMultiple(ConditionType[Every]):
 
 @pytest.fixture(scope="module")
 async def mixed(client, settings):
-    """60 processes of one workflow with mixed outcomes: Completed, Failed, and some Paused."""
+    """60 processes of one workflow with mixed outcomes: Completed and Failed."""
     queue = unique("reporting")
     ReportEvent.task_queue = queue
     flow = WorkflowDefinition(unique("report"), event=ReportEvent, max_attempts=2, retry_backoff=0.05)
@@ -73,17 +73,9 @@ async def mixed(client, settings):
     flow.transition(first, last)
     flow.transition(risky, last)
     await client.save_workflow(flow, activate=True)
-    from temporalio.client import Client
-
-    from workflowable import Catalog, build_worker
-    from workflowable.database import create_engine
-
-    engine = create_engine(settings.database_url.get_secret_value())
-    temporal = await Client.connect(settings.temporal_target)
-    async with build_worker(temporal, engine, Catalog.of([*TYPES, FailsOnOdd, NotMultiple]), task_queue=queue):
+    async with serving(settings, [*TYPES, FailsOnOdd, NotMultiple], task_queue=queue):
         created = [p for n in range(60) for p in await client.trigger_event(ReportEvent(n=n))]
         done = await asyncio.gather(*(client.wait_for_process(p.id, timeout=120) for p in created))
-    await engine.dispose()
     yield flow, done
     await client.deactivate_workflow(flow.name)
 
