@@ -13,19 +13,26 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from .database import is_transient
 from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext
 from .dispatch import SweepResult, process_runs
-from .errors import InvalidParameters, NonRetryable, UnknownType
+from .errors import InvalidParameters, InvalidToken, NonRetryable, ProcessNotFound, UnknownType
 from .locks import LOCK_WORKFLOW, LockInput, LockRequest, lock_workflow_id
 from .messages import ActivityInput, ActivityOutput, AttemptClose, ChooseInput, ProcessInput, ProcessPlan, StatusChange
 from .mirror import AttemptKey, Mirror
+from .settings import DEFAULT_MAX_TOKEN_BYTES
 
 HEARTBEAT_EVERY = 1.0  # seconds
+#: Backoff of a mirror write that Postgres did not take (seconds): doubling up to the maximum,
+#: which stays under the heartbeat timeout because the retry loop heartbeats between tries.
+WRITE_RETRY_FIRST, WRITE_RETRY_MAX = 0.2, 5.0
+
+T = TypeVar("T")
 
 
 def _now() -> datetime:
@@ -62,15 +69,19 @@ async def _heartbeating(work: Awaitable[None]) -> None:
 class ProcessActivities:
     """The activities one worker registers, bound to its mirror and its catalog of types."""
 
-    def __init__(self, mirror: Mirror, catalog: Catalog) -> None:
+    def __init__(self, mirror: Mirror, catalog: Catalog, *, max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES) -> None:
         self.mirror = mirror
         self.catalog = catalog
+        self.max_token_bytes = max_token_bytes
 
     @activity.defn(name="workflowable.begin_process")
     async def begin_process(self, input: ProcessInput) -> ProcessPlan:
         """Mark the process Running (unless it was paused or ended meanwhile) and return its plan."""
-        await self.mirror.begin_run(input.process_id, _run_id())
-        return await self.mirror.load_plan(input.process_id)
+        try:
+            await self.mirror.begin_run(input.process_id, _run_id())
+            return await self.mirror.load_plan(input.process_id)
+        except ProcessNotFound as exc:  # deleted from the mirror: no retry brings it back
+            raise ApplicationError(str(exc), type="ProcessNotFound", non_retryable=True) from None
 
     @activity.defn(name="workflowable.set_status")
     async def set_status(self, change: StatusChange) -> bool:
@@ -129,12 +140,14 @@ class ProcessActivities:
 
     def activity_for(self, activity_type: type[ActivityType[Any]]) -> Callable[[ActivityInput], Coroutine[Any, Any, ActivityOutput]]:
         """The Temporal activity, named after the type, that runs and logs one attempt."""
-        mirror = self.mirror
+        mirror, max_token_bytes = self.mirror, self.max_token_bytes
 
         async def run(input: ActivityInput) -> ActivityOutput:
             key = AttemptKey(input.process_id, input.activity_id, _run_id(), input.step, input.attempt)
             started_at = _now()
-            await mirror.start_attempt(key, started_at)
+            earlier = await _until_written(lambda: mirror.start_attempt(key, started_at))
+            if earlier is not None:  # an earlier attempt of this step succeeded; its worker died
+                return ActivityOutput(outputs=earlier)
             try:
                 ctx = ActivityContext(
                     process_id=input.process_id,
@@ -143,18 +156,22 @@ class ProcessActivities:
                     attempt=input.attempt,
                     tokens=dict(input.tokens),
                     parameters=_parameters(activity_type, input.parameters),
+                    max_token_bytes=max_token_bytes,
                 )
                 await _heartbeating(activity_type().handle(ctx))
             except asyncio.CancelledError:
-                await mirror.fail_attempt(key, started_at, _now(), _cancel_reason())
+                await _until_written(lambda: mirror.fail_attempt(key, started_at, _now(), _cancel_reason()))
                 raise
-            except NonRetryable as exc:
-                await mirror.fail_attempt(key, started_at, _now(), describe_error(exc))
-                raise ApplicationError(str(exc), type="NonRetryable", non_retryable=True) from exc
+            except (NonRetryable, InvalidToken) as exc:  # another attempt would fail the same way
+                error = describe_error(exc)
+                await _until_written(lambda: mirror.fail_attempt(key, started_at, _now(), error))
+                raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
             except Exception as exc:
-                await mirror.fail_attempt(key, started_at, _now(), describe_error(exc))
+                error = describe_error(exc)
+                await _until_written(lambda: mirror.fail_attempt(key, started_at, _now(), error))
                 raise
-            await mirror.succeed_attempt(key, started_at, _now(), ctx.outputs)
+            completed_at = _now()
+            await _until_written(lambda: mirror.succeed_attempt(key, started_at, completed_at, ctx.outputs))
             return ActivityOutput(outputs=ctx.outputs, wait_until=ctx.wait_until)
 
         run.__name__ = run.__qualname__ = activity_type.type_name()
@@ -180,6 +197,23 @@ class ProcessActivities:
         except UnknownType as exc:
             # A retry on this worker cannot fix it; the error names the missing type.
             raise ApplicationError(str(exc), type="UnknownType", non_retryable=True) from None
+
+
+async def _until_written(write: Callable[[], Awaitable[T]]) -> T:
+    """A mirror write from inside an activity, retried (heartbeating meanwhile) for as long as
+    Postgres cannot take it: an outage delays the attempt, it does not fail it. Every write
+    here is safe to repeat. Errors that are not about the connection are raised at once."""
+    delay = WRITE_RETRY_FIRST
+    while True:
+        try:
+            return await write()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            activity.logger.warning("mirror write failed, retrying in %.1f s: %s", delay, describe_error(exc).splitlines()[0])
+        activity.heartbeat()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, WRITE_RETRY_MAX)
 
 
 def _cancel_reason() -> str:

@@ -77,7 +77,10 @@ async def serve(settings: Settings, types: list[type], queues: list[str], *, rea
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     lease = timedelta(seconds=settings.lock_lease)
-    workers = [build_worker(temporal, engine, catalog, task_queue=queue, lock_lease=lease) for queue in queues]
+    workers = [
+        build_worker(temporal, engine, catalog, task_queue=queue, lock_lease=lease, max_token_bytes=settings.max_token_bytes)
+        for queue in queues
+    ]
     try:
         for worker in workers:
             await worker.__aenter__()

@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from . import catalog
 from .connection import connect_temporal
 from .database import create_engine, database_url
-from .definitions import WorkflowEvent
+from .definitions import WorkflowEvent, check_token_sizes
 from .dispatch import SweepResult, install_schedule, process_runs, start_process_workflow
 from .errors import InvalidEventPayload, InvalidStateChange, WorkflowableError
 from .graph import WorkflowDefinition
@@ -93,8 +93,9 @@ class Workflowable:
             raise WorkflowableError("run_at must be a timezone-aware datetime")
         event_type = type(event)
         # Validate again: model_construct() or mutation could have bypassed the constructor.
-        checked = event_type(**event.model_dump(warnings=False))
+        checked = event_type(**event.model_dump(by_alias=True, warnings=False))
         input_tokens, lock_key = checked.to_tokens(), checked.workflow_process_lock_key()
+        check_token_sizes(input_tokens, self.settings.max_token_bytes)
         if lock_key is not None and (not isinstance(lock_key, str) or not lock_key):
             raise WorkflowableError(f"{event_type.__name__}.workflow_process_lock_key() must return a non-empty str or None")
         queue = event_type.task_queue or self.settings.task_queue

@@ -34,6 +34,14 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error is about reaching Postgres (down, restarting, a dropped
+    connection), so that the same statement may succeed later."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError | OSError)
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Run the Alembic migrations up to `revision`."""
     from alembic import command

@@ -14,27 +14,49 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticSerializationError
 
-from .errors import InvalidEventPayload, InvalidParameters, InvalidToken, UnknownType
+from .errors import InvalidEventPayload, InvalidParameters, InvalidToken, TokenTooLarge, UnknownType
+from .settings import DEFAULT_MAX_TOKEN_BYTES
 
 #: Longest token key; the column is a varchar of this size.
 MAX_TOKEN_KEY_LENGTH = 255
 
 
-def encode_token_value(value: Any) -> str:
+def encode_token_value(value: Any, *, key: str = "?") -> str:
     """Token values are text: strings are kept verbatim, anything else is stored as JSON."""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidToken(f"token value of type {type(value).__name__} cannot be stored: {exc}") from None
+    if not isinstance(value, str):
+        try:
+            value = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidToken(f"token {key!r}: a value of type {type(value).__name__} cannot be stored: {exc}") from None
+    _check_text(value, f"the value of token {key!r}")
+    return value
 
 
 def check_token_key(key: Any) -> str:
     if not isinstance(key, str) or not key or len(key) > MAX_TOKEN_KEY_LENGTH:
         raise InvalidToken(f"token keys are non-empty strings of at most {MAX_TOKEN_KEY_LENGTH} characters, got {key!r}")
+    _check_text(key, f"token key {key!r}")
     return key
+
+
+def check_token_sizes(tokens: Mapping[str, str], limit: int) -> None:
+    """Refuse a token whose value is over `limit` bytes of UTF-8 (the max_token_bytes setting)."""
+    for key, value in tokens.items():
+        size = len(value.encode("utf-8"))
+        if size > limit:
+            raise TokenTooLarge(key, size, limit)
+
+
+def _check_text(text: str, what: str) -> None:
+    """Postgres text holds any Unicode but NUL, and only what encodes as UTF-8."""
+    if "\x00" in text:
+        raise InvalidToken(f"{what} contains a NUL character, which Postgres text cannot hold")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidToken(f"{what} is not valid Unicode text: {exc.reason}") from None
 
 
 class WorkflowEvent(BaseModel):
@@ -68,8 +90,12 @@ class WorkflowEvent(BaseModel):
         return None
 
     def to_tokens(self) -> dict[str, str]:
-        """The input tokens: one per field, values encoded as text."""
-        return {check_token_key(key): encode_token_value(value) for key, value in self.model_dump(mode="json").items()}
+        """The input tokens: one per field, named by its alias if it has one, values as text."""
+        try:
+            fields = self.model_dump(mode="json", by_alias=True)
+        except PydanticSerializationError as exc:
+            raise InvalidToken(f"event {self.event_name()} has a field that cannot be stored as a token: {exc}") from None
+        return {check_token_key(key): encode_token_value(value, key=key) for key, value in fields.items()}
 
 
 class NoParameters(BaseModel):
@@ -115,10 +141,16 @@ class ActivityContext(Generic[P]):
     parameters: P
     outputs: dict[str, str] = field(default_factory=dict)
     wait_until: datetime | None = None
+    max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES
 
     def set_output(self, key: str, value: Any) -> None:
-        """Write an output token; it commits with this attempt's Success row, or not at all."""
-        self.outputs[check_token_key(key)] = encode_token_value(value)
+        """Write an output token; it commits with this attempt's Success row, or not at all.
+        Raises `InvalidToken` (the step fails without further attempts) for a value that
+        cannot be stored or is over the max_token_bytes setting."""
+        check_token_key(key)
+        encoded = {key: encode_token_value(value, key=key)}
+        check_token_sizes(encoded, self.max_token_bytes)
+        self.outputs.update(encoded)
 
     def retry_transitions_at(self, when: datetime) -> None:
         """If no transition passes after this activity, wait until `when` (not just the

@@ -43,6 +43,18 @@ class InvalidToken(WorkflowableError):
     """A token key or value cannot be stored."""
 
 
+class TokenTooLarge(InvalidToken):
+    """A token value is larger than the `max_token_bytes` setting allows."""
+
+    def __init__(self, key: str, size: int, limit: int) -> None:
+        self.key = key
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"token {key!r} is {size:,} bytes, over the limit of {limit:,} bytes (setting WORKFLOWABLE_MAX_TOKEN_BYTES)"
+        )
+
+
 class NonRetryable(WorkflowableError):
     """Raised by an activity handler: the step fails at once, without further attempts."""
 

@@ -135,23 +135,42 @@ class Mirror:
         async with self.engine.begin() as conn:
             return (await mark_dispatched(conn, {process_id: run_id})).get(process_id)
 
-    async def start_attempt(self, key: AttemptKey, started_at: datetime) -> None:
-        """Open (or reopen, on a retried write) the attempt's row as In Progress."""
+    async def start_attempt(self, key: AttemptKey, started_at: datetime) -> dict[str, str] | None:
+        """Open (or reopen, on a retried write) the attempt's row as In Progress, unless the step
+        already has a Success row: a worker that died after committing it and before Temporal
+        heard of it. Then nothing is written and that Success's output tokens are returned, so
+        the step is not run twice."""
         async with self.engine.begin() as conn:
-            await _upsert_attempt(conn, key, AttemptStatus.IN_PROGRESS, started_at=started_at)
+            params = _attempt_params(key, AttemptStatus.IN_PROGRESS, started_at=started_at)
+            done_id = await conn.scalar(START_ATTEMPT, params)
+            if done_id is None:
+                return None
+            rows = await conn.execute(
+                sa.select(tokens.c.key, tokens.c.value)
+                .where(tokens.c.workflow_process_activity_log_id == done_id)
+                .order_by(tokens.c.id)
+            )
+            return {row.key: row.value for row in rows}
 
     async def succeed_attempt(self, key: AttemptKey, started_at: datetime, completed_at: datetime, outputs: Mapping[str, str]) -> None:
         """Close the attempt as Success, write its output tokens and move the position, atomically.
 
         Repeating it changes nothing: an attempt closes once, and its tokens go with that close."""
         async with self.engine.begin() as conn:
-            if not await _upsert_attempt(conn, key, AttemptStatus.SUCCESS, started_at=started_at, completed_at=completed_at):
+            attempt_id = await _upsert_attempt(conn, key, AttemptStatus.SUCCESS, started_at=started_at, completed_at=completed_at)
+            if attempt_id is None:
                 return
             if outputs:
                 await conn.execute(
                     tokens.insert(),
                     [
-                        {"workflow_process_id": key.process_id, "workflow_activity_id": key.activity_id, "key": k, "value": v}
+                        {
+                            "workflow_process_id": key.process_id,
+                            "workflow_activity_id": key.activity_id,
+                            "workflow_process_activity_log_id": attempt_id,
+                            "key": k,
+                            "value": v,
+                        }
                         for k, v in outputs.items()
                     ],
                 )
@@ -357,7 +376,7 @@ async def _move(
     return bool(result.rowcount)
 
 
-# Built once: this runs twice per attempt. A closed attempt stays closed: a late or repeated
+# Built once: this closes every attempt. A closed attempt stays closed: a late or repeated
 # write must not reopen or rewrite it, hence the WHERE on the update.
 UPSERT_ATTEMPT = sa.text(
     """
@@ -376,17 +395,32 @@ UPSERT_ATTEMPT = sa.text(
 )
 
 
-async def _upsert_attempt(
-    conn: AsyncConnection,
-    key: AttemptKey,
-    status: AttemptStatus,
-    *,
-    started_at: datetime,
-    completed_at: datetime | None = None,
-    error: str | None = None,
-) -> bool:
-    """Insert the attempt's row or update it while it is still In Progress; True if it wrote."""
-    params = {
+# An attempt about to start: if its step already succeeded (in an attempt whose worker died
+# before reporting it), return that Success row's id and write nothing; else open the row.
+START_ATTEMPT = sa.text(
+    """
+    WITH done AS (
+        SELECT id FROM workflow_process_activity_logs
+        WHERE workflow_process_id = :process_id AND step = :step AND workflow_process_activity_log_status_id = 2
+        LIMIT 1
+    ), opened AS (
+        INSERT INTO workflow_process_activity_logs
+            (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
+             started_at, completed_at, step, attempt, temporal_run_id, error)
+        SELECT :process_id, :activity_id, :status, :started_at, CAST(:completed_at AS timestamptz),
+               :step, :attempt, :run_id, CAST(:error AS text)
+        WHERE NOT EXISTS (SELECT 1 FROM done)
+        ON CONFLICT ON CONSTRAINT workflow_process_activity_logs_attempt_key DO NOTHING
+    )
+    SELECT id FROM done
+    """
+)
+
+
+def _attempt_params(
+    key: AttemptKey, status: AttemptStatus, *, started_at: datetime, completed_at: datetime | None = None, error: str | None = None
+) -> dict[str, Any]:
+    return {
         "process_id": key.process_id,
         "activity_id": key.activity_id,
         "status": int(status),
@@ -397,7 +431,20 @@ async def _upsert_attempt(
         "run_id": key.run_id,
         "error": error,
     }
-    return (await conn.execute(UPSERT_ATTEMPT, params)).first() is not None
+
+
+async def _upsert_attempt(
+    conn: AsyncConnection,
+    key: AttemptKey,
+    status: AttemptStatus,
+    *,
+    started_at: datetime,
+    completed_at: datetime | None = None,
+    error: str | None = None,
+) -> int | None:
+    """Insert the attempt's row or update it while it is still In Progress; its id if it wrote."""
+    params = _attempt_params(key, status, started_at=started_at, completed_at=completed_at, error=error)
+    return await conn.scalar(UPSERT_ATTEMPT, params)
 
 
 async def _load_activities(conn: AsyncConnection, head: Any) -> list[ActivityStep]:

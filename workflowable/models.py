@@ -186,6 +186,10 @@ class WorkflowProcessTokenRow(_Timestamps, table=True):
     workflow_activity_id: int | None = Field(default=None, sa_column=_fk("workflow_activities.id", nullable=True, index=False))
     key: str = Field(max_length=255, index=True)
     value: str = Field(sa_type=sa.Text)
+    #: added: the attempt whose Success wrote this output token (null for input tokens)
+    workflow_process_activity_log_id: int | None = Field(
+        default=None, sa_column=_fk("workflow_process_activity_logs.id", nullable=True, index=False)
+    )
 
 
 class WorkflowProcessActivityLogStatusRow(_Timestamps, table=True):

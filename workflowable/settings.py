@@ -12,6 +12,9 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
+#: Temporal refuses payloads over 2 MB and every activity carries all of a process's tokens:
+#: 256 KiB a token keeps a process with a few large tokens well inside that.
+DEFAULT_MAX_TOKEN_BYTES = 256 * 1024
 
 
 class Settings(BaseSettings):
@@ -43,6 +46,15 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="Seconds a process that stopped renewing (terminated, no worker) keeps its lock key.",
+    )
+    max_token_bytes: int = Field(
+        default=DEFAULT_MAX_TOKEN_BYTES,
+        gt=0,
+        description="Largest token value in bytes (UTF-8), checked before a process starts or an output is written.",
+    )
+    payload_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of a 16, 24 or 32 byte AES key: encrypts every payload in Temporal's history (AES-GCM).",
     )
     app: str | None = Field(
         default=None,

@@ -14,6 +14,7 @@ from .activities import ProcessActivities
 from .definitions import Catalog
 from .locks import LockWorkflow
 from .mirror import DEFAULT_LOCK_LEASE, Mirror
+from .settings import DEFAULT_MAX_TOKEN_BYTES
 from .workflow import ProcessRunsWorkflow, ProcessWorkflow
 
 #: The workflow imports only states and messages, but the package's __init__ pulls in the client
@@ -30,12 +31,14 @@ def build_worker(
     *,
     task_queue: str,
     lock_lease: timedelta = DEFAULT_LOCK_LEASE,
+    max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
     **options: Any,
 ) -> Worker:
     """A Temporal worker serving the process workflows, their lock keys, the sweep and every
     activity type in `catalog`. `lock_lease`: how long a process that stops renewing (its
-    workflow terminated, no worker running it) can keep its lock key from the others."""
-    activities = ProcessActivities(Mirror(engine, lock_lease=lock_lease), catalog)
+    workflow terminated, no worker running it) can keep its lock key from the others;
+    `max_token_bytes`: the largest output token an activity may write."""
+    activities = ProcessActivities(Mirror(engine, lock_lease=lock_lease), catalog, max_token_bytes=max_token_bytes)
     # Heartbeats go out at most once a second, so a cancel reaches an activity within seconds.
     options.setdefault("max_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
     options.setdefault("default_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)

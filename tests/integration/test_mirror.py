@@ -113,3 +113,18 @@ async def test_repeated_attempt_writes_leave_one_row(client, process):
     assert [(a.step, a.status, a.error) for a in seen.attempts] == [
         (1, AttemptStatus.SUCCESS, None), (2, AttemptStatus.FAILURE, "RuntimeError: no")
     ]
+
+
+async def test_a_step_that_succeeded_is_not_started_again(client, process):
+    """A worker that dies after committing a Success but before Temporal hears of it: the
+    step's next attempt finds the Success and its outputs, and writes no second row."""
+    process_id, activity_id = process
+    first = AttemptKey(process_id, activity_id, "run-1", step=1, attempt=1)
+    start = datetime.now(UTC)
+    assert await client.mirror.start_attempt(first, start) is None
+    await client.mirror.succeed_attempt(first, start, start, {"out": "v", "ünï": "ok"})
+    retried = AttemptKey(process_id, activity_id, "run-1", step=1, attempt=2)
+    assert await client.mirror.start_attempt(retried, start) == {"out": "v", "ünï": "ok"}
+    seen = await client.get_process(process_id)
+    assert [(a.attempt, a.status) for a in seen.attempts] == [(1, AttemptStatus.SUCCESS)]
+    assert len([t for t in seen.tokens if t.activity_id]) == 2
