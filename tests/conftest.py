@@ -105,6 +105,21 @@ async def row_counts(engine) -> dict[str, int]:
         return {name: await conn.scalar(sa.select(sa.func.count()).select_from(table)) for name, table in SQLModel.metadata.tables.items()}
 
 
+async def snapshot(engine) -> dict[str, list[str]]:
+    """Every row of every table (as JSON text, sorted) and where every sequence stands: equal
+    snapshots mean the database did not change, not even by an id drawn and rolled back."""
+    import sqlalchemy as sa
+
+    async with engine.connect() as conn:
+        names = (await conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"))).scalars().all()
+        snap = {name: sorted((await conn.execute(sa.text(f'SELECT to_jsonb(t)::text FROM "{name}" t'))).scalars().all()) for name in names}
+        sequences = await conn.execute(
+            sa.text("SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = current_schema() ORDER BY 1")
+        )
+        snap["(sequences)"] = [f"{name}={value}" for name, value in sequences]
+    return snap
+
+
 async def eventually(check, *, timeout: float = 20.0, interval: float = 0.05):
     """Poll `await check()` until it returns something truthy; fail after `timeout` seconds."""
     import asyncio

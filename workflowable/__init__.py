@@ -15,6 +15,7 @@ from .errors import (
     InvalidWorkflowStatusChange,
     NonRetryable,
     ProcessNotFound,
+    TokenTooLarge,
     UnknownType,
     WorkflowableError,
     WorkflowNotEditable,
@@ -24,6 +25,7 @@ from .exiting import run
 from .graph import Condition, WorkflowDefinition
 from .locks import LockState
 from .messages import ProcessState
+from .reconcile import Difference, ReconcileResult
 from .reporting import Attempt, Process, Token
 from .settings import Settings
 from .states import AttemptStatus, ProcessStatus, Request, WorkflowStatus
@@ -52,6 +54,8 @@ __all__ = [
     "Attempt",
     "SweepResult",
     "LockState",
+    "ReconcileResult",
+    "Difference",
     "Request",
     "ProcessStatus",
     "WorkflowStatus",
@@ -61,6 +65,7 @@ __all__ = [
     "InvalidEventPayload",
     "InvalidParameters",
     "InvalidToken",
+    "TokenTooLarge",
     "InvalidStateChange",
     "NonRetryable",
     "InvalidDefinition",

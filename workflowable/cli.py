@@ -30,6 +30,7 @@ from .errors import WorkflowableError
 from .exiting import exit_now, status_of
 from .locks import LockState
 from .messages import PROCESS_RUNS_SCHEDULE, process_id_of
+from .reconcile import ReconcileResult
 from .report_html import render_html
 from .reporting import Process, ProcessSummary, Report, build_report, list_attempts, list_processes
 from .settings import Settings
@@ -248,6 +249,32 @@ def process_runs(batch_size: Annotated[int, typer.Option(min=1, help="Processes 
 
     result: SweepResult = _run(_with_client(sweep))
     console.print(f"{result.dispatched} dispatched of {result.due} due ({result.already_live} already had a live workflow).")
+
+
+@app.command("reconcile")
+def reconcile_command(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the differences; change nothing.")] = False,
+) -> None:
+    """Compare the mirror with Temporal and repair what differs: workflows terminated from the UI
+    or CLI, workflows gone from Temporal, lost writes, attempts left In Progress by dead workers."""
+
+    async def check(client: Workflowable) -> ReconcileResult:
+        with Progress(TextColumn("describing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("reconcile", total=None)
+            return await client.reconcile(dry_run=dry_run, progress=lambda done, total: bar.update(task, total=total, completed=done))
+
+    result: ReconcileResult = _run(_with_client(check))
+    if result.differences:
+        table = Table("process", "mirror", "Temporal", "would repair" if dry_run else "repaired")
+        for difference in result.differences:
+            table.add_row(str(difference.process_id), difference.mirror_status.label, difference.temporal, difference.repair)
+        console.print(table)
+    summary = f"Checked {result.checked} processes: {len(result.differences)} differ from Temporal"
+    if dry_run:
+        console.print(f"{summary}. Dry run: nothing changed.")
+    else:
+        moved = len(result.differences) - result.repaired
+        console.print(f"{summary}; {result.repaired} repaired" + (f", {moved} had moved meanwhile and were left alone." if moved else "."))
 
 
 @schedule_app.command("install")

@@ -24,6 +24,7 @@ from .graph import WorkflowDefinition
 from .locks import LOCK_WORKFLOW, LockState, lock_workflow_id
 from .messages import PROCESS_RUNS_SCHEDULE, ProcessState, workflow_id_for
 from .mirror import DispatchTarget, Mirror, NewProcess, insert_processes
+from .reconcile import ReconcileResult, reconcile
 from .reporting import Process, Token, get_process
 from .settings import Settings
 from .states import SWEPT, ProcessStatus, Request, WorkflowStatus
@@ -244,6 +245,12 @@ class Workflowable:
     async def get_process(self, process_id: int) -> Process:
         """Status, position, timestamps, tokens and attempts of one process, from the mirror."""
         return await get_process(self.engine, process_id)
+
+    async def reconcile(self, *, dry_run: bool = False, progress: Callable[[int, int], None] | None = None) -> ReconcileResult:
+        """Compare every process not Completed or Cancelled with its Temporal workflow and repair
+        what differs (a workflow terminated outside Workflowable, a lost write, attempts left
+        In Progress by a dead worker); with `dry_run`, only list the differences."""
+        return await reconcile(self.engine, self.temporal, dry_run=dry_run, progress=progress)
 
     async def wait_for_process(self, process_id: int, *, timeout: float = 60.0) -> Process:
         """Wait for the process's workflow to end and return the mirror's view."""

@@ -1,0 +1,131 @@
+"""Faults injected into a running system: a worker killed, Postgres stopped, the Temporal server
+restarted, a workflow terminated behind Workflowable's back. Each test owns its servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+
+from tests.conftest import snapshot
+from tests.faults.app import FaultEvent, three_steps
+from tests.faults.conftest import (
+    FaultStack,
+    assert_exactly_once,
+    assert_mirror_equals_temporal,
+    count_in,
+    wait_until_all,
+)
+from workflowable import ProcessStatus, Workflowable
+from workflowable.devstack import temporal_binary
+from workflowable.messages import workflow_id_for
+
+S = ProcessStatus
+
+
+async def trigger(client: Workflowable, count: int, **fields) -> list[int]:
+    ids: list[int] = []
+    for n in range(count):
+        ids += [p.id for p in await client.trigger_event(FaultEvent(n=n, **fields))]
+    return ids
+
+
+async def test_a_worker_killed_mid_run_loses_and_repeats_nothing(stack: FaultStack, client: Workflowable):
+    await client.save_workflow(three_steps("killed"), activate=True)
+    worker = stack.start_worker()
+    ids = await trigger(client, 200)
+    deadline = asyncio.get_running_loop().time() + 120
+    while await count_in(client, ids, S.COMPLETED) < 50:  # well into the run
+        assert asyncio.get_running_loop().time() < deadline, "the worker did not get going"
+        await asyncio.sleep(0.2)
+    assert await count_in(client, ids, S.RUNNING) > 0  # some are mid-activity as it dies
+    stack.kill(worker)
+    stack.start_worker()
+    await wait_until_all(client, ids, S.COMPLETED, timeout=240)
+    await assert_exactly_once(client, ids, steps=3)
+    await assert_mirror_equals_temporal(client, ids)
+    # The kill hit attempts in flight: the workflow closed their rows when they timed out.
+    cut_short = [a for p in ids for a in (await client.get_process(p)).attempts if a.status.label == "Failure"]
+    assert cut_short and all("timed out" in (a.error or "").lower() or "timeout" in (a.error or "").lower() for a in cut_short), cut_short[:3]
+
+
+async def test_postgres_down_for_ten_seconds_delays_but_fails_nothing(stack: FaultStack, client: Workflowable):
+    await client.save_workflow(three_steps("postgres-down"), activate=True)
+    stack.start_worker()
+    ids = await trigger(client, 100)
+    deadline = asyncio.get_running_loop().time() + 120
+    while await count_in(client, ids, S.COMPLETED) < 20:
+        assert asyncio.get_running_loop().time() < deadline, "the worker did not get going"
+        await asyncio.sleep(0.2)
+    assert await count_in(client, ids, S.COMPLETED) < len(ids)
+    stack.stop_postgres()
+    await asyncio.sleep(10)
+    stack.start_postgres()
+    await wait_until_all(client, ids, S.COMPLETED, timeout=240)  # no reconcile: the workers' writes land
+    assert "mirror write failed, retrying" in stack.worker_log(0)  # activities did meet the outage
+    await assert_exactly_once(client, ids, steps=3)
+    await assert_mirror_equals_temporal(client, ids)
+
+
+async def test_processes_survive_a_temporal_server_restart(stack: FaultStack, client: Workflowable):
+    await client.save_workflow(three_steps("temporal-restart"), activate=True)
+    stack.start_worker()
+    ids = await trigger(client, 100, hold=0.5)
+    deadline = asyncio.get_running_loop().time() + 120
+    while await count_in(client, ids, S.COMPLETED) < 10:
+        assert asyncio.get_running_loop().time() < deadline, "the worker did not get going"
+        await asyncio.sleep(0.2)
+    await stack.restart_temporal(down_for=3)
+    await wait_until_all(client, ids, S.COMPLETED, timeout=240)
+    await assert_exactly_once(client, ids, steps=3)
+    await assert_mirror_equals_temporal(client, ids)
+
+
+async def test_reconcile_marks_a_terminated_workflow_and_nothing_else(stack: FaultStack, client: Workflowable):
+    await client.save_workflow(three_steps("terminated"), activate=True)
+    worker = stack.start_worker()
+    finished = await trigger(client, 1, hold=0)
+    waiting = await trigger(client, 1, hold=0, go=False)  # Pending after its first step, workflow live
+    created = [p.id for p in await client.trigger_event(FaultEvent(n=99), dispatch=False)]  # never dispatched
+    stuck = await trigger(client, 1, hold=600)  # in its first activity when its worker dies
+    await wait_until_all(client, finished, S.COMPLETED, timeout=60)
+    await wait_until_all(client, waiting, S.PENDING, timeout=60)
+    await _until_open_attempt(client, stuck[0])
+    stack.kill(worker)  # the stuck attempt's row stays In Progress
+    terminate = subprocess.run(
+        [str(temporal_binary()), "workflow", "terminate", "--address", stack.settings.temporal_target,
+         "--workflow-id", workflow_id_for(stuck[0]), "--reason", "stuck on a dead machine"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert terminate.returncode == 0, terminate.stderr
+
+    before = await snapshot(client.engine)
+    dry = await client.reconcile(dry_run=True)
+    assert [(d.process_id, d.temporal, d.repair) for d in dry.differences] == [
+        (stuck[0], "TERMINATED", "mark Cancelled, close 1 attempt as abandoned")
+    ]
+    assert await snapshot(client.engine) == before  # a dry run changes nothing
+
+    done = await client.reconcile()
+    assert done.repaired == 1
+    after = await snapshot(client.engine)
+    changed = {table: [json.loads(row) for row in set(after[table]) - set(before[table])] for table in before if before[table] != after[table]}
+    assert sorted(changed) == ["workflow_process_activity_logs", "workflow_processes"]  # one row each, of that process
+    assert [row["id"] for row in changed["workflow_processes"]] == stuck
+    assert [row["workflow_process_id"] for row in changed["workflow_process_activity_logs"]] == stuck
+    process = await client.get_process(stuck[0])
+    assert process.status is S.CANCELLED and process.error == "terminated in Temporal: stuck on a dead machine"
+    assert [a.error for a in process.attempts if a.status.label != "Success"] == [
+        "Abandoned: the attempt's worker stopped before closing it (closed by reconcile)"
+    ]
+    assert (await client.get_process(created[0])).status is S.CREATED  # the sweep's, not reconcile's
+    assert (await client.get_process(waiting[0])).status is S.PENDING
+    assert not (await client.reconcile(dry_run=True)).differences  # and it stays repaired
+
+
+async def _until_open_attempt(client: Workflowable, process_id: int) -> None:
+    for _ in range(200):
+        if any(a.status.label == "In Progress" for a in (await client.get_process(process_id)).attempts):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"process {process_id} never started its attempt")

@@ -1,0 +1,236 @@
+"""`reconcile`: compare the mirror with Temporal and repair what differs.
+
+A running workflow writes its own status moves and retries each until Postgres takes it, so
+the mirror of a live process converges by itself. What no workflow repairs is found here: a
+workflow terminated from the web UI or the CLI, a workflow gone from Temporal, a dispatch whose
+mirror write was lost, attempt rows left In Progress by a worker that died with its workflow.
+
+Temporal's `describe` is strongly consistent, so it is the reference. Every repair is a
+conditional write (the status reconcile saw, an attempt still In Progress), so a process that
+moves meanwhile is left to its workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import TerminatedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from .messages import workflow_id_for
+from .mirror import mark_dispatched, repair_status
+from .models import attempts, processes
+from .states import AttemptStatus, ProcessStatus
+
+#: Describes sent to Temporal at once.
+CONCURRENCY = 16
+
+S = ProcessStatus
+
+
+@dataclass(frozen=True)
+class OpenAttempt:
+    id: int
+    step: int
+    attempt: int
+    run_id: str
+
+    @property
+    def activity_id(self) -> str:
+        """The Temporal activity id the workflow gave this attempt."""
+        return f"step-{self.step}.{self.attempt}"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One process whose mirror disagrees with Temporal, and what reconcile does about it."""
+
+    process_id: int
+    mirror_status: ProcessStatus
+    temporal: str  #: the workflow's status in Temporal, or "not found"
+    repair: str  #: what reconcile writes, in words
+    status: ProcessStatus | None = None  #: the status it writes, if any
+    run_id: str | None = None  #: with status Dispatched: the run the mirror lost
+    error: str | None = None
+    abandoned: tuple[int, ...] = ()  #: attempt rows to close as Failure
+
+
+@dataclass
+class ReconcileResult:
+    checked: int = 0
+    differences: list[Difference] = field(default_factory=list)
+    repaired: int = 0  #: differences written (0 on a dry run)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class _Seen:
+    process_id: int
+    status: ProcessStatus
+    paused_from: ProcessStatus | None
+    open_attempts: tuple[OpenAttempt, ...]
+
+    @property
+    def never_dispatched(self) -> bool:
+        return S.CREATED in (self.status, self.paused_from)
+
+
+async def reconcile(
+    engine: AsyncEngine,
+    temporal: Client,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReconcileResult:
+    """Check every process that is not Completed or Cancelled, or has an attempt In Progress,
+    against its Temporal workflow; repair the differences unless `dry_run`.
+    `progress(done, total)` is called as describes come back."""
+    seen = await _load(engine)
+    result = ReconcileResult(checked=len(seen), dry_run=dry_run)
+    limit = asyncio.Semaphore(CONCURRENCY)
+    done = 0
+
+    async def check(process: _Seen) -> Difference | None:
+        nonlocal done
+        async with limit:
+            difference = await _compare(temporal, process)
+        done += 1
+        if progress is not None:
+            progress(done, len(seen))
+        return difference
+
+    found = await asyncio.gather(*(check(process) for process in seen))
+    result.differences = sorted((d for d in found if d is not None), key=lambda d: d.process_id)
+    if not dry_run:
+        for difference in result.differences:
+            result.repaired += await _repair(engine, difference)
+    return result
+
+
+async def _load(engine: AsyncEngine) -> list[_Seen]:
+    """Failed processes are checked too: a retry's new run may have started without its write."""
+    checked = [int(s) for s in ProcessStatus if s not in (S.COMPLETED, S.CANCELLED)]
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(processes.c.id, processes.c.workflow_process_status_id, processes.c.paused_from_status_id).where(
+                    sa.or_(
+                        processes.c.workflow_process_status_id.in_(checked),
+                        processes.c.id.in_(
+                            sa.select(attempts.c.workflow_process_id).where(
+                                attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS
+                            )
+                        ),
+                    )
+                )
+            )
+        ).all()
+        open_rows = (
+            await conn.execute(
+                sa.select(attempts.c.id, attempts.c.workflow_process_id, attempts.c.step, attempts.c.attempt, attempts.c.temporal_run_id)
+                .where(attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS)
+                .order_by(attempts.c.id)
+            )
+        ).all()
+    by_process: dict[int, list[OpenAttempt]] = {}
+    for row in open_rows:
+        by_process.setdefault(row.workflow_process_id, []).append(OpenAttempt(row.id, row.step, row.attempt, row.temporal_run_id))
+    return [
+        _Seen(
+            row.id,
+            S(row.workflow_process_status_id),
+            S(row.paused_from_status_id) if row.paused_from_status_id else None,
+            tuple(by_process.get(row.id, ())),
+        )
+        for row in rows
+    ]
+
+
+async def _compare(temporal: Client, process: _Seen) -> Difference | None:
+    handle = temporal.get_workflow_handle(workflow_id_for(process.process_id))
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        if process.never_dispatched or (process.status.is_terminal and not process.open_attempts):
+            return None  # not dispatched yet (the sweep's job), or ended and tidy
+        abandoned = tuple(a.id for a in process.open_attempts)
+        if process.status.is_terminal:
+            return Difference(process.process_id, process.status, "not found", _closing(abandoned), abandoned=abandoned)
+        missing = f"its Temporal workflow {handle.id} does not exist (never started, deleted, or past the namespace's retention)"
+        return Difference(process.process_id, process.status, "not found", "mark Failed", S.FAILED, error=missing, abandoned=abandoned)
+
+    status = description.status
+    assert status is not None
+    if status is WorkflowExecutionStatus.RUNNING:
+        pending = {a.activity_id for a in description.raw_description.pending_activities}
+        abandoned = tuple(a.id for a in process.open_attempts if a.run_id != description.run_id or a.activity_id not in pending)
+        if process.status in (S.CREATED, S.FAILED):  # the dispatcher started this run but its write was lost
+            return Difference(
+                process.process_id, process.status, status.name, "mark Dispatched", S.DISPATCHED, run_id=description.run_id, abandoned=abandoned
+            )
+        if abandoned:
+            return Difference(process.process_id, process.status, status.name, _closing(abandoned), abandoned=abandoned)
+        return None
+
+    # The workflow has ended: its attempts have too, and the mirror should show how it ended.
+    target, error = await _outcome(temporal, handle.id, description.run_id, status)
+    abandoned = tuple(a.id for a in process.open_attempts)
+    if target is process.status and not abandoned:
+        return None
+    if target is process.status:
+        return Difference(process.process_id, process.status, status.name, _closing(abandoned), abandoned=abandoned)
+    repair = f"mark {target.label}" + (f", {_closing(abandoned)}" if abandoned else "")
+    return Difference(process.process_id, process.status, status.name, repair, target, error=error, abandoned=abandoned)
+
+
+async def _outcome(temporal: Client, workflow_id: str, run_id: str, status: WorkflowExecutionStatus) -> tuple[ProcessStatus, str | None]:
+    """The status (and error) a closed workflow run leaves its process in."""
+    handle = temporal.get_workflow_handle(workflow_id, run_id=run_id, result_type=str)
+    try:
+        label = await handle.result(follow_runs=False)
+    except WorkflowFailureError as err:
+        reason = str(err.cause or err)
+        if isinstance(err.cause, TerminatedError) or status is WorkflowExecutionStatus.TERMINATED:
+            return S.CANCELLED, f"terminated in Temporal: {reason or 'no reason given'}"
+        if status is WorkflowExecutionStatus.CANCELED:
+            return S.CANCELLED, None
+        return S.FAILED, reason
+    # The run returns the process's status label (Completed, or how the mirror ended it).
+    return next((s for s in ProcessStatus if s.label == label and s.is_terminal), S.COMPLETED), None
+
+
+def _closing(abandoned: tuple[int, ...]) -> str:
+    return f"close {len(abandoned)} attempt{'s' if len(abandoned) != 1 else ''} as abandoned"
+
+
+ABANDONED = "Abandoned: the attempt's worker stopped before closing it (closed by reconcile)"
+
+
+async def _repair(engine: AsyncEngine, difference: Difference) -> int:
+    """Write one repair in one transaction; 1 if anything changed."""
+    async with engine.begin() as conn:
+        changed = False
+        if difference.status is S.DISPATCHED and difference.run_id is not None:
+            changed = bool(await mark_dispatched(conn, {difference.process_id: difference.run_id}))
+        elif difference.status is not None:
+            changed = await repair_status(conn, difference.process_id, difference.mirror_status, difference.status, difference.error)
+        if difference.abandoned:
+            closed = await conn.execute(
+                attempts.update()
+                .where(attempts.c.id.in_(difference.abandoned), attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS)
+                .values(
+                    workflow_process_activity_log_status_id=AttemptStatus.FAILURE,
+                    completed_at=sa.func.now(),
+                    error=ABANDONED,
+                    updated_at=sa.func.now(),
+                )
+            )
+            changed = changed or bool(closed.rowcount)
+    return int(changed)
