@@ -96,15 +96,6 @@ def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
-async def row_counts(engine) -> dict[str, int]:
-    """Rows in every table of the mirror, to show that a refused request wrote nothing."""
-    import sqlalchemy as sa
-    from sqlmodel import SQLModel
-
-    async with engine.connect() as conn:
-        return {name: await conn.scalar(sa.select(sa.func.count()).select_from(table)) for name, table in SQLModel.metadata.tables.items()}
-
-
 async def snapshot(engine) -> dict[str, list[str]]:
     """Every row of every table (as JSON text, sorted) and where every sequence stands: equal
     snapshots mean the database did not change, not even by an id drawn and rolled back."""

@@ -66,7 +66,9 @@ class WorkflowEvent(BaseModel):
     queue its processes run on (unset: the `task_queue` setting).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and infinity reach encode_token_value as floats, which refuses them, instead of
+    # turning silently into null.
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     task_queue: ClassVar[str | None] = None
 

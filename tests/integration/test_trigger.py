@@ -4,7 +4,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import Field
 
-from tests.conftest import row_counts, unique
+from tests.conftest import snapshot, unique
 from workflowable import ActivityType, InvalidEventPayload, ProcessStatus, WorkflowDefinition, WorkflowEvent
 
 
@@ -48,7 +48,7 @@ async def test_one_created_process_per_active_workflow_with_its_input_tokens(cli
 async def test_an_invalid_payload_names_each_field_and_writes_nothing(client):
     workflow = unique("signup")
     await client.save_workflow(flow(workflow), activate=True)
-    before = await row_counts(client.engine)
+    before = await snapshot(client.engine)
     with pytest.raises(InvalidEventPayload) as caught:
         await client.trigger_event(Signup(user_id="seven", email="x"))
     assert caught.value.fields == ["user_id", "email"]
@@ -57,7 +57,7 @@ async def test_an_invalid_payload_names_each_field_and_writes_nothing(client):
     assert caught.value.fields == ["user_id"]
     with pytest.raises(InvalidEventPayload):
         await client.trigger_event({"user_id": 1})  # type: ignore[arg-type]
-    assert await row_counts(client.engine) == before
+    assert await snapshot(client.engine) == before
     await client.deactivate_workflow(workflow)
 
 
@@ -65,9 +65,9 @@ async def test_an_event_without_active_workflows_creates_nothing(client):
     class Unbound(WorkflowEvent):
         n: int
 
-    before = await row_counts(client.engine)
+    before = await snapshot(client.engine)
     assert await client.trigger_event(Unbound(n=1)) == []
-    assert await row_counts(client.engine) == before
+    assert await snapshot(client.engine) == before
 
 
 async def test_processes_are_matched_on_the_event_class(client):
