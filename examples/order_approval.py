@@ -20,7 +20,6 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from temporalio.client import Client
 
 from workflowable import (
     ActivityContext,
@@ -116,7 +115,7 @@ async def run_demo(settings: Settings, orders: int, console: Console) -> bool:
             await client.save_workflow(order_approval(), activate=True)
         except WorkflowNotEditable:
             pass  # saved and activated by an earlier run
-        worker = build_worker(await Client.connect(settings.temporal_target), client.engine, Catalog.of(TYPES), task_queue=settings.task_queue)
+        worker = build_worker(client.temporal, client.engine, Catalog.of(TYPES), task_queue=settings.task_queue)
         async with worker:
             rng = random.Random(7)
             started = time.monotonic()

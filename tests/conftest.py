@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client
 
 from workflowable import Catalog, Settings, Workflowable, build_worker
+from workflowable.connection import connect_temporal
 from workflowable.database import create_engine, upgrade
 from workflowable.devstack import EmbeddedPostgres, TemporalDevServer
 
@@ -78,7 +78,7 @@ def task_queue() -> str:
 async def serving(settings: Settings, types: Iterable[type], *, task_queue: str, **options: Any) -> AsyncIterator[None]:
     """A worker for `types` on `task_queue`, with its own engine and Temporal client, stopped after."""
     engine = create_engine(settings.database_url.get_secret_value())  # type: ignore[union-attr]
-    temporal = await Client.connect(settings.temporal_target)
+    temporal = await connect_temporal(settings)
     try:
         async with build_worker(temporal, engine, Catalog.of(types), task_queue=task_queue, **options):
             yield

@@ -1,5 +1,6 @@
 """`workflowable check`: can this deployment run? Temporal reachable, the namespace there, the
-search attributes registered with the right types, Postgres reachable, the schema current."""
+search attributes registered with the right types, the payload key usable, Postgres reachable,
+the schema current."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.service import RPCError
 
+from .codec import codec_from
 from .connection import connect_temporal
 from .database import MIGRATIONS, create_engine, database_url
 from .errors import WorkflowableError
@@ -37,7 +39,20 @@ def head_revision() -> str:
 
 
 async def run_checks(settings: Settings) -> list[Check]:
-    return [*await _temporal_checks(settings), *await _database_checks(settings)]
+    codec = _codec_check(settings)
+    if not codec.ok:  # every connection to Temporal would fail on it
+        return [codec, *await _database_checks(settings)]
+    return [*await _temporal_checks(settings), codec, *await _database_checks(settings)]
+
+
+def _codec_check(settings: Settings) -> Check:
+    try:
+        codec = codec_from(settings)
+    except WorkflowableError as exc:
+        return Check("payload codec", False, str(exc))
+    if codec is None:
+        return Check("payload codec", True, "off: token values are plain text in Temporal's history")
+    return Check("payload codec", True, f"AES-GCM, key fingerprint {codec.key_id}")
 
 
 async def _temporal_checks(settings: Settings) -> list[Check]:

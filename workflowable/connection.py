@@ -1,4 +1,4 @@
-"""Connecting to Temporal as the settings say: address, namespace, TLS, API key.
+"""Connecting to Temporal as the settings say: address, namespace, TLS, API key, payload codec.
 
 The one place that does it, so the client, the worker, the CLI and `workflowable check` all
 connect the same way. Secrets are read from the settings, never printed.
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
 
+from .codec import data_converter
 from .errors import WorkflowableError
 from .settings import Settings
 
@@ -46,6 +47,7 @@ async def connect_temporal(settings: Settings) -> Client:
             namespace=settings.temporal_namespace,
             tls=tls_config(settings),
             api_key=api_key,
+            data_converter=data_converter(settings),
         )
     except RuntimeError as exc:  # the SDK's connection errors
         raise TemporalUnreachable(f"cannot connect to Temporal at {settings.temporal_target}: {exc}") from None

@@ -25,6 +25,8 @@ def environment(settings, **extra: str) -> dict[str, str]:
         WORKFLOWABLE_TEMPORAL_NAMESPACE=settings.temporal_namespace,
         **extra,
     )
+    if settings.payload_key is not None:
+        env["WORKFLOWABLE_PAYLOAD_KEY"] = settings.payload_key.get_secret_value()
     return env
 
 
