@@ -16,16 +16,29 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
+from . import versions
 from .database import is_transient
 from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext
-from .dispatch import SweepResult, process_runs
+from .dispatch import SweepResult, process_runs, start_process_workflow
 from .errors import InvalidParameters, InvalidToken, NonRetryable, ProcessNotFound, UnknownType
 from .locks import LOCK_WORKFLOW, LockInput, LockRequest, lock_workflow_id
-from .messages import ActivityInput, ActivityOutput, AttemptClose, ChooseInput, ProcessInput, ProcessPlan, StatusChange
+from .messages import (
+    ActivityInput,
+    ActivityOutput,
+    AttemptClose,
+    ChooseInput,
+    ProcessInput,
+    ProcessPlan,
+    StatusChange,
+    workflow_id_for,
+)
 from .mirror import AttemptKey, Mirror
 from .settings import DEFAULT_MAX_TOKEN_BYTES
+from .swaps import SWAP_SIGNAL, SwapMove, SwapProgress, SwapStep
 
 HEARTBEAT_EVERY = 1.0  # seconds
 #: Backoff of a mirror write that Postgres did not take (seconds): doubling up to the maximum,
@@ -122,6 +135,55 @@ class ProcessActivities:
         result = await process_runs(self.mirror.engine, activity.client(), progress=beat)
         return f"{result.dispatched} dispatched of {result.due} due, {result.already_live} already running"
 
+    @activity.defn(name="workflowable.swap_begin")
+    async def swap_begin(self, swap_id: int) -> None:
+        await versions.begin_swap(self.mirror.engine, swap_id)
+
+    @activity.defn(name="workflowable.swap_step")
+    async def swap_step(self, step: SwapStep) -> SwapProgress:
+        """Move the old workflow's live processes that have no running workflow; tell the others
+        to move at their next boundary. Returns how many are left on the old workflow."""
+        engine, temporal = self.mirror.engine, activity.client()
+        signalled = set(step.signalled)
+        for process in await versions.live_processes(engine, step.swap_id):
+            activity.heartbeat(process.id)
+            if process.id in signalled:
+                continue
+            handle = temporal.get_workflow_handle(workflow_id_for(process.id))
+            running = False
+            if process.run_id is not None:
+                try:
+                    running = (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
+                except RPCError as err:
+                    if err.status is not RPCStatusCode.NOT_FOUND:
+                        raise
+            if running:
+                await handle.signal(SWAP_SIGNAL, step.swap_id)
+                signalled.add(process.id)
+            else:  # never dispatched, or its workflow is gone: moved here (None if it moved meanwhile)
+                await versions.move_process(engine, step.swap_id, process.id, run_id=process.run_id)
+        remaining = len(await versions.live_processes(engine, step.swap_id))
+        return SwapProgress(remaining, sorted(signalled))
+
+    @activity.defn(name="workflowable.swap_finish")
+    async def swap_finish(self, swap_id: int) -> str:
+        """Complete the swap and dispatch the processes it held back."""
+        held = await versions.finish_swap(self.mirror.engine, swap_id)
+        for process_id in held.created:
+            run_id = await start_process_workflow(activity.client(), await self.mirror.dispatch_target(process_id))
+            if run_id is not None:
+                await self.mirror.mark_dispatched(process_id, run_id)
+        for process_id in held.paused:  # their workflows wait, paused, for a resume
+            run_id = await start_process_workflow(activity.client(), await self.mirror.dispatch_target(process_id))
+            if run_id is not None:
+                await versions.mark_started_paused(self.mirror.engine, process_id, run_id)
+        return f"swap {swap_id} completed; {len(held.created)} held-back processes dispatched, {len(held.paused)} started paused"
+
+    @activity.defn(name="workflowable.swap_process")
+    async def swap_process(self, move: SwapMove) -> int | None:
+        """A process workflow moves itself onto the swap's new workflow (None: it was not moved)."""
+        return await versions.move_process(self.mirror.engine, move.swap_id, move.process_id, run_id=move.run_id)
+
     @activity.defn(name="workflowable.choose_transition")
     async def choose_transition(self, input: ChooseInput) -> int | None:
         """Id of the first transition whose conditions all pass (checked in order, stopping at a false)."""
@@ -187,6 +249,10 @@ class ProcessActivities:
             self.request_lock,
             self.process_runs,
             self.choose_transition,
+            self.swap_begin,
+            self.swap_step,
+            self.swap_finish,
+            self.swap_process,
         ]
         return own + [self.activity_for(kind) for kind in self.catalog.activities.values()]
 

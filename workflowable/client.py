@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -14,12 +14,12 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from . import catalog
+from . import catalog, versions
 from .connection import connect_temporal
 from .database import create_engine, database_url
 from .definitions import WorkflowEvent, check_token_sizes
 from .dispatch import SweepResult, install_schedule, process_runs, start_process_workflow
-from .errors import InvalidEventPayload, InvalidStateChange, WorkflowableError
+from .errors import InvalidEventPayload, InvalidStateChange, InvalidSwap, SwapInProgress, WorkflowableError
 from .graph import WorkflowDefinition
 from .locks import LOCK_WORKFLOW, LockState, lock_workflow_id
 from .messages import PROCESS_RUNS_SCHEDULE, ProcessState, workflow_id_for
@@ -27,7 +27,9 @@ from .mirror import DispatchTarget, Mirror, NewProcess, insert_processes
 from .reconcile import ReconcileResult, reconcile
 from .reporting import Process, Token, get_process
 from .settings import Settings
-from .states import SWEPT, ProcessStatus, Request, WorkflowStatus
+from .states import SWEPT, ProcessStatus, Request, SwapStatus, WorkflowStatus
+from .swaps import SwapInput, SwapWorkflow, swap_workflow_id
+from .versions import SwapInfo
 
 
 class Workflowable:
@@ -70,6 +72,66 @@ class Workflowable:
             await self.activate_workflow(workflow_id)
         return workflow_id
 
+    async def clone_workflow(self, source: str | int, name: str) -> int:
+        """Copy a workflow's graph (activities, transitions, conditions, parameters) into a new
+        Draft called `name`; returns its id."""
+        return await versions.clone_workflow(self.engine, source, name)
+
+    async def replace_workflow(self, old: str | int, new: str | int) -> None:
+        """Activate `new` and deactivate the Active `old` (same event) in one step. Live
+        processes stay on `old`; a swap moves them."""
+        await versions.replace_workflow(self.engine, old, new)
+
+    async def create_swap(
+        self,
+        old: str | int,
+        new: str | int,
+        activity_map: Mapping[str, str | None] | None = None,
+        *,
+        transfer_output_tokens: bool = True,
+    ) -> SwapInfo:
+        """A Draft swap of `old`'s live processes onto `new` (same event). `activity_map` maps
+        old activity names to new ones, or to None to start over; any not given map to the new
+        activity of the same name, else to the start."""
+        swap_id = await versions.create_swap(self.engine, old, new, activity_map, transfer_output_tokens=transfer_output_tokens)
+        return await self.get_swap(swap_id)
+
+    async def schedule_swap(self, swap_id: int, at: datetime) -> SwapInfo:
+        """Run a Draft swap at `at` (a durable timer in its Temporal workflow; no cron needed)."""
+        if at.tzinfo is None:
+            raise InvalidSwap("a swap's time must be a timezone-aware datetime")
+        await versions.move_swap(self.engine, swap_id, SwapStatus.SCHEDULED, scheduled_at=at)
+        await self._start_swap(swap_id, at)
+        return await self.get_swap(swap_id)
+
+    async def dispatch_swap(self, swap_id: int) -> SwapInfo:
+        """Run a Draft or Scheduled swap now. Until it completes, processes of both workflows
+        wait to be dispatched; it dispatches them at the end."""
+        was = await versions.move_swap(self.engine, swap_id, SwapStatus.DISPATCHED)
+        if was is SwapStatus.SCHEDULED:
+            await self.temporal.get_workflow_handle(swap_workflow_id(swap_id)).signal(SwapWorkflow.dispatch_now)
+        else:
+            await self._start_swap(swap_id, None)
+        return await self.get_swap(swap_id)
+
+    async def _start_swap(self, swap_id: int, at: datetime | None) -> None:
+        await self.temporal.start_workflow(
+            SwapWorkflow.run,
+            SwapInput(swap_id, at),
+            id=swap_workflow_id(swap_id),
+            task_queue=self.settings.task_queue,
+            static_summary=f"Swap {swap_id}",
+        )
+
+    async def get_swap(self, swap_id: int) -> SwapInfo:
+        """A swap's status, map and progress (processes moved, processes left to move)."""
+        return await versions.get_swap(self.engine, swap_id)
+
+    async def wait_for_swap(self, swap_id: int, *, timeout: float = 300.0) -> SwapInfo:
+        """Wait until the swap's workflow ends (every live process moved) and return the swap."""
+        await asyncio.wait_for(self.temporal.get_workflow_handle(swap_workflow_id(swap_id)).result(), timeout)
+        return await self.get_swap(swap_id)
+
     async def activate_workflow(self, workflow: str | int) -> None:
         await catalog.set_workflow_status(self.engine, workflow, WorkflowStatus.ACTIVE)
 
@@ -103,23 +165,23 @@ class Workflowable:
         async with self.engine.begin() as conn:
             bound = await catalog.active_workflows_for(conn, event_type)
             created = await insert_processes(conn, [NewProcess(w.id, queue, lock_key) for w in bound], input_tokens, next_run_at=run_at)
-        dispatched_at: list[datetime | None] = [None] * len(created)
-        dispatching = dispatch and bool(created) and (run_at is None or run_at <= datetime.now(UTC))
-        if dispatching:
-            event_name = event_type.event_name()
-            targets = [DispatchTarget(pid, ProcessStatus.CREATED, queue, w.name, event_name, w.priority) for (pid, _), w in zip(created, bound, strict=True)]
-            dispatched_at = list(await asyncio.gather(*(self._dispatch(target) for target in targets)))
+            held = await versions.held_workflows(conn, [w.id for w in bound])  # a running swap dispatches those
+        dispatching = [
+            dispatch and w.id not in held and (run_at is None or run_at <= datetime.now(UTC)) for w in bound
+        ]
+        event_name = event_type.event_name()
+        targets = [DispatchTarget(pid, ProcessStatus.CREATED, queue, w.name, event_name, w.priority) for (pid, _), w in zip(created, bound, strict=True)]
+        dispatched_at = await asyncio.gather(*(self._dispatch(t) if go else _none() for t, go in zip(targets, dispatching, strict=True)))
         # As they were when created and dispatched, built from what was written rather than read
         # back (the caller is often about to trigger the next event). `dispatched_at` is None in
         # the rare case the worker began the run before the dispatcher's write.
-        status = ProcessStatus.DISPATCHED if dispatching else ProcessStatus.CREATED
         input_rows = tuple(Token(key, value, None, None) for key, value in input_tokens.items())
         return [
             Process(
                 id=pid,
                 workflow_id=w.id,
                 workflow_name=w.name,
-                status=status,
+                status=ProcessStatus.DISPATCHED if go else ProcessStatus.CREATED,
                 paused_from=None,
                 position=None,
                 position_name=None,
@@ -134,7 +196,7 @@ class Workflowable:
                 tokens=input_rows,
                 attempts=(),
             )
-            for (pid, next_run), w, at in zip(created, bound, dispatched_at, strict=True)
+            for (pid, next_run), w, at, go in zip(created, bound, dispatched_at, dispatching, strict=True)
         ]
 
     async def dispatch_process(self, process_id: int, queue: str | None = None) -> Process:
@@ -142,6 +204,9 @@ class Workflowable:
         target = await self.mirror.dispatch_target(process_id)
         if target.status not in SWEPT:
             raise InvalidStateChange(process_id, target.status, "dispatch")
+        async with self.engine.connect() as conn:
+            if await versions.is_held(conn, process_id):
+                raise SwapInProgress(f"process {process_id}: a swap of workflow {target.workflow_name!r} is running; it dispatches the process when it completes")
         await self._dispatch(target, queue)
         return await self.get_process(process_id)
 
@@ -344,3 +409,7 @@ def _not_begun(process: Process) -> bool:
     """No worker has begun the process's workflow: it is Created or Dispatched, or paused from there."""
     waiting = (ProcessStatus.CREATED, ProcessStatus.DISPATCHED)
     return process.status in waiting or (process.status is ProcessStatus.PAUSED and process.paused_from in waiting)
+
+
+async def _none() -> None:
+    return None

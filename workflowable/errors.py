@@ -85,6 +85,14 @@ class InvalidWorkflowStatusChange(WorkflowableError):
     """The workflow cannot move to that status from where it is."""
 
 
+class InvalidSwap(WorkflowableError):
+    """The swap (or clone, or replace) cannot be made as asked."""
+
+
+class SwapInProgress(WorkflowableError):
+    """A running swap holds back dispatches of this workflow's processes until it completes."""
+
+
 class UnknownType(WorkflowableError):
     """The type is not registered with this worker or client."""
 

@@ -36,6 +36,7 @@ from .models import (
     workflows,
 )
 from .states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, sources_of
+from .versions import holding_swaps
 
 if TYPE_CHECKING:
     from .reporting import Process
@@ -296,6 +297,7 @@ def _due() -> list[Any]:
     return [
         processes.c.workflow_process_status_id.in_([int(s) for s in SWEPT]),
         processes.c.next_run_at <= sa.func.now(),
+        ~holding_swaps(processes.c.workflow_id),  # a running swap dispatches them when it completes
     ]
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from .states import AttemptStatus, ProcessStatus, WorkflowStatus
+from .states import AttemptStatus, ProcessStatus, SwapStatus, WorkflowStatus
 
 
 def _timestamp(*, nullable: bool = True, default_now: bool = False, index: bool = False) -> sa.Column:
@@ -226,6 +226,55 @@ class WorkflowProcessActivityLogRow(_Timestamps, table=True):
     error: str | None = Field(default=None, sa_type=sa.Text)
 
 
+class WorkflowSwapStatusRow(_Timestamps, table=True):
+    __tablename__ = "workflow_swap_statuses"
+
+    id: int = Field(sa_type=sa.BigInteger, primary_key=True)
+    name: str = Field(max_length=255, unique=True)
+
+
+class WorkflowSwapRow(_Timestamps, table=True):
+    """A move of one workflow's live processes onto another workflow of the same event."""
+
+    __tablename__ = "workflow_swaps"
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    from_workflow_id: int = Field(sa_column=_fk("workflows.id"))
+    to_workflow_id: int = Field(sa_column=_fk("workflows.id"))
+    workflow_swap_status_id: int = Field(sa_column=_fk("workflow_swap_statuses.id"))
+    should_transfer_output_tokens: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    scheduled_at: datetime | None = Field(default=None, sa_column=_timestamp(index=True))
+    dispatched_at: datetime | None = Field(default=None, sa_column=_timestamp(index=True))
+    started_at: datetime | None = Field(default=None, sa_column=_timestamp(index=True))
+    completed_at: datetime | None = Field(default=None, sa_column=_timestamp(index=True))
+
+
+class WorkflowSwapActivityMapRow(_Timestamps, table=True):
+    __tablename__ = "workflow_swap_activity_maps"
+    __table_args__ = (sa.UniqueConstraint("workflow_swap_id", "from_workflow_activity_id", name="from_workflow_activity_must_be_unique"),)
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    workflow_swap_id: int = Field(sa_column=_fk("workflow_swaps.id", index=False))
+    from_workflow_activity_id: int = Field(sa_column=_fk("workflow_activities.id", index=False))
+    #: NULL: the process starts the new workflow from its start
+    to_workflow_activity_id: int | None = Field(default=None, sa_column=_fk("workflow_activities.id", nullable=True, index=False))
+
+
+class WorkflowSwapAuditLogRow(_Timestamps, table=True):
+    """One row per moved process. Deviation: from_workflow_activity_id is nullable (a process
+    that had not started an activity moves too), and (swap, from process) is unique."""
+
+    __tablename__ = "workflow_swap_audit_logs"
+    __table_args__ = (sa.UniqueConstraint("workflow_swap_id", "from_workflow_process_id", name="workflow_swap_audit_logs_process_key"),)
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    workflow_swap_id: int = Field(sa_column=_fk("workflow_swaps.id", index=False))
+    from_workflow_process_id: int = Field(sa_column=_fk("workflow_processes.id"))
+    from_workflow_activity_id: int | None = Field(default=None, sa_column=_fk("workflow_activities.id", nullable=True, index=False))
+    to_workflow_process_id: int = Field(sa_column=_fk("workflow_processes.id"))
+    to_workflow_activity_id: int | None = Field(default=None, sa_column=_fk("workflow_activities.id", nullable=True, index=False))
+
+
 def table(model: type[SQLModel]) -> sa.Table:
     """The SQLAlchemy table behind a model, for Core statements on hot paths."""
     return model.__table__  # type: ignore[attr-defined, no-any-return]
@@ -244,10 +293,14 @@ transitions = table(WorkflowTransitionRow)
 conditions = table(WorkflowConditionRow)
 condition_types = table(WorkflowConditionTypeRow)
 condition_parameters = table(WorkflowConditionParameterRow)
+swaps = table(WorkflowSwapRow)
+swap_maps = table(WorkflowSwapActivityMapRow)
+swap_audits = table(WorkflowSwapAuditLogRow)
 
 #: Rows every database starts with, id by id, from the state enums.
 SEEDS: dict[str, list[dict[str, object]]] = {
     "workflow_statuses": [{"id": s.value, "name": s.label} for s in WorkflowStatus],
     "workflow_process_statuses": [{"id": s.value, "name": s.label} for s in ProcessStatus],
     "workflow_process_activity_log_statuses": [{"id": s.value, "name": s.label} for s in AttemptStatus],
+    "workflow_swap_statuses": [{"id": s.value, "name": s.label} for s in SwapStatus],
 }

@@ -106,3 +106,22 @@ class AttemptStatus(IntEnum):
     @property
     def label(self) -> str:
         return self.name.replace("_", " ").title()
+
+
+class SwapStatus(IntEnum):
+    """Status of a workflow swap; values are `workflow_swap_statuses.id`."""
+
+    DRAFT = 1  #: created, its activity map editable
+    SCHEDULED = 2  #: will start at scheduled_at
+    DISPATCHED = 3  #: started; processes of both workflows are held back from dispatch
+    PROCESSING = 4  #: moving the old workflow's live processes onto the new one
+    COMPLETED = 5  #: every live process moved; the held-back processes dispatched
+
+    @property
+    def label(self) -> str:
+        return self.name.capitalize()
+
+    @property
+    def holds_dispatch(self) -> bool:
+        """While a swap runs, new processes of either workflow wait to be dispatched."""
+        return self in (SwapStatus.DISPATCHED, SwapStatus.PROCESSING)

@@ -15,6 +15,7 @@ from .definitions import Catalog
 from .locks import LockWorkflow
 from .mirror import DEFAULT_LOCK_LEASE, Mirror
 from .settings import DEFAULT_MAX_TOKEN_BYTES
+from .swaps import SwapWorkflow
 from .workflow import ProcessRunsWorkflow, ProcessWorkflow
 
 #: The workflow imports only states and messages, but the package's __init__ pulls in the client
@@ -34,7 +35,7 @@ def build_worker(
     max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
     **options: Any,
 ) -> Worker:
-    """A Temporal worker serving the process workflows, their lock keys, the sweep and every
+    """A Temporal worker serving the process workflows, their lock keys, the sweep, swaps and every
     activity type in `catalog`. `lock_lease`: how long a process that stops renewing (its
     workflow terminated, no worker running it) can keep its lock key from the others;
     `max_token_bytes`: the largest output token an activity may write."""
@@ -45,7 +46,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ProcessWorkflow, LockWorkflow, ProcessRunsWorkflow],
+        workflows=[ProcessWorkflow, LockWorkflow, ProcessRunsWorkflow, SwapWorkflow],
         activities=activities.all(),
         workflow_runner=SANDBOX,
         **options,

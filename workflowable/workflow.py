@@ -2,7 +2,7 @@
 
 It never touches the database: the plan is loaded, conditions are checked and every status
 move is written by local activities, and each activity runs as the Temporal activity named
-after its type. Sandbox-safe imports only (states and messages).
+after its type. Sandbox-safe imports only (states, messages, and the swap messages).
 
 Users steer a process with `pause`, `resume` and `cancel`, each both a signal (for the
 `temporal` CLI and the web UI) and an update (for the Python client, which learns whether the
@@ -41,6 +41,7 @@ from .messages import (
     TransitionStep,
 )
 from .states import ProcessStatus, Request
+from .swaps import SWAP_SIGNAL, SwapMove
 
 S = ProcessStatus
 
@@ -52,6 +53,10 @@ MIRROR_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 #: The workflow drives retries (so that no attempt starts while paused); backoff doubles up to this.
 MAX_BACKOFF = timedelta(minutes=10)
+
+
+class _Moving(Exception):
+    """Raised at a boundary once a swap asked the process to move; caught by the run loop."""
 
 
 class InvalidRequest(ApplicationError):
@@ -93,6 +98,7 @@ class ProcessWorkflow:
         self.lock_key: str | None = None
         self.lock_generation: int | None = None
         self.lock_wanted = False
+        self.swap_id: int | None = None  #: a swap asked this process to move to its new workflow
 
     # The run loop
 
@@ -124,7 +130,7 @@ class ProcessWorkflow:
                 ]
             )
             if not self.status.is_terminal:  # else it ended through the mirror before this run
-                await self._walk(plan)
+                await self._walk_or_move(plan)
         except asyncio.CancelledError:
             # Cancelled by the `cancel` request, the web UI or `temporal workflow cancel`.
             self._set(S.CANCELLED)
@@ -139,9 +145,19 @@ class ProcessWorkflow:
             renewing.cancel()
         return self.status.label
 
+    async def _walk_or_move(self, plan: ProcessPlan) -> None:
+        while True:
+            try:
+                await self._walk(plan)
+                return
+            except _Moving:
+                if await self._move_to_new_workflow():
+                    return
+
     async def _walk(self, plan: ProcessPlan) -> None:
         activities = {step.id: step for step in plan.activities}
         while True:
+            self._stop_if_moving()
             await self._unpaused()
             outgoing = [t for t in plan.transitions if t.from_activity_id == self.position]
             if not outgoing:
@@ -229,9 +245,10 @@ class ProcessWorkflow:
         self._details(f"Pending: no transition passes; checking again at {self.next_run_at.isoformat(timespec='seconds')}")
         self.woken = False
         try:
-            await workflow.wait_condition(lambda: self.woken, timeout=self.next_run_at - now)
+            await workflow.wait_condition(lambda: self.woken or self.swap_id is not None, timeout=self.next_run_at - now)
         except TimeoutError:
             pass
+        self._stop_if_moving()
         await self._unpaused()
         if not self.lock_key:  # else it is Running again once it holds its key (_hold_lock)
             await self._move(S.RUNNING)
@@ -240,7 +257,8 @@ class ProcessWorkflow:
         """Wait while paused, without holding the lock key or a place in its queue."""
         if self.status is S.PAUSED:
             await self._let_go_of_lock()
-            await workflow.wait_condition(lambda: self.status is not S.PAUSED)
+            await workflow.wait_condition(lambda: self.status is not S.PAUSED or self.swap_id is not None)
+            self._stop_if_moving()
 
     # The lock key
 
@@ -257,7 +275,10 @@ class ProcessWorkflow:
                 if not self.lock_wanted:
                     await self._ask_for_lock()
                 self._details(f"waiting for lock key {self.lock_key!r}")
-                await workflow.wait_condition(lambda: self.lock_generation is not None or self.status is S.PAUSED)
+                await workflow.wait_condition(
+                    lambda: self.lock_generation is not None or self.status is S.PAUSED or self.swap_id is not None
+                )
+                self._stop_if_moving()
                 continue
             if self.status is not S.RUNNING:
                 await self._move(S.RUNNING)
@@ -330,6 +351,40 @@ class ProcessWorkflow:
         """What the Temporal UI shows as the workflow's current details."""
         assert self.plan is not None
         workflow.set_current_details(f"Process {self.process_id} of workflow {self.plan.workflow_name!r}: {doing}")
+
+    # Swaps
+
+    @workflow.signal(name=SWAP_SIGNAL)
+    def swap(self, swap_id: int) -> None:
+        """From a swap's runner: move onto its new workflow at the next boundary (between
+        activities, while waiting, while paused). A process being cancelled stays cancelled."""
+        if self.swap_id is None and not self.cancelling:
+            self.swap_id = swap_id
+
+    def _stop_if_moving(self) -> None:
+        if self.swap_id is not None:
+            raise _Moving()
+
+    async def _move_to_new_workflow(self) -> bool:
+        """At a boundary: the mirror ends this process and creates its successor on the new
+        workflow, in one local activity; this run then ends. False if the swap did not take it."""
+        assert self.plan is not None and self.swap_id is not None
+        swap_id, self.swap_id = self.swap_id, None
+        await self._mirrored()
+        await self._let_go_of_lock()
+        new_id = await workflow.execute_local_activity(
+            "workflowable.swap_process",
+            SwapMove(swap_id, self.process_id, workflow.info().run_id),
+            start_to_close_timeout=MIRROR_TIMEOUT,
+            retry_policy=MIRROR_RETRY,
+        )
+        if new_id is None:
+            workflow.logger.warning("swap %s did not move process %s; it goes on", swap_id, self.process_id)
+            return False
+        self.status = self.written_status = S.CANCELLED  # written by the move itself
+        workflow.upsert_search_attributes([STATUS_ATTRIBUTE.value_set(self.status.label)])
+        self._details(f"moved by swap {swap_id} to process {new_id}")
+        return True
 
     # Status changes and the mirror
 

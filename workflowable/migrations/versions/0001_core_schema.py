@@ -232,9 +232,10 @@ def upgrade() -> None:
     sa.UniqueConstraint('workflow_condition_id', 'key')
     )
     # The status tables' ids are part of the documented schema (1 Created ... 8 Cancelled).
-    for table_name, rows in SEEDS.items():
+    # Only the seeds of the tables made here; later migrations seed their own.
+    for table_name in ("workflow_statuses", "workflow_process_statuses", "workflow_process_activity_log_statuses"):
         table = sa.table(table_name, sa.column("id", sa.BigInteger), sa.column("name", sa.String))
-        op.bulk_insert(table, rows)
+        op.bulk_insert(table, SEEDS[table_name])
 
 
 def downgrade() -> None:
