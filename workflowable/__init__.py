@@ -11,10 +11,12 @@ from .errors import (
     InvalidEventPayload,
     InvalidParameters,
     InvalidStateChange,
+    InvalidSwap,
     InvalidToken,
     InvalidWorkflowStatusChange,
     NonRetryable,
     ProcessNotFound,
+    SwapInProgress,
     TokenTooLarge,
     UnknownType,
     WorkflowableError,
@@ -28,7 +30,8 @@ from .messages import ProcessState
 from .reconcile import Difference, ReconcileResult
 from .reporting import Attempt, Process, Token
 from .settings import Settings
-from .states import AttemptStatus, ProcessStatus, Request, WorkflowStatus
+from .states import AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus
+from .versions import SwapInfo
 from .worker import build_worker
 
 __all__ = [
@@ -59,6 +62,8 @@ __all__ = [
     "Request",
     "ProcessStatus",
     "WorkflowStatus",
+    "SwapInfo",
+    "SwapStatus",
     "AttemptStatus",
     # errors
     "WorkflowableError",
@@ -67,6 +72,8 @@ __all__ = [
     "InvalidToken",
     "TokenTooLarge",
     "InvalidStateChange",
+    "InvalidSwap",
+    "SwapInProgress",
     "NonRetryable",
     "InvalidDefinition",
     "WorkflowNotFound",

@@ -28,6 +28,7 @@ from .devstack import dev_stack
 from .dispatch import SweepResult
 from .errors import WorkflowableError
 from .exiting import exit_now, status_of
+from .integrity import IntegrityProblem, verify_integrity
 from .locks import LockState
 from .messages import PROCESS_RUNS_SCHEDULE, process_id_of
 from .reconcile import ReconcileResult
@@ -35,6 +36,7 @@ from .report_html import render_html
 from .reporting import Process, ProcessSummary, Report, build_report, list_attempts, list_processes
 from .settings import Settings
 from .states import AttemptStatus, ProcessStatus
+from .versions import SwapInfo
 from .worker import build_worker
 
 app = typer.Typer(help="Event-triggered workflow processes on Temporal, mirrored to Postgres.", no_args_is_help=True)
@@ -44,6 +46,10 @@ process_app = typer.Typer(help="Steer one process: pause, resume, cancel, retry,
 app.add_typer(process_app, name="process")
 schedule_app = typer.Typer(help="The Temporal Schedule that runs the process-runs sweep.", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
+workflow_app = typer.Typer(help="Workflow versions: clone one into a Draft, replace one by another.", no_args_is_help=True)
+app.add_typer(workflow_app, name="workflow")
+swap_app = typer.Typer(help="Swaps: move the live processes of a workflow onto another of the same event.", no_args_is_help=True)
+app.add_typer(swap_app, name="swap")
 # Piped or logged output is not cut to 80 columns: tables stay whole and greppable.
 console = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -275,6 +281,99 @@ def reconcile_command(
     else:
         moved = len(result.differences) - result.repaired
         console.print(f"{summary}; {result.repaired} repaired" + (f", {moved} had moved meanwhile and were left alone." if moved else "."))
+
+
+@workflow_app.command("clone")
+def workflow_clone(
+    source: Annotated[str, typer.Argument(help="The workflow to copy (name).")],
+    name: Annotated[str, typer.Argument(help="The new Draft's name.")],
+) -> None:
+    """Copy a workflow's activities, transitions, conditions and parameters into a new Draft."""
+    new_id = _run(_with_client(lambda c: c.clone_workflow(source, name)))
+    console.print(f"Workflow {name!r} (id {new_id}) is a Draft copy of {source!r}.")
+
+
+@workflow_app.command("replace")
+def workflow_replace(
+    old: Annotated[str, typer.Argument(help="The Active workflow to deactivate.")],
+    new: Annotated[str, typer.Argument(help="The workflow of the same event to activate.")],
+) -> None:
+    """Activate NEW and deactivate OLD in one step (live processes stay on OLD; a swap moves them)."""
+    _run(_with_client(lambda c: c.replace_workflow(old, new)))
+    console.print(f"Workflow {new!r} is Active; {old!r} is Deactivated.")
+
+
+def _show_swap(swap: SwapInfo) -> None:
+    console.print(
+        f"Swap {swap.id}: {swap.from_workflow!r} -> {swap.to_workflow!r}, [bold]{swap.status.label}[/]; "
+        f"{swap.moved} processes moved, {swap.remaining} live on {swap.from_workflow!r}; "
+        f"output tokens {'carried over' if swap.transfer_output_tokens else 'left behind'}."
+    )
+    times = [(what, when) for what, when in (("scheduled", swap.scheduled_at), ("dispatched", swap.dispatched_at),
+                                             ("started", swap.started_at), ("completed", swap.completed_at)) if when]
+    if times:
+        console.print(", ".join(f"{what} {_when(when)}" for what, when in times))
+    table = Table(f"activity of {swap.from_workflow!r}", f"continues at, in {swap.to_workflow!r}")
+    for old, new in swap.activity_map.items():
+        table.add_row(old, new or "(the start)")
+    console.print(table)
+
+
+@swap_app.command("create")
+def swap_create(
+    old: Annotated[str, typer.Argument(help="The workflow whose live processes move.")],
+    new: Annotated[str, typer.Argument(help="The workflow they move to (same event).")],
+    maps: Annotated[list[str] | None, typer.Option("--map", help="OLD_ACTIVITY=NEW_ACTIVITY, or OLD_ACTIVITY=start; repeat. Unmapped: same name, else the start.")] = None,
+    output_tokens: Annotated[bool, typer.Option("--output-tokens/--no-output-tokens", help="Carry output tokens of mapped activities over.")] = True,
+) -> None:
+    """Create a Draft swap and show its activity map."""
+    activity_map: dict[str, str | None] = {}
+    for item in maps or []:
+        source, sep, target = item.partition("=")
+        if not sep or not source:
+            raise typer.BadParameter(f"--map wants OLD=NEW or OLD=start, got {item!r}")
+        activity_map[source] = None if target in ("", "start") else target
+    _show_swap(_run(_with_client(lambda c: c.create_swap(old, new, activity_map, transfer_output_tokens=output_tokens))))
+
+
+@swap_app.command("schedule")
+def swap_schedule(
+    swap_id: Annotated[int, typer.Argument(help="The swap's id.")],
+    at: Annotated[datetime, typer.Option("--at", help="When to run it (ISO 8601; without an offset: local time).", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"])],
+) -> None:
+    """Run a Draft swap at a given time (a worker must serve the default task queue)."""
+    when = at if at.tzinfo else at.astimezone()
+    _show_swap(_run(_with_client(lambda c: c.schedule_swap(swap_id, when))))
+
+
+@swap_app.command("dispatch")
+def swap_dispatch(swap_id: Annotated[int, typer.Argument(help="The swap's id.")]) -> None:
+    """Run a Draft or Scheduled swap now (a worker must serve the default task queue)."""
+    _show_swap(_run(_with_client(lambda c: c.dispatch_swap(swap_id))))
+
+
+@swap_app.command("status")
+def swap_status(swap_id: Annotated[int, typer.Argument(help="The swap's id.")]) -> None:
+    """A swap's status, activity map and progress."""
+    _show_swap(_run(_with_client(lambda c: c.get_swap(swap_id))))
+
+
+@app.command("verify-integrity")
+def verify_integrity_command(app_spec: AppOption = None) -> None:
+    """Check that every workflow's event gives the input tokens its activity and condition types
+    declare they need (requires_tokens); exit status 1 if any is missing. For CI."""
+    catalog = Catalog.of(load_types(app_spec or Settings().app))
+
+    async def check(client: Workflowable) -> tuple[int, list[IntegrityProblem]]:
+        return await verify_integrity(client.engine, catalog)
+
+    checked, problems = _run(_with_client(check))
+    for problem in problems:
+        console.print(f"[red]missing[/]  {problem.describe()}", soft_wrap=True, highlight=False)
+    if problems:
+        console.print(f"{len(problems)} problems in {checked} workflows.")
+        raise typer.Exit(1)
+    console.print(f"ok: {checked} workflows, every type gets the input tokens it needs.")
 
 
 @schedule_app.command("install")

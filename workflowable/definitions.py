@@ -91,6 +91,11 @@ class WorkflowEvent(BaseModel):
         activities at the same time (the original's getWorkflowProcessLockKey()). None: no lock."""
         return None
 
+    @classmethod
+    def token_keys(cls) -> list[str]:
+        """The keys of the input tokens this event gives its processes (aliases where set)."""
+        return [field.alias or name for name, field in cls.model_fields.items()]
+
     def to_tokens(self) -> dict[str, str]:
         """The input tokens: one per field, named by its alias if it has one, values as text."""
         try:
@@ -110,10 +115,13 @@ P = TypeVar("P", bound=BaseModel)
 
 
 class _ConfigurableType:
-    """What activity and condition types share: a name, a parameters model, validation."""
+    """What activity and condition types share: a name, a parameters model, validation, and
+    the input tokens it reads (`requires_tokens`), which `workflowable verify-integrity`
+    checks every event that runs it provides."""
 
     name: ClassVar[str | None] = None
     Parameters: ClassVar[type[BaseModel]] = NoParameters
+    requires_tokens: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def type_name(cls) -> str:

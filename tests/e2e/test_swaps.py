@@ -206,3 +206,45 @@ async def _audit(wf: Workflowable, swap_id: int) -> dict[int, tuple[str | None, 
             .where(swap_audits.c.workflow_swap_id == swap_id)
         )
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+
+async def test_verify_integrity_names_the_missing_token_and_exits_non_zero(client, settings):
+    from tests.e2e.integrity_app import HasAddress, Invoice, Ship, Shipment
+    from tests.e2e.test_dispatch import run_cli
+    from workflowable.integrity import missing_tokens
+
+    assert missing_tokens(Shipment, [Ship, HasAddress]) == {Ship: ("postal-address",), HasAddress: ("postal-address",)}
+    assert missing_tokens(Invoice, [Ship, HasAddress]) == {}
+    for event in (Shipment, Invoice):
+        flow = WorkflowDefinition(unique(event.__name__.lower()), event=event)
+        first, second = flow.activity("first", Ship), flow.activity("second", Ship)
+        flow.start(first)
+        flow.transition(first, second, when=[Condition(HasAddress)])
+        await client.save_workflow(flow)
+    code, output = await run_cli(settings, "verify-integrity", "--app", "tests.e2e.integrity_app:TYPES")
+    flat = " ".join(output.split())
+    assert code == 1, output
+    assert "activity type 'Ship' needs input token 'postal-address', which event Shipment does not provide" in flat
+    assert "condition type 'HasAddress' needs input token 'postal-address', which event Shipment does not provide" in flat
+    assert "event Invoice" not in flat
+    code, output = await run_cli(settings, "verify-integrity", "--app", "tests.e2e.integrity_app:GOOD")
+    assert code == 0 and "every type gets the input tokens it needs" in output, output
+
+
+async def test_the_cli_clones_replaces_and_shows_swaps(client, settings):
+    from tests.e2e.test_dispatch import run_cli
+
+    old, copy = unique("cli-v1"), unique("cli-v2")
+    await client.save_workflow(version_one(old), activate=True)
+    code, output = await run_cli(settings, "workflow", "clone", old, copy)
+    assert code == 0 and "Draft copy" in output, output
+    code, output = await run_cli(settings, "swap", "create", old, copy, "--map", "b=start", "--no-output-tokens")
+    assert code == 0, output
+    swap_id = int(output.split()[1].rstrip(":"))
+    code, output = await run_cli(settings, "swap", "status", str(swap_id))
+    assert code == 0 and "Draft" in output and "(the start)" in output and "left behind" in output, output
+    code, output = await run_cli(settings, "swap", "create", old, copy, "--map", "nope=a")
+    assert code == 1 and "has no activity 'nope'" in output, output
+    code, output = await run_cli(settings, "workflow", "replace", old, copy)
+    assert code == 0 and f"{copy!r} is Active" in output, output
+    await client.deactivate_workflow(copy)
