@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .definitions import ActivityType, ConditionType, WorkflowEvent
-from .errors import InvalidWorkflowStatusChange, WorkflowNotEditable, WorkflowNotFound
+from .errors import InvalidDefinition, InvalidWorkflowStatusChange, WorkflowNotEditable, WorkflowNotFound
 from .graph import WorkflowDefinition
 from .models import (
     activities,
@@ -47,6 +47,10 @@ def _encode_parameters(parameters: BaseModel) -> dict[str, str]:
 
 
 async def _upsert_type(conn: AsyncConnection, table: sa.Table, name: str, class_name: str) -> int:
+    if table is events:  # event names are unique: they are how a workflow names its event
+        taken_by = await conn.scalar(sa.select(events.c.class_name).where(events.c.name == name, events.c.class_name != class_name))
+        if taken_by is not None:
+            raise InvalidDefinition(f"event name {name!r} of {class_name} is taken by {taken_by}; rename one of the two classes")
     statement = pg_insert(table).values(name=name, class_name=class_name)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.class_name], set_={"name": statement.excluded.name, "updated_at": sa.func.now()}

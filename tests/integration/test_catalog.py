@@ -9,6 +9,7 @@ from workflowable import (
     ActivityType,
     Condition,
     ConditionType,
+    InvalidDefinition,
     InvalidWorkflowStatusChange,
     WorkflowDefinition,
     WorkflowEvent,
@@ -116,3 +117,15 @@ async def test_registering_types_is_idempotent(client):
     async with client.engine.connect() as conn:
         rows = (await conn.execute(sa.text("SELECT name FROM workflow_activity_types WHERE class_name = :c"), {"c": Step.class_path()})).all()
     assert rows == [("Step",)]
+
+
+async def test_two_event_classes_of_one_name_are_a_clear_error(client):
+    def make() -> type[WorkflowEvent]:
+        class CatalogEvent(WorkflowEvent):  # the same name as the module's, another class
+            key: str
+
+        return CatalogEvent
+
+    await client.register(CatalogEvent)
+    with pytest.raises(InvalidDefinition, match=r"event name 'CatalogEvent' of .* is taken by tests\.integration\.test_catalog\.CatalogEvent"):
+        await client.register(make())
