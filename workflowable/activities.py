@@ -34,6 +34,7 @@ from .messages import (
     ProcessInput,
     ProcessPlan,
     StatusChange,
+    TransitionStep,
     workflow_id_for,
 )
 from .mirror import AttemptKey, Mirror
@@ -91,8 +92,7 @@ class ProcessActivities:
     async def begin_process(self, input: ProcessInput) -> ProcessPlan:
         """Mark the process Running (unless it was paused or ended meanwhile) and return its plan."""
         try:
-            await self.mirror.begin_run(input.process_id, _run_id())
-            return await self.mirror.load_plan(input.process_id)
+            return await self.mirror.begin_process(input.process_id, _run_id())
         except ProcessNotFound as exc:  # deleted from the mirror: no retry brings it back
             raise ApplicationError(str(exc), type="ProcessNotFound", non_retryable=True) from None
 
@@ -187,12 +187,15 @@ class ProcessActivities:
     @activity.defn(name="workflowable.choose_transition")
     async def choose_transition(self, input: ChooseInput) -> int | None:
         """Id of the first transition whose conditions all pass (checked in order, stopping at a false)."""
-        for transition in input.transitions:
+        return await self.first_passing(input.process_id, input.transitions, input.tokens)
+
+    async def first_passing(self, process_id: int, transitions: list[TransitionStep], tokens: dict[str, str]) -> int | None:
+        for transition in transitions:
             passed = True
             for step in transition.conditions:
                 condition_type = self._known(self.catalog.condition, step.type_name)
                 parameters = _parameters(condition_type, step.parameters)
-                ctx = ConditionContext(process_id=input.process_id, tokens=input.tokens, parameters=parameters)
+                ctx = ConditionContext(process_id=process_id, tokens=tokens, parameters=parameters)
                 if not await condition_type().check(ctx):
                     passed = False
                     break
@@ -202,7 +205,7 @@ class ProcessActivities:
 
     def activity_for(self, activity_type: type[ActivityType[Any]]) -> Callable[[ActivityInput], Coroutine[Any, Any, ActivityOutput]]:
         """The Temporal activity, named after the type, that runs and logs one attempt."""
-        mirror, max_token_bytes = self.mirror, self.max_token_bytes
+        mirror, max_token_bytes, first_passing = self.mirror, self.max_token_bytes, self.first_passing
 
         async def run(input: ActivityInput) -> ActivityOutput:
             key = AttemptKey(input.process_id, input.activity_id, _run_id(), input.step, input.attempt)
@@ -234,7 +237,14 @@ class ProcessActivities:
                 raise
             completed_at = _now()
             await _until_written(lambda: mirror.succeed_attempt(key, started_at, completed_at, ctx.outputs))
-            return ActivityOutput(outputs=ctx.outputs, wait_until=ctx.wait_until)
+            output = ActivityOutput(outputs=ctx.outputs, wait_until=ctx.wait_until)
+            if input.then_check:
+                try:
+                    output.chosen = await first_passing(input.process_id, input.then_check, {**input.tokens, **ctx.outputs})
+                    output.checked = True
+                except Exception as exc:  # the step succeeded all the same; the workflow checks again
+                    activity.logger.warning("conditions after %r not checked: %s", input.activity_name, describe_error(exc))
+            return output
 
         run.__name__ = run.__qualname__ = activity_type.type_name()
         return activity.defn(name=activity_type.type_name())(run)

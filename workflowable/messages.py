@@ -104,12 +104,17 @@ class ActivityInput:
     attempt: int  #: which attempt of that step: 1, 2, ... (the workflow drives retries)
     parameters: dict[str, Any]
     tokens: dict[str, str]
+    #: the transitions leaving this activity whose conditions need checking: the activity checks
+    #: them as it succeeds, which saves the workflow a local activity
+    then_check: list[TransitionStep] = field(default_factory=list)
 
 
 @dataclass
 class ActivityOutput:
     outputs: dict[str, str]
     wait_until: datetime | None = None  #: the activity asks not to check transitions before then
+    checked: bool = False  #: whether `then_check` was checked; if so, `chosen` is the first that passed
+    chosen: int | None = None
 
 
 @dataclass

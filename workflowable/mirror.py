@@ -35,7 +35,7 @@ from .models import (
     transitions,
     workflows,
 )
-from .states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, sources_of
+from .states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, WorkflowStatus, sources_of
 from .versions import holding_swaps
 
 if TYPE_CHECKING:
@@ -85,36 +85,24 @@ class Mirror:
     def __init__(self, engine: AsyncEngine, *, lock_lease: timedelta = DEFAULT_LOCK_LEASE) -> None:
         self.engine = engine
         self.lock_lease = lock_lease
+        self._graphs: dict[int, _Graph] = {}  #: workflow id -> its graph, once it can no longer change
 
     async def set_status(self, change: StatusChange) -> bool:
         """Apply a status move if the transition table allows it from the current status."""
         async with self.engine.begin() as conn:
             return await _move(conn, change)
 
-    async def begin_run(self, process_id: int, run_id: str) -> ProcessStatus:
+    async def begin_process(self, process_id: int, run_id: str) -> ProcessPlan:
         """A workflow run starts: to Dispatched if the dispatcher has not written that yet (from
         Created, or from Failed for a retry's new run), then Running, unless it has a lock key
-        (it stays Dispatched until it holds its key). A process paused or ended in the meantime
-        is left as it is. Returns the status it is in."""
+        (it stays Dispatched until it holds its key); a process paused or ended meanwhile is left
+        as it is. Returns, from the same transaction, everything the workflow needs: the graph
+        (cached: a workflow that can run can no longer change), the status, the position, the
+        tokens."""
         async with self.engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(processes.c.workflow_process_status_id, processes.c.temporal_run_id, processes.c.lock_key)
-                    .where(processes.c.id == process_id)
-                    .with_for_update()
-                )
-            ).one_or_none()
-            if row is None:
-                raise ProcessNotFound(process_id)
-            status = ProcessStatus(row.workflow_process_status_id)
-            new_run = row.temporal_run_id != run_id
-            if status is ProcessStatus.CREATED or (status is ProcessStatus.FAILED and new_run):
-                await mark_dispatched(conn, {process_id: run_id})
-                status = ProcessStatus.DISPATCHED
-            if status in (ProcessStatus.DISPATCHED, ProcessStatus.PENDING) and row.lock_key is None:
-                await _move(conn, StatusChange(process_id, ProcessStatus.RUNNING), run_id=run_id)
-                status = ProcessStatus.RUNNING
-            return status
+            row = await _locked_process(conn, process_id)
+            status = await _begin_run(conn, row, run_id)
+            return await self._plan(conn, row, status)
 
     async def apply_before_run(self, process: Process, request: Request, *, resume_to: ProcessStatus | None = None) -> bool:
         """Apply a request to a process whose workflow has not begun (or has ended outside
@@ -154,36 +142,18 @@ class Mirror:
             return {row.key: row.value for row in rows}
 
     async def succeed_attempt(self, key: AttemptKey, started_at: datetime, completed_at: datetime, outputs: Mapping[str, str]) -> None:
-        """Close the attempt as Success, write its output tokens and move the position, atomically.
-
-        Repeating it changes nothing: an attempt closes once, and its tokens go with that close."""
+        """Close the attempt as Success, write its output tokens and move the position, in one
+        statement. Repeating it changes nothing: an attempt closes once, and its tokens and the
+        position go with that close."""
+        params = _attempt_params(key, AttemptStatus.SUCCESS, started_at=started_at, completed_at=completed_at)
+        params.update(keys=list(outputs), values=list(outputs.values()))
         async with self.engine.begin() as conn:
-            attempt_id = await _upsert_attempt(conn, key, AttemptStatus.SUCCESS, started_at=started_at, completed_at=completed_at)
-            if attempt_id is None:
-                return
-            if outputs:
-                await conn.execute(
-                    tokens.insert(),
-                    [
-                        {
-                            "workflow_process_id": key.process_id,
-                            "workflow_activity_id": key.activity_id,
-                            "workflow_process_activity_log_id": attempt_id,
-                            "key": k,
-                            "value": v,
-                        }
-                        for k, v in outputs.items()
-                    ],
-                )
-            await conn.execute(
-                processes.update()
-                .where(processes.c.id == key.process_id)
-                .values(last_workflow_activity_id=key.activity_id, updated_at=sa.func.now())
-            )
+            await conn.execute(SUCCEED_ATTEMPT, params)
 
     async def fail_attempt(self, key: AttemptKey, started_at: datetime, completed_at: datetime, error: str) -> None:
+        params = _attempt_params(key, AttemptStatus.FAILURE, started_at=started_at, completed_at=completed_at, error=error)
         async with self.engine.begin() as conn:
-            await _upsert_attempt(conn, key, AttemptStatus.FAILURE, started_at=started_at, completed_at=completed_at, error=error)
+            await conn.execute(FAIL_ATTEMPT, params)
 
     async def dispatch_target(self, process_id: int) -> DispatchTarget:
         """What starting one process's workflow needs."""
@@ -193,53 +163,97 @@ class Mirror:
             raise ProcessNotFound(process_id)
         return found[0]
 
-    async def load_plan(self, process_id: int) -> ProcessPlan:
-        """Everything a process's workflow needs, read in one go: graph, position, tokens."""
-        async with self.engine.connect() as conn:
-            head = (
-                await conn.execute(
-                    sa.select(
-                        processes.c.workflow_id,
-                        processes.c.workflow_process_status_id.label("status"),
-                        processes.c.last_workflow_activity_id.label("position"),
-                        processes.c.lock_key,
-                        workflows.c.name.label("workflow_name"),
-                        workflows.c.retry_interval,
-                        workflows.c.max_attempts,
-                        workflows.c.retry_backoff,
-                        workflows.c.activity_timeout,
-                        events.c.name.label("event_name"),
-                    )
-                    .join(workflows, workflows.c.id == processes.c.workflow_id)
-                    .join(events, events.c.id == workflows.c.workflow_event_id)
-                    .where(processes.c.id == process_id)
-                )
-            ).one_or_none()
-            if head is None:
-                raise ProcessNotFound(process_id)
-            plan_activities = await _load_activities(conn, head)
-            plan_transitions = await _load_transitions(conn, head.workflow_id)
-            token_rows = await conn.execute(
-                sa.select(tokens.c.key, tokens.c.value).where(tokens.c.workflow_process_id == process_id).order_by(tokens.c.id)
-            )
-            steps_taken = await conn.scalar(
-                sa.select(sa.func.coalesce(sa.func.max(attempts.c.step), 0)).where(attempts.c.workflow_process_id == process_id)
-            )
+    async def _plan(self, conn: AsyncConnection, row: Any, status: ProcessStatus) -> ProcessPlan:
+        graph = self._graphs.get(row.workflow_id) or await self._load_graph(conn, row.workflow_id)
+        token_rows = await conn.execute(
+            sa.select(tokens.c.key, tokens.c.value).where(tokens.c.workflow_process_id == row.id).order_by(tokens.c.id)
+        )
+        steps_taken = await conn.scalar(
+            sa.select(sa.func.coalesce(sa.func.max(attempts.c.step), 0)).where(attempts.c.workflow_process_id == row.id)
+        )
         return ProcessPlan(
-            process_id=process_id,
-            workflow_name=head.workflow_name,
-            event_name=head.event_name,
-            status=head.status,
-            retry_interval_seconds=float(head.retry_interval),
-            retry_backoff_seconds=float(head.retry_backoff),
-            activities=plan_activities,
-            transitions=plan_transitions,
-            position=head.position,
-            tokens={row.key: row.value for row in token_rows},
+            process_id=row.id,
+            workflow_name=graph.workflow_name,
+            event_name=graph.event_name,
+            status=status,
+            retry_interval_seconds=graph.retry_interval_seconds,
+            retry_backoff_seconds=graph.retry_backoff_seconds,
+            activities=graph.activities,
+            transitions=graph.transitions,
+            position=row.last_workflow_activity_id,
+            tokens={token.key: token.value for token in token_rows},
             steps_taken=int(steps_taken or 0),
-            lock_key=head.lock_key,
+            lock_key=row.lock_key,
             lock_lease_seconds=self.lock_lease.total_seconds(),
         )
+
+    async def _load_graph(self, conn: AsyncConnection, workflow_id: int) -> _Graph:
+        head = (
+            await conn.execute(
+                sa.select(
+                    workflows.c.id.label("workflow_id"),
+                    workflows.c.name.label("workflow_name"),
+                    workflows.c.workflow_status_id,
+                    workflows.c.retry_interval,
+                    workflows.c.max_attempts,
+                    workflows.c.retry_backoff,
+                    workflows.c.activity_timeout,
+                    events.c.name.label("event_name"),
+                )
+                .join(events, events.c.id == workflows.c.workflow_event_id)
+                .where(workflows.c.id == workflow_id)
+            )
+        ).one()
+        graph = _Graph(
+            workflow_name=head.workflow_name,
+            event_name=head.event_name,
+            retry_interval_seconds=float(head.retry_interval),
+            retry_backoff_seconds=float(head.retry_backoff),
+            activities=await _load_activities(conn, head),
+            transitions=await _load_transitions(conn, workflow_id),
+        )
+        if head.workflow_status_id != WorkflowStatus.DRAFT:  # saving a workflow is allowed only while Draft
+            self._graphs[workflow_id] = graph
+        return graph
+
+
+@dataclass(frozen=True)
+class _Graph:
+    """A workflow as its processes see it; fixed once the workflow has left Draft."""
+
+    workflow_name: str
+    event_name: str
+    retry_interval_seconds: float
+    retry_backoff_seconds: float
+    activities: list[ActivityStep]
+    transitions: list[TransitionStep]
+
+
+async def _locked_process(conn: AsyncConnection, process_id: int) -> Any:
+    query = sa.select(
+        processes.c.id,
+        processes.c.workflow_id,
+        processes.c.workflow_process_status_id,
+        processes.c.temporal_run_id,
+        processes.c.lock_key,
+        processes.c.last_workflow_activity_id,
+    ).where(processes.c.id == process_id)
+    row = (await conn.execute(query.with_for_update())).one_or_none()
+    if row is None:
+        raise ProcessNotFound(process_id)
+    return row
+
+
+async def _begin_run(conn: AsyncConnection, row: Any, run_id: str) -> ProcessStatus:
+    status = ProcessStatus(row.workflow_process_status_id)
+    new_run = row.temporal_run_id != run_id
+    if status is ProcessStatus.CREATED or (status is ProcessStatus.FAILED and new_run):
+        await mark_dispatched(conn, {row.id: run_id})
+        status = ProcessStatus.DISPATCHED
+    if status in (ProcessStatus.DISPATCHED, ProcessStatus.PENDING) and row.lock_key is None:
+        await _move(conn, StatusChange(row.id, ProcessStatus.RUNNING), run_id=run_id)
+        status = ProcessStatus.RUNNING
+    return status
 
 
 async def insert_processes(
@@ -395,10 +409,9 @@ async def repair_status(conn: AsyncConnection, process_id: int, seen: ProcessSta
     return bool(result.rowcount)
 
 
-# Built once: this closes every attempt. A closed attempt stays closed: a late or repeated
-# write must not reopen or rewrite it, hence the WHERE on the update.
-UPSERT_ATTEMPT = sa.text(
-    """
+# Closes an attempt (Success or Failure). A closed attempt stays closed: a late or repeated
+# write must not reopen or rewrite it, hence the WHERE on the update. Returns its id if it wrote.
+CLOSE_ATTEMPT = """
     INSERT INTO workflow_process_activity_logs
         (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
          started_at, completed_at, step, attempt, temporal_run_id, error)
@@ -410,6 +423,21 @@ UPSERT_ATTEMPT = sa.text(
         updated_at = now()
     WHERE workflow_process_activity_logs.workflow_process_activity_log_status_id = 1
     RETURNING id
+"""
+FAIL_ATTEMPT = sa.text(CLOSE_ATTEMPT)
+
+# The attempt's Success, its output tokens (in the order written) and the process's new
+# position, in one statement: all or nothing, and nothing at all if the attempt was closed.
+SUCCEED_ATTEMPT = sa.text(
+    f"""
+    WITH closed AS ({CLOSE_ATTEMPT}), outputs AS (
+        INSERT INTO workflow_process_tokens (workflow_process_id, workflow_activity_id, workflow_process_activity_log_id, key, value)
+        SELECT :process_id, :activity_id, closed.id, output.key, output.value
+        FROM closed, unnest(CAST(:keys AS text[]), CAST(:values AS text[])) WITH ORDINALITY AS output(key, value, n)
+        ORDER BY output.n
+    )
+    UPDATE workflow_processes SET last_workflow_activity_id = :activity_id, updated_at = now()
+    WHERE id = :process_id AND EXISTS (SELECT 1 FROM closed)
     """
 )
 
@@ -450,20 +478,6 @@ def _attempt_params(
         "run_id": key.run_id,
         "error": error,
     }
-
-
-async def _upsert_attempt(
-    conn: AsyncConnection,
-    key: AttemptKey,
-    status: AttemptStatus,
-    *,
-    started_at: datetime,
-    completed_at: datetime | None = None,
-    error: str | None = None,
-) -> int | None:
-    """Insert the attempt's row or update it while it is still In Progress; its id if it wrote."""
-    params = _attempt_params(key, status, started_at=started_at, completed_at=completed_at, error=error)
-    return await conn.scalar(UPSERT_ATTEMPT, params)
 
 
 async def _load_activities(conn: AsyncConnection, head: Any) -> list[ActivityStep]:

@@ -55,6 +55,16 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 MAX_BACKOFF = timedelta(minutes=10)
 
 
+def _to_check(outgoing: list[TransitionStep]) -> list[TransitionStep]:
+    """The transitions to check, in order: up to the first unconditional one, which always passes."""
+    checked: list[TransitionStep] = []
+    for transition in outgoing:
+        checked.append(transition)
+        if not transition.conditions:
+            break
+    return checked
+
+
 class _Moving(Exception):
     """Raised at a boundary once a swap asked the process to move; caught by the run loop."""
 
@@ -99,6 +109,10 @@ class ProcessWorkflow:
         self.lock_generation: int | None = None
         self.lock_wanted = False
         self.swap_id: int | None = None  #: a swap asked this process to move to its new workflow
+        # Conditions the last activity checked as it succeeded: (position, waits, chosen id).
+        # Used only if the process went straight on; any wait (pause, lock, timer) bumps `waits`.
+        self.prechecked: tuple[int, int, int | None] | None = None
+        self.waits = 0
 
     # The run loop
 
@@ -172,21 +186,21 @@ class ProcessWorkflow:
             await self._run_activity(activities[chosen.to_activity_id])
 
     async def _choose(self, outgoing: list[TransitionStep]) -> TransitionStep | None:
-        """The first transition, in ordinal order, whose conditions all pass."""
-        # Transitions before the first unconditional one need their conditions checked by a
-        # local activity; an unconditional transition in first place needs no round trip.
-        checked: list[TransitionStep] = []
-        for transition in outgoing:
-            checked.append(transition)
-            if not transition.conditions:
-                break
+        """The first transition, in ordinal order, whose conditions all pass: an unconditional
+        one in first place needs no check; else the activity that just succeeded checked them,
+        or (after a wait, or at the start) a local activity does."""
+        checked = _to_check(outgoing)
         if not checked[0].conditions:
             return checked[0]
-        chosen_id = await workflow.execute_local_activity(
-            "workflowable.choose_transition",
-            ChooseInput(self.process_id, checked, self.tokens),
-            start_to_close_timeout=MIRROR_TIMEOUT,
-        )
+        precheck, self.prechecked = self.prechecked, None
+        if precheck is not None and precheck[:2] == (self.position, self.waits):
+            chosen_id = precheck[2]
+        else:
+            chosen_id = await workflow.execute_local_activity(
+                "workflowable.choose_transition",
+                ChooseInput(self.process_id, checked, self.tokens),
+                start_to_close_timeout=MIRROR_TIMEOUT,
+            )
         return next((t for t in checked if t.id == chosen_id), None)
 
     async def _run_activity(self, step: ActivityStep) -> None:
@@ -194,13 +208,16 @@ class ProcessWorkflow:
         assert self.plan is not None
         self.step += 1
         backoff = timedelta(seconds=self.plan.retry_backoff_seconds)
+        then_check = _to_check([t for t in self.plan.transitions if t.from_activity_id == step.id])
+        if not then_check or not then_check[0].conditions:
+            then_check = []
         for attempt in range(1, step.max_attempts + 1):
             await self._hold_lock()  # no new attempt starts while paused, nor without the lock
             self._details(f"running activity {step.name!r} ({step.type_name}), attempt {attempt} of {step.max_attempts}")
             try:
                 output = await workflow.execute_activity(
                     step.type_name,
-                    ActivityInput(self.process_id, step.id, step.name, self.step, attempt, step.parameters, self.tokens),
+                    ActivityInput(self.process_id, step.id, step.name, self.step, attempt, step.parameters, self.tokens, then_check),
                     result_type=ActivityOutput,
                     activity_id=f"step-{self.step}.{attempt}",
                     start_to_close_timeout=timedelta(seconds=step.timeout_seconds),
@@ -226,6 +243,8 @@ class ProcessWorkflow:
             self.tokens.update(output.outputs)
             self.position = step.id
             self.wait_until = output.wait_until
+            if output.checked:
+                self.prechecked = (step.id, self.waits, output.chosen)
             return
 
     async def _close_attempt(self, step: ActivityStep, attempt: int, error: str) -> None:
@@ -244,6 +263,7 @@ class ProcessWorkflow:
         await self._move(S.PENDING)
         self._details(f"Pending: no transition passes; checking again at {self.next_run_at.isoformat(timespec='seconds')}")
         self.woken = False
+        self.waits += 1
         try:
             await workflow.wait_condition(lambda: self.woken or self.swap_id is not None, timeout=self.next_run_at - now)
         except TimeoutError:
@@ -256,6 +276,7 @@ class ProcessWorkflow:
     async def _unpaused(self) -> None:
         """Wait while paused, without holding the lock key or a place in its queue."""
         if self.status is S.PAUSED:
+            self.waits += 1
             await self._let_go_of_lock()
             await workflow.wait_condition(lambda: self.status is not S.PAUSED or self.swap_id is not None)
             self._stop_if_moving()
@@ -275,6 +296,7 @@ class ProcessWorkflow:
                 if not self.lock_wanted:
                     await self._ask_for_lock()
                 self._details(f"waiting for lock key {self.lock_key!r}")
+                self.waits += 1
                 await workflow.wait_condition(
                     lambda: self.lock_generation is not None or self.status is S.PAUSED or self.swap_id is not None
                 )

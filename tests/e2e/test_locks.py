@@ -72,14 +72,10 @@ async def _statuses_include(client, processes, wanted) -> bool:
 
 async def test_processes_with_different_keys_run_side_by_side(client, locked_flow):
     seconds, count = 0.3, 10
-    started = time.monotonic()
     created = [p for n in range(count) for p in await client.trigger_event(CustomerEvent(customer=f"c{n}", seconds=seconds))]
     finished = await asyncio.gather(*(client.wait_for_process(p.id, timeout=120) for p in created))
-    elapsed = time.monotonic() - started
     assert [p.status for p in finished] == [S.COMPLETED] * count
-    serial = count * 3 * seconds
-    assert elapsed < serial / 3, (elapsed, serial)
-    assert overlaps(finished) != []  # they really ran at the same time
+    assert overlaps(finished) != []  # they really ran at the same time (how fast is the benchmark's business)
 
 
 async def test_a_terminated_holder_blocks_the_key_only_for_its_lease(client, locked_flow, settings):

@@ -157,6 +157,7 @@ async def test_an_activity_that_always_raises_fails_the_process(client, run_work
     assert all(a.completed_at is not None and a.started_at <= a.completed_at for a in process.attempts)
     description = await client.temporal.get_workflow_handle(workflow_id_for(process.id)).describe()
     assert description.status == WorkflowExecutionStatus.FAILED
+    await client.deactivate_workflow(flow.name)  # test_replay triggers FailingEvent too
 
 
 GATE = asyncio.Event()
@@ -202,3 +203,4 @@ async def test_a_process_waits_pending_until_a_transition_passes(client, run_wor
         process = await client.wait_for_process(process.id, timeout=30)
     assert process.status is ProcessStatus.COMPLETED
     assert [a.activity_name for a in process.attempts] == ["first", "last"]
+    await client.deactivate_workflow(flow.name)  # test_replay triggers WaitingEvent too

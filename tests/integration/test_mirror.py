@@ -16,6 +16,11 @@ from workflowable.states import TRANSITIONS, AttemptStatus
 S = ProcessStatus
 
 
+async def began(client, process_id: int, run_id: str) -> S:
+    """The status a run finds its process in as it begins."""
+    return S((await client.mirror.begin_process(process_id, run_id)).status)
+
+
 class MirrorEvent(WorkflowEvent):
     n: int
 
@@ -54,7 +59,7 @@ async def test_a_status_move_applies_only_if_the_table_allows_it(client, process
 
 async def test_timestamps_follow_the_moves(client, process):
     process_id, _ = process
-    await client.mirror.begin_run(process_id, "run-1")
+    await began(client, process_id, "run-1")
     first = await client.get_process(process_id)
     assert first.status is S.RUNNING and first.first_run_at is not None and first.last_run_at == first.first_run_at
     later = datetime.now(UTC) + timedelta(hours=1)
@@ -65,25 +70,25 @@ async def test_timestamps_follow_the_moves(client, process):
     assert again.first_run_at == first.first_run_at and again.last_run_at > first.last_run_at
     await client.mirror.set_status(StatusChange(process_id, S.COMPLETED))
     assert (await client.get_process(process_id)).completed_at is not None
-    assert await client.mirror.begin_run(process_id, "run-2") is S.COMPLETED  # a terminal state is never left
+    assert await began(client, process_id, "run-2") is S.COMPLETED  # a terminal state is never left
     assert (await client.get_process(process_id)).status is S.COMPLETED
 
 
 async def test_a_run_starting_on_a_paused_or_failed_process(client, process):
     process_id, _ = process
     await force_status(client, process_id, S.PAUSED)
-    assert await client.mirror.begin_run(process_id, "run-0") is S.PAUSED  # stays paused until resumed
+    assert await began(client, process_id, "run-0") is S.PAUSED  # stays paused until resumed
     await force_status(client, process_id, S.CREATED)
-    assert await client.mirror.begin_run(process_id, "run-1") is S.RUNNING
+    assert await began(client, process_id, "run-1") is S.RUNNING
     await force_status(client, process_id, S.FAILED)
-    assert await client.mirror.begin_run(process_id, "run-1") is S.FAILED  # the failed run itself
-    assert await client.mirror.begin_run(process_id, "run-2") is S.RUNNING  # a retry's new run
+    assert await began(client, process_id, "run-1") is S.FAILED  # the failed run itself
+    assert await began(client, process_id, "run-2") is S.RUNNING  # a retry's new run
     assert (await client.get_process(process_id)).error is None
 
 
 async def test_a_dispatchers_late_write_never_undoes_its_run(client, process):
     process_id, _ = process
-    assert await client.mirror.begin_run(process_id, "run-1") is S.RUNNING  # the worker was first
+    assert await began(client, process_id, "run-1") is S.RUNNING  # the worker was first
     await client.mirror.set_status(StatusChange(process_id, S.PENDING))
     assert not await client.mirror.mark_dispatched(process_id, "run-1")
     assert (await client.get_process(process_id)).status is S.PENDING
