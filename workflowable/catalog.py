@@ -32,6 +32,7 @@ from .models import (
     workflows,
 )
 from .states import TERMINAL, WorkflowStatus
+from .versions import holding_swaps
 
 #: Allowed workflow status moves (the original let Activate run even from Archived; we do not).
 WORKFLOW_MOVES: dict[WorkflowStatus, frozenset[WorkflowStatus]] = {
@@ -198,9 +199,10 @@ async def set_workflow_status(engine: AsyncEngine, workflow: str | int, target: 
 
 
 async def active_workflows_for(conn: AsyncConnection, event: type[WorkflowEvent]) -> Sequence[Any]:
-    """Id, name and priority of each Active workflow bound to the event's class."""
+    """Id, name and priority of each Active workflow bound to the event's class, and whether a
+    running swap holds back its processes' dispatch (`held`)."""
     result = await conn.execute(
-        sa.select(workflows.c.id, workflows.c.name, priorities.c.priority)
+        sa.select(workflows.c.id, workflows.c.name, priorities.c.priority, holding_swaps(workflows.c.id).label("held"))
         .join(events, events.c.id == workflows.c.workflow_event_id)
         .join(priorities, priorities.c.id == workflows.c.workflow_priority_id)
         .where(events.c.class_name == event.class_path(), workflows.c.workflow_status_id == WorkflowStatus.ACTIVE)

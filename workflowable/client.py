@@ -165,10 +165,8 @@ class Workflowable:
         async with self.engine.begin() as conn:
             bound = await catalog.active_workflows_for(conn, event_type)
             created = await insert_processes(conn, [NewProcess(w.id, queue, lock_key) for w in bound], input_tokens, next_run_at=run_at)
-            held = await versions.held_workflows(conn, [w.id for w in bound])  # a running swap dispatches those
-        dispatching = [
-            dispatch and w.id not in held and (run_at is None or run_at <= datetime.now(UTC)) for w in bound
-        ]
+        # Not now: asked so, a time to come, or a running swap holds them back (it dispatches them).
+        dispatching = [dispatch and not w.held and (run_at is None or run_at <= datetime.now(UTC)) for w in bound]
         event_name = event_type.event_name()
         targets = [DispatchTarget(pid, ProcessStatus.CREATED, queue, w.name, event_name, w.priority) for (pid, _), w in zip(created, bound, strict=True)]
         dispatched_at = await asyncio.gather(*(self._dispatch(t) if go else _none() for t, go in zip(targets, dispatching, strict=True)))

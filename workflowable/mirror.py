@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .errors import ProcessNotFound
@@ -165,12 +166,6 @@ class Mirror:
 
     async def _plan(self, conn: AsyncConnection, row: Any, status: ProcessStatus) -> ProcessPlan:
         graph = self._graphs.get(row.workflow_id) or await self._load_graph(conn, row.workflow_id)
-        token_rows = await conn.execute(
-            sa.select(tokens.c.key, tokens.c.value).where(tokens.c.workflow_process_id == row.id).order_by(tokens.c.id)
-        )
-        steps_taken = await conn.scalar(
-            sa.select(sa.func.coalesce(sa.func.max(attempts.c.step), 0)).where(attempts.c.workflow_process_id == row.id)
-        )
         return ProcessPlan(
             process_id=row.id,
             workflow_name=graph.workflow_name,
@@ -181,8 +176,8 @@ class Mirror:
             activities=graph.activities,
             transitions=graph.transitions,
             position=row.last_workflow_activity_id,
-            tokens={token.key: token.value for token in token_rows},
-            steps_taken=int(steps_taken or 0),
+            tokens=dict(zip(row.token_keys or (), row.token_values or (), strict=True)),
+            steps_taken=int(row.steps_taken),
             lock_key=row.lock_key,
             lock_lease_seconds=self.lock_lease.total_seconds(),
         )
@@ -230,6 +225,8 @@ class _Graph:
 
 
 async def _locked_process(conn: AsyncConnection, process_id: int) -> Any:
+    """The process's row, locked, with its steps so far and its tokens (in the order written)."""
+    of_process = tokens.c.workflow_process_id == process_id
     query = sa.select(
         processes.c.id,
         processes.c.workflow_id,
@@ -237,8 +234,14 @@ async def _locked_process(conn: AsyncConnection, process_id: int) -> Any:
         processes.c.temporal_run_id,
         processes.c.lock_key,
         processes.c.last_workflow_activity_id,
+        sa.select(sa.func.coalesce(sa.func.max(attempts.c.step), 0))
+        .where(attempts.c.workflow_process_id == process_id)
+        .scalar_subquery()
+        .label("steps_taken"),
+        sa.select(sa.func.array_agg(aggregate_order_by(tokens.c.key, tokens.c.id))).where(of_process).scalar_subquery().label("token_keys"),
+        sa.select(sa.func.array_agg(aggregate_order_by(tokens.c.value, tokens.c.id))).where(of_process).scalar_subquery().label("token_values"),
     ).where(processes.c.id == process_id)
-    row = (await conn.execute(query.with_for_update())).one_or_none()
+    row = (await conn.execute(query.with_for_update(of=processes))).one_or_none()
     if row is None:
         raise ProcessNotFound(process_id)
     return row
@@ -256,31 +259,44 @@ async def _begin_run(conn: AsyncConnection, row: Any, run_id: str) -> ProcessSta
     return status
 
 
+# Created processes (one per workflow, in order) and their input tokens, in one statement.
+INSERT_PROCESSES = sa.text(
+    """
+    WITH created AS (
+        INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, queue, lock_key, next_run_at)
+        SELECT new.workflow_id, 1, new.queue, new.lock_key, coalesce(CAST(:next_run_at AS timestamptz), now())
+        FROM unnest(CAST(:workflows AS bigint[]), CAST(:queues AS text[]), CAST(:lock_keys AS text[]))
+             WITH ORDINALITY AS new(workflow_id, queue, lock_key, n)
+        ORDER BY new.n
+        RETURNING id, workflow_id, next_run_at
+    ), inputs AS (
+        INSERT INTO workflow_process_tokens (workflow_process_id, key, value)
+        SELECT created.id, input.key, input.value
+        FROM created, unnest(CAST(:keys AS text[]), CAST(:values AS text[])) WITH ORDINALITY AS input(key, value, n)
+        ORDER BY created.id, input.n
+    )
+    SELECT id, workflow_id, next_run_at FROM created
+    """
+)
+
+
 async def insert_processes(
     conn: AsyncConnection, new: list[NewProcess], input_tokens: Mapping[str, str], *, next_run_at: datetime | None = None
 ) -> list[tuple[int, datetime]]:
-    """Write Created processes and their input tokens (the caller holds the transaction);
-    (id, next_run_at) of each, in the order of `new`."""
+    """Write Created processes, one per workflow in `new`, and their input tokens (the caller
+    holds the transaction); (id, next_run_at) of each, in the order of `new`."""
     if not new:
         return []
-    rows: list[dict[str, Any]] = [
-        {"workflow_id": p.workflow_id, "workflow_process_status_id": ProcessStatus.CREATED, "queue": p.queue, "lock_key": p.lock_key}
-        for p in new
-    ]
-    if next_run_at is not None:  # else the column's default: now
-        for row in rows:
-            row["next_run_at"] = next_run_at
-    statement = processes.insert().returning(processes.c.id, processes.c.next_run_at, sort_by_parameter_order=True)
-    created = [(row.id, row.next_run_at) for row in await conn.execute(statement, rows)]
-    ids = [pid for pid, _ in created]
-    rows = [
-        {"workflow_process_id": pid, "workflow_activity_id": None, "key": key, "value": value}
-        for pid in ids
-        for key, value in input_tokens.items()
-    ]
-    if rows:
-        await conn.execute(tokens.insert(), rows)
-    return created
+    params = {
+        "workflows": [p.workflow_id for p in new],
+        "queues": [p.queue for p in new],
+        "lock_keys": [p.lock_key for p in new],
+        "next_run_at": next_run_at,  # None: now
+        "keys": list(input_tokens),
+        "values": list(input_tokens.values()),
+    }
+    by_workflow = {row.workflow_id: (row.id, row.next_run_at) for row in await conn.execute(INSERT_PROCESSES, params)}
+    return [by_workflow[p.workflow_id] for p in new]
 
 
 def _dispatch_query() -> sa.Select[Any]:

@@ -249,19 +249,6 @@ def holding_swaps(workflow_id: Any) -> Any:
     )
 
 
-async def held_workflows(conn: AsyncConnection, workflow_ids: list[int]) -> set[int]:
-    """Which of these workflows a running swap holds back from dispatch."""
-    if not workflow_ids:
-        return set()
-    rows = await conn.execute(
-        sa.select(swaps.c.from_workflow_id, swaps.c.to_workflow_id).where(
-            swaps.c.workflow_swap_status_id.in_([int(s) for s in SwapStatus if s.holds_dispatch]),
-            sa.or_(swaps.c.from_workflow_id.in_(workflow_ids), swaps.c.to_workflow_id.in_(workflow_ids)),
-        )
-    )
-    return {w for row in rows for w in row if w in workflow_ids}
-
-
 # Swaps: running
 
 
