@@ -236,8 +236,10 @@ class ProcessActivities:
                 await _until_written(lambda: mirror.fail_attempt(key, started_at, _now(), error))
                 raise
             completed_at = _now()
-            await _until_written(lambda: mirror.succeed_attempt(key, started_at, completed_at, ctx.outputs))
-            output = ActivityOutput(outputs=ctx.outputs, wait_until=ctx.wait_until)
+            completed = await _until_written(
+                lambda: mirror.succeed_attempt(key, started_at, completed_at, ctx.outputs, completes=input.completes)
+            )
+            output = ActivityOutput(outputs=ctx.outputs, wait_until=ctx.wait_until, completed=completed)
             if input.then_check:
                 try:
                     output.chosen = await first_passing(input.process_id, input.then_check, {**input.tokens, **ctx.outputs})

@@ -28,6 +28,7 @@ from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 from .client import Workflowable
+from .database import create_engine, database_url
 from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, WorkflowEvent
 from .devstack import stop_child
 from .graph import Condition, WorkflowDefinition
@@ -187,7 +188,9 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
     flow.transition(second, third)
     await client.save_workflow(flow, activate=True)
     triggers: list[float] = []
-    async with build_worker(temporal, client.engine, Catalog.of(TYPES), task_queue="bench-b"):
+    # The worker has its own engine, as `workflowable worker` has.
+    worker_engine = create_engine(database_url(client.settings), pre_ping=False)
+    async with build_worker(temporal, worker_engine, Catalog.of(TYPES), task_queue="bench-b"):
         async def process(i: int) -> float:
             started = time.perf_counter()
             created = await client.trigger_event(BenchEvent(n=i))
@@ -196,6 +199,7 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
             return time.perf_counter() - started
 
         elapsed_b, latency_b = await bounded(config.n, config.concurrency, process, progress("(b) Workflowable", config.n))
+    await worker_engine.dispose()
     await client.deactivate_workflow(flow.name)
 
     a = {"per_second": config.n / elapsed_a, "p50_ms": percentile(latency_a, 0.5) * 1000, "p99_ms": percentile(latency_a, 0.99) * 1000}

@@ -30,8 +30,11 @@ def database_url(settings: Settings) -> str:
     return EmbeddedPostgres(settings.state_dir).start()
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+    """`pre_ping`: test each pooled connection before use, so that a call after a Postgres
+    restart does not fail once. A worker's engine goes without (a round trip per transaction):
+    its writes retry on a dropped connection anyway."""
+    return create_async_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
 
 
 def is_transient(exc: BaseException) -> bool:

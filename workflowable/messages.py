@@ -107,6 +107,8 @@ class ActivityInput:
     #: the transitions leaving this activity whose conditions need checking: the activity checks
     #: them as it succeeds, which saves the workflow a local activity
     then_check: list[TransitionStep] = field(default_factory=list)
+    #: no transition leaves this activity: its Success write also completes the process
+    completes: bool = False
 
 
 @dataclass
@@ -115,6 +117,7 @@ class ActivityOutput:
     wait_until: datetime | None = None  #: the activity asks not to check transitions before then
     checked: bool = False  #: whether `then_check` was checked; if so, `chosen` is the first that passed
     chosen: int | None = None
+    completed: bool = False  #: the Success write completed the process (it was Running)
 
 
 @dataclass

@@ -89,9 +89,13 @@ class Mirror:
         self._graphs: dict[int, _Graph] = {}  #: workflow id -> its graph, once it can no longer change
 
     async def set_status(self, change: StatusChange) -> bool:
-        """Apply a status move if the transition table allows it from the current status."""
+        """Apply a status move if the transition table allows it from the current status; True
+        if the mirror shows that status now (a repeated write included)."""
         async with self.engine.begin() as conn:
-            return await _move(conn, change)
+            if await _move(conn, change):
+                return True
+            current = await conn.scalar(sa.select(processes.c.workflow_process_status_id).where(processes.c.id == change.process_id))
+            return current == change.status
 
     async def begin_process(self, process_id: int, run_id: str) -> ProcessPlan:
         """A workflow run starts: to Dispatched if the dispatcher has not written that yet (from
@@ -142,14 +146,17 @@ class Mirror:
             )
             return {row.key: row.value for row in rows}
 
-    async def succeed_attempt(self, key: AttemptKey, started_at: datetime, completed_at: datetime, outputs: Mapping[str, str]) -> None:
+    async def succeed_attempt(
+        self, key: AttemptKey, started_at: datetime, completed_at: datetime, outputs: Mapping[str, str], *, completes: bool = False
+    ) -> bool:
         """Close the attempt as Success, write its output tokens and move the position, in one
-        statement. Repeating it changes nothing: an attempt closes once, and its tokens and the
-        position go with that close."""
+        statement; with `completes` (no transition leaves the activity), a Running process is
+        Completed by the same statement. Repeating it changes nothing: an attempt closes once,
+        and all of this goes with that close. True if it completed the process."""
         params = _attempt_params(key, AttemptStatus.SUCCESS, started_at=started_at, completed_at=completed_at)
-        params.update(keys=list(outputs), values=list(outputs.values()))
+        params.update(keys=list(outputs), values=list(outputs.values()), completes=completes)
         async with self.engine.begin() as conn:
-            await conn.execute(SUCCEED_ATTEMPT, params)
+            return bool(await conn.scalar(SUCCEED_ATTEMPT, params))
 
     async def fail_attempt(self, key: AttemptKey, started_at: datetime, completed_at: datetime, error: str) -> None:
         params = _attempt_params(key, AttemptStatus.FAILURE, started_at=started_at, completed_at=completed_at, error=error)
@@ -442,8 +449,9 @@ CLOSE_ATTEMPT = """
 """
 FAIL_ATTEMPT = sa.text(CLOSE_ATTEMPT)
 
-# The attempt's Success, its output tokens (in the order written) and the process's new
-# position, in one statement: all or nothing, and nothing at all if the attempt was closed.
+# The attempt's Success, its output tokens (in the order written), the process's new position
+# and, for an activity no transition leaves, Running -> Completed, in one statement: all or
+# nothing, and nothing at all if the attempt was closed already.
 SUCCEED_ATTEMPT = sa.text(
     f"""
     WITH closed AS ({CLOSE_ATTEMPT}), outputs AS (
@@ -452,8 +460,12 @@ SUCCEED_ATTEMPT = sa.text(
         FROM closed, unnest(CAST(:keys AS text[]), CAST(:values AS text[])) WITH ORDINALITY AS output(key, value, n)
         ORDER BY output.n
     )
-    UPDATE workflow_processes SET last_workflow_activity_id = :activity_id, updated_at = now()
+    UPDATE workflow_processes
+    SET last_workflow_activity_id = :activity_id, updated_at = now(),
+        workflow_process_status_id = CASE WHEN :completes AND workflow_process_status_id = 4 THEN 7 ELSE workflow_process_status_id END,
+        completed_at = CASE WHEN :completes AND workflow_process_status_id = 4 THEN now() ELSE completed_at END
     WHERE id = :process_id AND EXISTS (SELECT 1 FROM closed)
+    RETURNING workflow_process_status_id = 7
     """
 )
 

@@ -113,6 +113,8 @@ class ProcessWorkflow:
         # Used only if the process went straight on; any wait (pause, lock, timer) bumps `waits`.
         self.prechecked: tuple[int, int, int | None] | None = None
         self.waits = 0
+        self.in_flight = False  #: an attempt is running
+        self.refused_version = 0  #: the last version whose status the mirror did not take
 
     # The run loop
 
@@ -146,11 +148,13 @@ class ProcessWorkflow:
             if not self.status.is_terminal:  # else it ended through the mirror before this run
                 await self._walk_or_move(plan)
         except asyncio.CancelledError:
-            # Cancelled by the `cancel` request, the web UI or `temporal workflow cancel`.
-            self._set(S.CANCELLED)
-            await self._mirrored()
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            raise
+            # Cancelled by the `cancel` request, the web UI or `temporal workflow cancel`, unless
+            # the process ended in the mirror first (its last activity's write): it stays so.
+            if self.written_status is None or not self.written_status.is_terminal:
+                self._set(S.CANCELLED)
+                await self._mirrored()
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                raise
         finally:
             await self._let_go_of_lock()  # however it ended
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -184,6 +188,8 @@ class ProcessWorkflow:
                 await self._wait(timedelta(seconds=plan.retry_interval_seconds))
                 continue
             await self._run_activity(activities[chosen.to_activity_id])
+            if self.status is S.COMPLETED:  # the activity's Success write completed the process
+                return
 
     async def _choose(self, outgoing: list[TransitionStep]) -> TransitionStep | None:
         """The first transition, in ordinal order, whose conditions all pass: an unconditional
@@ -208,16 +214,18 @@ class ProcessWorkflow:
         assert self.plan is not None
         self.step += 1
         backoff = timedelta(seconds=self.plan.retry_backoff_seconds)
-        then_check = _to_check([t for t in self.plan.transitions if t.from_activity_id == step.id])
-        if not then_check or not then_check[0].conditions:
-            then_check = []
+        leaving = [t for t in self.plan.transitions if t.from_activity_id == step.id]
+        then_check = _to_check(leaving) if leaving and leaving[0].conditions else []
         for attempt in range(1, step.max_attempts + 1):
             await self._hold_lock()  # no new attempt starts while paused, nor without the lock
             self._details(f"running activity {step.name!r} ({step.type_name}), attempt {attempt} of {step.max_attempts}")
+            self.in_flight = True
             try:
                 output = await workflow.execute_activity(
                     step.type_name,
-                    ActivityInput(self.process_id, step.id, step.name, self.step, attempt, step.parameters, self.tokens, then_check),
+                    ActivityInput(
+                        self.process_id, step.id, step.name, self.step, attempt, step.parameters, self.tokens, then_check, not leaving
+                    ),
                     result_type=ActivityOutput,
                     activity_id=f"step-{self.step}.{attempt}",
                     start_to_close_timeout=timedelta(seconds=step.timeout_seconds),
@@ -227,6 +235,7 @@ class ProcessWorkflow:
                     summary=f"{step.name} ({step.type_name}), attempt {attempt}",
                 )
             except ActivityError as err:
+                self.in_flight = False
                 if is_cancelled_exception(err):
                     raise asyncio.CancelledError() from err
                 reason = f"activity {step.name!r} failed: {err.cause or err}"
@@ -240,11 +249,14 @@ class ProcessWorkflow:
                     raise ApplicationError(reason, type="ActivityFailed", non_retryable=True) from err
                 await workflow.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF))
                 continue
+            self.in_flight = False
             self.tokens.update(output.outputs)
             self.position = step.id
             self.wait_until = output.wait_until
             if output.checked:
                 self.prechecked = (step.id, self.waits, output.chosen)
+            if output.completed:
+                self._ended_in_mirror(S.COMPLETED)
             return
 
     async def _close_attempt(self, step: ActivityStep, attempt: int, error: str) -> None:
@@ -434,12 +446,22 @@ class ProcessWorkflow:
                     error=self.error if status is S.FAILED else None,
                     paused_from=int(self.paused_from) if status is S.PAUSED and self.paused_from else None,
                 )
-                await workflow.execute_local_activity(
+                applied = await workflow.execute_local_activity(
                     "workflowable.set_status", change, start_to_close_timeout=MIRROR_TIMEOUT, retry_policy=MIRROR_RETRY
                 )
-                workflow.upsert_search_attributes([STATUS_ATTRIBUTE.value_set(status.label)])
-                self.written_status = status
+                if applied:
+                    workflow.upsert_search_attributes([STATUS_ATTRIBUTE.value_set(status.label)])
+                    self.written_status = status
+                else:  # the mirror moved on: the last activity's own write ended the process
+                    self.refused_version = version
             self.mirrored_version = version
+
+    def _ended_in_mirror(self, status: ProcessStatus) -> None:
+        """An activity's Success write ended the process in the mirror: the workflow follows,
+        with nothing left for the mirror loop to write."""
+        self.status = self.written_status = status
+        self.version += 1
+        workflow.upsert_search_attributes([STATUS_ATTRIBUTE.value_set(status.label)])
 
     # Requests: signals for the CLI and UI, updates for the client
 
@@ -474,6 +496,7 @@ class ProcessWorkflow:
             return self.status.label
         first_cancel = request is Request.CANCEL and not self.cancelling
         self._apply(request)
+        mine = self.version
         if first_cancel:
             # A workflow cannot cancel itself; a local activity asks Temporal to, so the
             # workflow ends Cancelled (not Failed) and the activity in flight is cancelled.
@@ -484,8 +507,17 @@ class ProcessWorkflow:
                 retry_policy=MIRROR_RETRY,
             )
         if request is Request.CANCEL:
-            await workflow.wait_condition(lambda: self.status is S.CANCELLED)
+            await workflow.wait_condition(lambda: self.status.is_terminal)
         await self._mirrored()
+        # A pause or resume bumped the version to `mine`; the mirror refuses it only if the
+        # attempt in flight ended the process as the request came in: too late.
+        refused = request is not Request.CANCEL and self.refused_version >= mine
+        if refused:
+            await workflow.wait_condition(lambda: self.status.is_terminal or not self.in_flight)
+        if refused or (request is Request.CANCEL and self.status is not S.CANCELLED):
+            if strict:
+                raise InvalidRequest(self.process_id, self.status, request)
+            workflow.logger.warning("%s signal came too late: the process is %s", request.value, self.status.label)
         return self.status.label
 
     @workflow.signal(name="pause")
