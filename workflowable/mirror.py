@@ -85,13 +85,17 @@ class Mirror:
 
     def __init__(self, engine: AsyncEngine, *, lock_lease: timedelta = DEFAULT_LOCK_LEASE) -> None:
         self.engine = engine
+        # Writes that are one statement each run in autocommit: no BEGIN and COMMIT round trips
+        # around them (half the round trips of an attempt's writes). Postgres makes each
+        # statement atomic on its own.
+        self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.lock_lease = lock_lease
         self._graphs: dict[int, _Graph] = {}  #: workflow id -> its graph, once it can no longer change
 
     async def set_status(self, change: StatusChange) -> bool:
         """Apply a status move if the transition table allows it from the current status; True
         if the mirror shows that status now (a repeated write included)."""
-        async with self.engine.begin() as conn:
+        async with self.single.connect() as conn:
             if await _move(conn, change):
                 return True
             current = await conn.scalar(sa.select(processes.c.workflow_process_status_id).where(processes.c.id == change.process_id))
@@ -121,12 +125,12 @@ class Mirror:
             change = StatusChange(process.id, ProcessStatus.CANCELLED)
         else:
             raise ValueError(f"{request} is not applied through the mirror")
-        async with self.engine.begin() as conn:
+        async with self.single.connect() as conn:
             return await _move(conn, change, sources=frozenset({process.status}))
 
     async def mark_dispatched(self, process_id: int, run_id: str) -> datetime | None:
         """When the process was marked Dispatched; None if its run had marked itself already."""
-        async with self.engine.begin() as conn:
+        async with self.single.connect() as conn:
             return (await mark_dispatched(conn, {process_id: run_id})).get(process_id)
 
     async def start_attempt(self, key: AttemptKey, started_at: datetime) -> dict[str, str] | None:
@@ -134,7 +138,7 @@ class Mirror:
         already has a Success row: a worker that died after committing it and before Temporal
         heard of it. Then nothing is written and that Success's output tokens are returned, so
         the step is not run twice."""
-        async with self.engine.begin() as conn:
+        async with self.single.connect() as conn:
             params = _attempt_params(key, AttemptStatus.IN_PROGRESS, started_at=started_at)
             done_id = await conn.scalar(START_ATTEMPT, params)
             if done_id is None:
@@ -155,12 +159,12 @@ class Mirror:
         and all of this goes with that close. True if it completed the process."""
         params = _attempt_params(key, AttemptStatus.SUCCESS, started_at=started_at, completed_at=completed_at)
         params.update(keys=list(outputs), values=list(outputs.values()), completes=completes)
-        async with self.engine.begin() as conn:
+        async with self.single.connect() as conn:
             return bool(await conn.scalar(SUCCEED_ATTEMPT, params))
 
     async def fail_attempt(self, key: AttemptKey, started_at: datetime, completed_at: datetime, error: str) -> None:
         params = _attempt_params(key, AttemptStatus.FAILURE, started_at=started_at, completed_at=completed_at, error=error)
-        async with self.engine.begin() as conn:
+        async with self.single.connect() as conn:
             await conn.execute(FAIL_ATTEMPT, params)
 
     async def dispatch_target(self, process_id: int) -> DispatchTarget:
