@@ -151,6 +151,8 @@ async def create_swap(
             raise InvalidSwap(f"a swap needs two workflows; both are {source.name!r}")
         if source.workflow_event_id != target.workflow_event_id:
             raise InvalidSwap(f"workflows {source.name!r} and {target.name!r} are triggered by different events")
+        if target.workflow_status_id == WorkflowStatus.ARCHIVED:
+            raise InvalidSwap(f"workflow {target.name!r} is Archived: processes cannot move onto it")
         old_ids = await _activity_ids(conn, source.id)
         new_ids = await _activity_ids(conn, target.id)
         given = dict(activity_map or {})
@@ -275,7 +277,7 @@ async def begin_swap(engine: AsyncEngine, swap_id: int) -> None:
         new = await _workflow(conn, row.to_workflow_id, lock=True)
         if old.workflow_status_id == WorkflowStatus.ACTIVE:
             await _replace(conn, old, new)
-        elif new.workflow_status_id != WorkflowStatus.ACTIVE:
+        elif new.workflow_status_id in (WorkflowStatus.DRAFT, WorkflowStatus.DEACTIVATED):  # the old one was retired already
             await conn.execute(workflows.update().where(workflows.c.id == new.id).values(workflow_status_id=WorkflowStatus.ACTIVE))
 
 

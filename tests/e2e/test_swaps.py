@@ -165,6 +165,9 @@ async def test_clone_replace_and_bad_swaps(client):
     async with client.engine.connect() as conn:
         rows = dict((await conn.execute(sa.select(workflows.c.name, workflows.c.workflow_status_id).where(workflows.c.name.in_([old, copy])))).all())
     assert rows == {old: WorkflowStatus.DEACTIVATED, copy: WorkflowStatus.ACTIVE}
+    await client.archive_workflow(old)
+    with pytest.raises(InvalidSwap, match="is Archived"):
+        await client.create_swap(copy, old)
     await client.deactivate_workflow(copy)
 
 
