@@ -7,6 +7,8 @@ import asyncio
 import json
 import subprocess
 
+import sqlalchemy as sa
+
 from tests.conftest import snapshot
 from tests.faults.app import FaultEvent, three_steps
 from tests.faults.conftest import (
@@ -19,6 +21,7 @@ from tests.faults.conftest import (
 from workflowable import ProcessStatus, Workflowable
 from workflowable.devstack import temporal_binary
 from workflowable.messages import workflow_id_for
+from workflowable.models import processes
 
 S = ProcessStatus
 
@@ -129,3 +132,42 @@ async def _until_open_attempt(client: Workflowable, process_id: int) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"process {process_id} never started its attempt")
+
+
+async def test_reconcile_repairs_a_lost_dispatch_and_a_vanished_workflow(stack: FaultStack, client: Workflowable):
+    """No worker here: what Temporal holds stays as it is while reconcile looks."""
+    from tests.e2e.test_dispatch import run_cli
+    from workflowable.dispatch import start_process_workflow
+
+    await client.save_workflow(three_steps("lost-writes"), activate=True)
+    lost = (await client.trigger_event(FaultEvent(n=1), dispatch=False))[0].id
+    run_id = await start_process_workflow(client.temporal, await client.mirror.dispatch_target(lost))  # the Dispatched write never made
+    assert run_id is not None
+    vanished = (await client.trigger_event(FaultEvent(n=2)))[0].id  # Dispatched, its workflow then deleted
+    deleted = subprocess.run(
+        [str(temporal_binary()), "workflow", "delete", "--address", stack.settings.temporal_target, "--workflow-id", workflow_id_for(vanished), "--yes"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert deleted.returncode == 0, deleted.stderr
+    for _ in range(100):  # deletion is asynchronous in the server
+        try:
+            await client.temporal.get_workflow_handle(workflow_id_for(vanished)).describe()
+        except Exception:
+            break
+        await asyncio.sleep(0.1)
+
+    before = await snapshot(client.engine)
+    code, output = await run_cli(stack.settings, "reconcile", "--dry-run")
+    assert code == 0 and "Dry run: nothing changed." in output and "2 differ from Temporal" in output, output
+    assert await snapshot(client.engine) == before
+    found = await client.reconcile()
+    assert [(d.process_id, d.temporal, d.repair) for d in found.differences] == [
+        (lost, "RUNNING", "mark Dispatched"), (vanished, "not found", "mark Failed")
+    ] and found.repaired == 2
+    repaired_lost, repaired_vanished = await client.get_process(lost), await client.get_process(vanished)
+    assert repaired_lost.status is S.DISPATCHED and repaired_lost.dispatched_at is not None
+    async with client.engine.connect() as conn:
+        assert await conn.scalar(sa.select(processes.c.temporal_run_id).where(processes.c.id == lost)) == run_id
+    assert repaired_vanished.status is S.FAILED and "does not exist" in (repaired_vanished.error or "")
+    assert (await client.retry_process(vanished)).status is S.DISPATCHED  # Failed can run again
+    assert not (await client.reconcile(dry_run=True)).differences
