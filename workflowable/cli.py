@@ -261,8 +261,7 @@ def process_runs(batch_size: Annotated[int, typer.Option(min=1, help="Processes 
 def reconcile_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the differences; change nothing.")] = False,
 ) -> None:
-    """Compare the mirror with Temporal and repair what differs: workflows terminated from the UI
-    or CLI, workflows gone from Temporal, lost writes, attempts left In Progress by dead workers."""
+    """Compare the mirror with Temporal and repair what differs (terminated or vanished workflows, lost writes, abandoned attempts)."""
 
     async def check(client: Workflowable) -> ReconcileResult:
         with Progress(TextColumn("describing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -360,8 +359,7 @@ def swap_status(swap_id: Annotated[int, typer.Argument(help="The swap's id.")]) 
 
 @app.command("verify-integrity")
 def verify_integrity_command(app_spec: AppOption = None) -> None:
-    """Check that every workflow's event gives the input tokens its activity and condition types
-    declare they need (requires_tokens); exit status 1 if any is missing. For CI."""
+    """Check that each workflow's event gives the input tokens its types require (requires_tokens); exit 1 if not."""
     catalog = Catalog.of(load_types(app_spec or Settings().app))
 
     async def check(client: Workflowable) -> tuple[int, list[IntegrityProblem]]:

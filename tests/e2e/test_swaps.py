@@ -246,6 +246,10 @@ async def test_the_cli_clones_replaces_and_shows_swaps(client, settings):
     swap_id = int(output.split()[1].rstrip(":"))
     code, output = await run_cli(settings, "swap", "status", str(swap_id))
     assert code == 0 and "Draft" in output and "(the start)" in output and "left behind" in output, output
+    code, output = await run_cli(settings, "swap", "schedule", str(swap_id), "--at", "2099-06-15T12:00:00+00:00")
+    assert code == 0 and "Scheduled" in output and "scheduled 2099-06-15" in output, output
+    code, output = await run_cli(settings, "swap", "schedule", str(swap_id), "--at", "2099-06-15T12:00:00+00:00")
+    assert code == 1 and "is Scheduled: cannot schedule it" in output, output
     code, output = await run_cli(settings, "swap", "create", old, copy, "--map", "nope=a")
     assert code == 1 and "has no activity 'nope'" in output, output
     code, output = await run_cli(settings, "workflow", "replace", old, copy)
