@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .definitions import ActivityType, ConditionType, WorkflowEvent
-from .errors import InvalidDefinition, InvalidWorkflowStatusChange, WorkflowNotEditable, WorkflowNotFound
+from .errors import InvalidDefinition, InvalidWorkflowStatusChange, WorkflowNotEditable
 from .graph import WorkflowDefinition
 from .models import (
     activities,
@@ -27,12 +27,11 @@ from .models import (
     conditions,
     events,
     priorities,
-    processes,
     transitions,
     workflows,
 )
-from .states import TERMINAL, WorkflowStatus
-from .versions import holding_swaps
+from .states import WorkflowStatus
+from .versions import count_live, find_workflow, holding_swaps
 
 #: Allowed workflow status moves (the original let Activate run even from Archived; we do not).
 WORKFLOW_MOVES: dict[WorkflowStatus, frozenset[WorkflowStatus]] = {
@@ -178,21 +177,14 @@ async def _insert_graph(conn: AsyncConnection, workflow_id: int, definition: Wor
 async def set_workflow_status(engine: AsyncEngine, workflow: str | int, target: WorkflowStatus) -> None:
     """Move a workflow along WORKFLOW_MOVES; archiving needs every process of it to be finished."""
     async with engine.begin() as conn:
-        key = workflows.c.id if isinstance(workflow, int) else workflows.c.name
-        row = (await conn.execute(sa.select(workflows.c.id, workflows.c.workflow_status_id).where(key == workflow).with_for_update())).one_or_none()
-        if row is None:
-            raise WorkflowNotFound(f"no workflow has {'id' if isinstance(workflow, int) else 'name'} {workflow!r}")
+        row = await find_workflow(conn, workflow, lock=True)
         current = WorkflowStatus(row.workflow_status_id)
         if current is target:
             return
         if target not in WORKFLOW_MOVES[current]:
             raise InvalidWorkflowStatusChange(f"workflow {workflow!r} is {current.label} and cannot become {target.label}")
         if target is WorkflowStatus.ARCHIVED:
-            live = await conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(processes)
-                .where(processes.c.workflow_id == row.id, processes.c.workflow_process_status_id.not_in([int(s) for s in TERMINAL]))
-            )
+            live = await count_live(conn, row.id)
             if live:
                 raise InvalidWorkflowStatusChange(f"workflow {workflow!r} still has {live} unfinished processes")
         await conn.execute(workflows.update().where(workflows.c.id == row.id).values(workflow_status_id=target, updated_at=sa.func.now()))

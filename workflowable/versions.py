@@ -42,7 +42,8 @@ LIVE = [int(s) for s in ProcessStatus if s not in TERMINAL]
 # Workflows
 
 
-async def _workflow(conn: AsyncConnection, workflow: str | int, *, lock: bool = False) -> Any:
+async def find_workflow(conn: AsyncConnection, workflow: str | int, *, lock: bool = False) -> Any:
+    """A workflow's row, by id or by name; `WorkflowNotFound` names what was looked for."""
     key = workflows.c.id if isinstance(workflow, int) else workflows.c.name
     query = sa.select(workflows).where(key == workflow)
     row = (await conn.execute(query.with_for_update() if lock else query)).one_or_none()
@@ -57,7 +58,7 @@ async def clone_workflow(engine: AsyncEngine, source: str | int, name: str) -> i
     if not name or len(name) > 255:
         raise InvalidSwap(f"a workflow name is 1 to 255 characters, got {name!r}")
     async with engine.begin() as conn:
-        original = await _workflow(conn, source)
+        original = await find_workflow(conn, source)
         if await conn.scalar(sa.select(workflows.c.id).where(workflows.c.name == name)) is not None:
             raise InvalidSwap(f"a workflow named {name!r} exists already")
         copied = {c: original._mapping[c] for c in ("description", "workflow_event_id", "workflow_priority_id", "retry_interval",
@@ -97,7 +98,7 @@ async def _copy_rows(
 async def replace_workflow(engine: AsyncEngine, old: str | int, new: str | int) -> None:
     """Activate `new` and deactivate `old` (Active, of the same event) in one transaction."""
     async with engine.begin() as conn:
-        await _replace(conn, await _workflow(conn, old, lock=True), await _workflow(conn, new, lock=True))
+        await _replace(conn, await find_workflow(conn, old, lock=True), await find_workflow(conn, new, lock=True))
 
 
 async def _replace(conn: AsyncConnection, old: Any, new: Any) -> None:
@@ -146,7 +147,7 @@ async def create_swap(
     by name, or to None (start over); unnamed ones map to the new activity of the same name,
     else to the start."""
     async with engine.begin() as conn:
-        source, target = await _workflow(conn, old), await _workflow(conn, new)
+        source, target = await find_workflow(conn, old), await find_workflow(conn, new)
         if source.id == target.id:
             raise InvalidSwap(f"a swap needs two workflows; both are {source.name!r}")
         if source.workflow_event_id != target.workflow_event_id:
@@ -229,7 +230,7 @@ async def get_swap(engine: AsyncEngine, swap_id: int) -> SwapInfo:
         )
         activity_map = {m.old: m.new for m in mapped}
         moved = await conn.scalar(sa.select(sa.func.count()).select_from(swap_audits).where(swap_audits.c.workflow_swap_id == swap_id))
-        remaining = await _count_live(conn, row.from_workflow_id)
+        remaining = await count_live(conn, row.from_workflow_id)
     return SwapInfo(
         id=row.id, status=SwapStatus(row.workflow_swap_status_id), from_workflow=row.from_name, to_workflow=row.to_name,
         transfer_output_tokens=row.should_transfer_output_tokens, activity_map=activity_map, scheduled_at=row.scheduled_at,
@@ -238,7 +239,8 @@ async def get_swap(engine: AsyncEngine, swap_id: int) -> SwapInfo:
     )
 
 
-async def _count_live(conn: AsyncConnection, workflow_id: int) -> int:
+async def count_live(conn: AsyncConnection, workflow_id: int) -> int:
+    """Processes of the workflow that have not ended."""
     query = sa.select(sa.func.count()).where(processes.c.workflow_id == workflow_id, processes.c.workflow_process_status_id.in_(LIVE))
     return int(await conn.scalar(query) or 0)
 
@@ -273,8 +275,8 @@ async def begin_swap(engine: AsyncEngine, swap_id: int) -> None:
             workflow_swap_status_id=SwapStatus.PROCESSING, started_at=sa.func.now(),
             dispatched_at=sa.func.coalesce(swaps.c.dispatched_at, sa.func.now()), updated_at=sa.func.now(),
         ))
-        old = await _workflow(conn, row.from_workflow_id, lock=True)
-        new = await _workflow(conn, row.to_workflow_id, lock=True)
+        old = await find_workflow(conn, row.from_workflow_id, lock=True)
+        new = await find_workflow(conn, row.to_workflow_id, lock=True)
         if old.workflow_status_id == WorkflowStatus.ACTIVE:
             await _replace(conn, old, new)
         elif new.workflow_status_id in (WorkflowStatus.DRAFT, WorkflowStatus.DEACTIVATED):  # the old one was retired already
@@ -366,8 +368,8 @@ async def finish_swap(engine: AsyncEngine, swap_id: int) -> HeldBack:
         if swap.workflow_swap_status_id != SwapStatus.COMPLETED:
             await conn.execute(swaps.update().where(swaps.c.id == swap_id).values(
                 workflow_swap_status_id=SwapStatus.COMPLETED, completed_at=sa.func.now(), updated_at=sa.func.now()))
-            old = await _workflow(conn, swap.from_workflow_id, lock=True)
-            if old.workflow_status_id == WorkflowStatus.DEACTIVATED and not await _count_live(conn, old.id):
+            old = await find_workflow(conn, swap.from_workflow_id, lock=True)
+            if old.workflow_status_id == WorkflowStatus.DEACTIVATED and not await count_live(conn, old.id):
                 await conn.execute(workflows.update().where(workflows.c.id == old.id).values(
                     workflow_status_id=WorkflowStatus.ARCHIVED, updated_at=sa.func.now()))
         created = await conn.execute(
