@@ -18,7 +18,7 @@ import pytest
 
 from workflowable import Catalog, Settings, Workflowable, build_worker
 from workflowable.connection import connect_temporal
-from workflowable.database import create_engine, upgrade
+from workflowable.database import create_engine, dispose, upgrade
 from workflowable.devstack import EmbeddedPostgres, TemporalDevServer
 
 
@@ -83,7 +83,7 @@ async def serving(settings: Settings, types: Iterable[type], *, task_queue: str,
         async with build_worker(temporal, engine, Catalog.of(types), task_queue=task_queue, **options):
             yield
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 @pytest.fixture

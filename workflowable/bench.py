@@ -28,7 +28,7 @@ from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 from .client import Workflowable
-from .database import create_engine, database_url
+from .database import create_engine, database_url, dispose
 from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, WorkflowEvent
 from .devstack import stop_child
 from .graph import Condition, WorkflowDefinition
@@ -169,23 +169,6 @@ async def measure(settings: Settings | None, config: Config, progress: Progress)
 
 async def baseline_and_processes(client: Workflowable, config: Config, results: Results, progress: Progress) -> None:
     temporal = client.temporal
-    async with Worker(
-        temporal,
-        task_queue="bench-a",
-        workflows=[BaselineWorkflow],
-        activities=[noop],
-        workflow_runner=SANDBOX,  # the same settings as build_worker's
-        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
-        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
-    ):
-        async def plain(i: int) -> float:
-            started = time.perf_counter()
-            await temporal.execute_workflow("BenchBaseline", i, id=f"bench-a-{i}-{time.time_ns()}", task_queue="bench-a", result_type=int)
-            return time.perf_counter() - started
-
-        await bounded(min(WARM_UP, config.n), config.concurrency, plain, lambda: None)
-        elapsed_a, latency_a = await bounded(config.n, config.concurrency, plain, progress("(a) plain Temporal", config.n))
-
     BenchEvent.task_queue = "bench-b"
     flow = WorkflowDefinition(f"bench-{time.time_ns()}", event=BenchEvent)
     first, second, third = flow.activity("first", Noop), flow.activity("second", Noop), flow.activity("third", Noop)
@@ -194,24 +177,52 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
     flow.transition(second, third)
     await client.save_workflow(flow, activate=True)
     triggers: list[float] = []
+
+    async def plain(i: int) -> float:
+        started = time.perf_counter()
+        await temporal.execute_workflow("BenchBaseline", i, id=f"bench-a-{i}-{time.time_ns()}", task_queue="bench-a", result_type=int)
+        return time.perf_counter() - started
+
+    async def process(i: int) -> float:
+        started = time.perf_counter()
+        created = await client.trigger_event(BenchEvent(n=i))
+        triggers.append(time.perf_counter() - started)
+        await temporal.get_workflow_handle(created[0].temporal_workflow_id).result()
+        return time.perf_counter() - started
+
     # The worker has its own engine, as `workflowable worker` has.
     worker_engine = create_engine(database_url(client.settings), pre_ping=False)
-    async with build_worker(temporal, worker_engine, Catalog.of(TYPES), task_queue="bench-b"):
-        async def process(i: int) -> float:
-            started = time.perf_counter()
-            created = await client.trigger_event(BenchEvent(n=i))
-            triggers.append(time.perf_counter() - started)
-            await temporal.get_workflow_handle(created[0].temporal_workflow_id).result()
-            return time.perf_counter() - started
-
+    baseline_worker = Worker(
+        temporal,
+        task_queue="bench-a",
+        workflows=[BaselineWorkflow],
+        activities=[noop],
+        workflow_runner=SANDBOX,  # the same settings as build_worker's
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+    )
+    async with baseline_worker, build_worker(temporal, worker_engine, Catalog.of(TYPES), task_queue="bench-b"):
+        await bounded(min(WARM_UP, config.n), config.concurrency, plain, lambda: None)
         await bounded(min(WARM_UP, config.n), config.concurrency, process, lambda: None)
         triggers.clear()
-        elapsed_b, latency_b = await bounded(config.n, config.concurrency, process, progress("(b) Workflowable", config.n))
-    await worker_engine.dispose()
+        # The dev server slows down as workflows pile up in it (about a third from the first few
+        # hundred to a few thousand), so the halves take turns, a b b a, and drift falls on both.
+        halves = {"a": (plain, progress("(a) plain Temporal", config.n)), "b": (process, progress("(b) Workflowable", config.n))}
+        elapsed: dict[str, float] = {"a": 0.0, "b": 0.0}
+        latency: dict[str, list[float]] = {"a": [], "b": []}
+        half = config.n // 2
+        for turn, count in zip("abba", (half, half, config.n - half, config.n - half), strict=True):
+            one, tick = halves[turn]
+            seconds, each = await bounded(count, config.concurrency, one, tick)
+            elapsed[turn] += seconds
+            latency[turn] += each
+    await dispose(worker_engine)
     await client.deactivate_workflow(flow.name)
 
-    a = {"per_second": config.n / elapsed_a, "p50_ms": percentile(latency_a, 0.5) * 1000, "p99_ms": percentile(latency_a, 0.99) * 1000}
-    b = {"per_second": config.n / elapsed_b, "p50_ms": percentile(latency_b, 0.5) * 1000, "p99_ms": percentile(latency_b, 0.99) * 1000}
+    a, b = (
+        {"per_second": config.n / elapsed[half], "p50_ms": percentile(latency[half], 0.5) * 1000, "p99_ms": percentile(latency[half], 0.99) * 1000}
+        for half in "ab"
+    )
     results.figures["a_plain_temporal"] = a
     results.figures["b_workflowable"] = b
     results.figures["trigger_to_dispatched_ms"] = {"p50": percentile(triggers, 0.5) * 1000, "p99": percentile(triggers, 0.99) * 1000}

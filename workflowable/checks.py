@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from .codec import codec_from
 from .connection import connect_temporal
-from .database import MIGRATIONS, create_engine, database_url
+from .database import MIGRATIONS, create_engine, database_url, dispose
 from .errors import WorkflowableError
 from .messages import SEARCH_ATTRIBUTES
 from .settings import Settings
@@ -103,7 +103,7 @@ async def _database_checks(settings: Settings) -> list[Check]:
     except (OSError, sa.exc.SQLAlchemyError) as exc:
         return [Check("Postgres", False, f"cannot connect to {shown}: {str(exc).splitlines()[0]}")]
     finally:
-        await engine.dispose()
+        await dispose(engine)
     head = head_revision()
     if current == head:
         checks.append(Check("schema", True, f"at revision {head}"))

@@ -22,7 +22,7 @@ from rich.table import Table
 from .checks import Check, run_checks
 from .client import Workflowable
 from .connection import connect_temporal
-from .database import create_engine, database_url, grant_reporting, upgrade
+from .database import create_engine, database_url, dispose, grant_reporting, upgrade
 from .definitions import Catalog
 from .devstack import dev_stack
 from .dispatch import SweepResult
@@ -100,7 +100,7 @@ async def serve(settings: Settings, types: list[type], queues: list[str], *, rea
     finally:
         for worker in reversed(workers):
             await worker.__aexit__(None, None, None)
-        await engine.dispose()
+        await dispose(engine)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from . import catalog, versions
 from .connection import connect_temporal
-from .database import create_engine, database_url
+from .database import create_engine, database_url, dispose
 from .definitions import WorkflowEvent, check_token_sizes
 from .dispatch import SweepResult, install_schedule, process_runs, start_process_workflow
 from .errors import InvalidEventPayload, InvalidStateChange, InvalidSwap, SwapInProgress, WorkflowableError
@@ -50,7 +50,7 @@ class Workflowable:
         return cls(settings, engine, temporal)
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await dispose(self.engine)
 
     async def __aenter__(self) -> Workflowable:
         return self

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import sqlalchemy as sa
+from psycopg.rows import namedtuple_row
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .errors import DatabaseNotConfigured, WorkflowableError
@@ -37,12 +45,96 @@ def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> As
     return create_async_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
 
 
+async def dispose(engine: AsyncEngine) -> None:
+    """Close the engine's pool and the plain connections its `Statements` opened."""
+    statements = _statements.pop(engine.sync_engine, None)
+    if statements is not None:
+        await statements.close()
+    await engine.dispose()
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether a database error is about reaching Postgres (down, restarting, a dropped
     connection), so that the same statement may succeed later."""
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError | OSError)
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError | OSError | _LOST)
+
+
+#: psycopg's own errors for a connection that is gone (raised by `Statements`, unwrapped).
+_LOST = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+class Statements:
+    """The mirror's hot writes, each one statement in autocommit, on plain psycopg connections.
+
+    SQLAlchemy's async engine spends about 0.45 ms of Python on each statement (the greenlet,
+    the pool checkout and reset, the transaction); an attempt makes two writes, so on a busy
+    worker that was a noticeable share of its CPU (docs/performance.md). Statements are the
+    same `sa.text` ones, compiled once to psycopg's parameter style. A connection that fails or
+    is interrupted mid-statement is closed, not reused."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self._conninfo = sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._slots = asyncio.Semaphore(size)
+        self._compiled: dict[sa.TextClause, str] = {}
+
+    def _sql(self, statement: sa.TextClause) -> str:
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            compiled = self._compiled[statement] = str(statement.compile(dialect=psycopg_dialect.dialect()))
+        return compiled
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with self._slots:
+            if self._idle:
+                conn = self._idle.pop()
+            else:
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True, row_factory=namedtuple_row)
+            try:
+                yield conn
+            except psycopg.DatabaseError as exc:
+                if not isinstance(exc, _LOST) and not conn.closed:
+                    self._idle.append(conn)  # a statement error: the connection is fine
+                else:
+                    await conn.close()
+                raise
+            except BaseException:  # cancelled or interrupted mid-statement: its state is unknown
+                await conn.close()
+                raise
+            if conn.closed:
+                return
+            self._idle.append(conn)
+
+    async def rows(self, statement: sa.TextClause, params: Mapping[str, Any]) -> list[Any]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._sql(statement), params)
+            return await cursor.fetchall() if cursor.description is not None else []
+
+    async def scalar(self, statement: sa.TextClause, params: Mapping[str, Any]) -> Any:
+        rows = await self.rows(statement, params)
+        return rows[0][0] if rows else None
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+
+
+_statements: weakref.WeakKeyDictionary[sa.Engine, Statements] = weakref.WeakKeyDictionary()
+
+
+def statements_for(engine: AsyncEngine) -> Statements:
+    """The engine's `Statements`, one per engine (a client and a worker sharing an engine share
+    it), with as many connections as the engine's pool; `dispose(engine)` closes them."""
+    statements = _statements.get(engine.sync_engine)
+    if statements is None:
+        pool_size = engine.sync_engine.pool.size() if isinstance(engine.sync_engine.pool, sa.pool.QueuePool) else 10
+        url = engine.url.render_as_string(hide_password=False)
+        statements = _statements[engine.sync_engine] = Statements(url, pool_size)
+    return statements
 
 
 def upgrade(url: str, revision: str = "head") -> None:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .database import statements_for
 from .errors import ProcessNotFound
 from .messages import ActivityStep, ConditionStep, ProcessPlan, StatusChange, TransitionStep
 from .models import (
@@ -87,8 +88,10 @@ class Mirror:
         self.engine = engine
         # Writes that are one statement each run in autocommit: no BEGIN and COMMIT round trips
         # around them (half the round trips of an attempt's writes). Postgres makes each
-        # statement atomic on its own.
+        # statement atomic on its own. The hottest (a dispatch, an attempt's writes) skip
+        # SQLAlchemy's per-statement work too.
         self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.statements = statements_for(engine)
         self.lock_lease = lock_lease
         self._graphs: dict[int, _Graph] = {}  #: workflow id -> its graph, once it can no longer change
 
@@ -130,19 +133,19 @@ class Mirror:
 
     async def mark_dispatched(self, process_id: int, run_id: str) -> datetime | None:
         """When the process was marked Dispatched; None if its run had marked itself already."""
-        async with self.single.connect() as conn:
-            return (await mark_dispatched(conn, {process_id: run_id})).get(process_id)
+        rows = await self.statements.rows(MARK_DISPATCHED, _dispatched_params({process_id: run_id}))
+        return rows[0].dispatched_at if rows else None
 
     async def start_attempt(self, key: AttemptKey, started_at: datetime) -> dict[str, str] | None:
         """Open (or reopen, on a retried write) the attempt's row as In Progress, unless the step
         already has a Success row: a worker that died after committing it and before Temporal
         heard of it. Then nothing is written and that Success's output tokens are returned, so
         the step is not run twice."""
-        async with self.single.connect() as conn:
-            params = _attempt_params(key, AttemptStatus.IN_PROGRESS, started_at=started_at)
-            done_id = await conn.scalar(START_ATTEMPT, params)
-            if done_id is None:
-                return None
+        params = _attempt_params(key, AttemptStatus.IN_PROGRESS, started_at=started_at)
+        done_id = await self.statements.scalar(START_ATTEMPT, params)
+        if done_id is None:
+            return None
+        async with self.engine.connect() as conn:
             rows = await conn.execute(
                 sa.select(tokens.c.key, tokens.c.value)
                 .where(tokens.c.workflow_process_activity_log_id == done_id)
@@ -159,13 +162,11 @@ class Mirror:
         and all of this goes with that close. True if it completed the process."""
         params = _attempt_params(key, AttemptStatus.SUCCESS, started_at=started_at, completed_at=completed_at)
         params.update(keys=list(outputs), values=list(outputs.values()), completes=completes)
-        async with self.single.connect() as conn:
-            return bool(await conn.scalar(SUCCEED_ATTEMPT, params))
+        return bool(await self.statements.scalar(SUCCEED_ATTEMPT, params))
 
     async def fail_attempt(self, key: AttemptKey, started_at: datetime, completed_at: datetime, error: str) -> None:
         params = _attempt_params(key, AttemptStatus.FAILURE, started_at=started_at, completed_at=completed_at, error=error)
-        async with self.single.connect() as conn:
-            await conn.execute(FAIL_ATTEMPT, params)
+        await self.statements.rows(FAIL_ATTEMPT, params)
 
     async def dispatch_target(self, process_id: int) -> DispatchTarget:
         """What starting one process's workflow needs."""
@@ -383,8 +384,11 @@ async def mark_dispatched(conn: AsyncConnection, started: Mapping[int, str]) -> 
     (a run writes its own id as it begins). Returns when each that moved was dispatched."""
     if not started:
         return {}
-    params = {"ids": list(started), "runs": list(started.values()), "sources": sorted(int(s) for s in DISPATCHABLE)}
-    return {row.id: row.dispatched_at for row in await conn.execute(MARK_DISPATCHED, params)}
+    return {row.id: row.dispatched_at for row in await conn.execute(MARK_DISPATCHED, _dispatched_params(started))}
+
+
+def _dispatched_params(started: Mapping[int, str]) -> dict[str, Any]:
+    return {"ids": list(started), "runs": list(started.values()), "sources": sorted(int(s) for s in DISPATCHABLE)}
 
 
 async def _move(

@@ -232,7 +232,9 @@ class ProcessWorkflow:
                     heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=RetryPolicy(maximum_attempts=1),
                     cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                    summary=f"{step.name} ({step.type_name}), attempt {attempt}",
+                    # No per-activity `summary`: the current details name the activity, and a
+                    # summary is one more payload per attempt for the SDK to convert and the
+                    # server to keep (docs/performance.md).
                 )
             except ActivityError as err:
                 self.in_flight = False
