@@ -62,7 +62,7 @@ def is_transient(exc: BaseException) -> bool:
 
 
 #: psycopg's own errors for a connection that is gone (raised by `Statements`, unwrapped).
-_LOST = (psycopg.OperationalError, psycopg.InterfaceError)
+_LOST = psycopg.OperationalError | psycopg.InterfaceError
 
 
 class Statements:

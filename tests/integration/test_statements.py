@@ -1,0 +1,69 @@
+"""The mirror's hot writes on plain psycopg connections: errors, reuse, closing."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import eventually
+from workflowable.database import Statements, create_engine, dispose, is_transient, statements_for
+
+BACKENDS = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
+
+
+def named(database_url: str, name: str) -> str:
+    return f"{database_url}{'&' if '?' in database_url else '?'}application_name={name}"
+
+
+async def backends(client, name: str) -> int:
+    async with client.engine.connect() as conn:
+        return int(await conn.scalar(BACKENDS, {"name": name}))
+
+
+async def all_closed(client, name: str) -> None:
+    """A closed connection's backend leaves pg_stat_activity a moment later."""
+
+    async def none_left() -> bool:
+        return await backends(client, name) == 0
+
+    await eventually(none_left, timeout=10)
+
+
+async def test_a_statement_error_is_raised_as_is_and_the_connection_is_reused(client, database_url):
+    statements = Statements(named(database_url, "wf-statements-reuse"), size=2)
+    try:
+        assert await statements.scalar(sa.text("SELECT CAST(:n AS int) + 1"), {"n": 41}) == 42
+        with pytest.raises(psycopg.errors.DivisionByZero) as raised:
+            await statements.scalar(sa.text("SELECT 1 / CAST(:n AS int)"), {"n": 0})
+        assert not is_transient(raised.value)  # a bad statement is not retried as an outage
+        rows = await statements.rows(sa.text("SELECT n, n * 2 AS twice FROM generate_series(1, 3) AS n"), {})
+        assert [(row.n, row.twice) for row in rows] == [(1, 2), (2, 4), (3, 6)]
+        assert await backends(client, "wf-statements-reuse") == 1  # one connection did all of it
+    finally:
+        await statements.close()
+    await all_closed(client, "wf-statements-reuse")
+
+
+async def test_a_dropped_connection_is_transient_and_replaced(client, database_url):
+    statements = Statements(named(database_url, "wf-statements-drop"), size=2)
+    try:
+        pid = await statements.scalar(sa.text("SELECT pg_backend_pid()"), {})
+        async with client.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(psycopg.OperationalError) as raised:
+            await statements.scalar(sa.text("SELECT 1"), {})
+        assert is_transient(raised.value)  # the activities' writes retry on it
+        assert await statements.scalar(sa.text("SELECT pg_backend_pid()"), {}) != pid  # a new connection
+    finally:
+        await statements.close()
+
+
+async def test_dispose_closes_the_engines_statements(client, database_url):
+    engine = create_engine(named(database_url, "wf-statements-dispose"))
+    statements = statements_for(engine)
+    assert statements_for(engine) is statements  # one per engine
+    await statements.scalar(sa.text("SELECT 1"), {})
+    assert await backends(client, "wf-statements-dispose") == 1
+    await dispose(engine)
+    await all_closed(client, "wf-statements-dispose")
