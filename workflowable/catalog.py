@@ -7,7 +7,7 @@ Draft (or new); activating freezes it, so a running process's graph never change
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,7 +31,7 @@ from .models import (
     workflows,
 )
 from .states import WorkflowStatus
-from .versions import count_live, find_workflow, holding_swaps
+from .versions import count_live, find_workflow
 
 #: Allowed workflow status moves (the original let Activate run even from Archived; we do not).
 WORKFLOW_MOVES: dict[WorkflowStatus, frozenset[WorkflowStatus]] = {
@@ -189,15 +189,3 @@ async def set_workflow_status(engine: AsyncEngine, workflow: str | int, target: 
                 raise InvalidWorkflowStatusChange(f"workflow {workflow!r} still has {live} unfinished processes")
         await conn.execute(workflows.update().where(workflows.c.id == row.id).values(workflow_status_id=target, updated_at=sa.func.now()))
 
-
-async def active_workflows_for(conn: AsyncConnection, event: type[WorkflowEvent]) -> Sequence[Any]:
-    """Id, name and priority of each Active workflow bound to the event's class, and whether a
-    running swap holds back its processes' dispatch (`held`)."""
-    result = await conn.execute(
-        sa.select(workflows.c.id, workflows.c.name, priorities.c.priority, holding_swaps(workflows.c.id).label("held"))
-        .join(events, events.c.id == workflows.c.workflow_event_id)
-        .join(priorities, priorities.c.id == workflows.c.workflow_priority_id)
-        .where(events.c.class_name == event.class_path(), workflows.c.workflow_status_id == WorkflowStatus.ACTIVE)
-        .order_by(workflows.c.id)
-    )
-    return result.all()

@@ -23,7 +23,7 @@ from .errors import InvalidEventPayload, InvalidStateChange, InvalidSwap, SwapIn
 from .graph import WorkflowDefinition
 from .locks import LOCK_WORKFLOW, LockState, lock_workflow_id
 from .messages import PROCESS_RUNS_SCHEDULE, ProcessState, workflow_id_for
-from .mirror import DispatchTarget, Mirror, NewProcess, insert_processes
+from .mirror import DispatchTarget, Mirror
 from .reconcile import ReconcileResult, reconcile
 from .reporting import Process, Token, get_process
 from .settings import Settings
@@ -162,13 +162,11 @@ class Workflowable:
         if lock_key is not None and (not isinstance(lock_key, str) or not lock_key):
             raise WorkflowableError(f"{event_type.__name__}.workflow_process_lock_key() must return a non-empty str or None")
         queue = event_type.task_queue or self.settings.task_queue
-        async with self.engine.begin() as conn:
-            bound = await catalog.active_workflows_for(conn, event_type)
-            created = await insert_processes(conn, [NewProcess(w.id, queue, lock_key) for w in bound], input_tokens, next_run_at=run_at)
+        created = await self.mirror.trigger(event_type.class_path(), queue, lock_key, input_tokens, next_run_at=run_at)
         # Not now: asked so, a time to come, or a running swap holds them back (it dispatches them).
-        dispatching = [dispatch and not w.held and (run_at is None or run_at <= datetime.now(UTC)) for w in bound]
+        dispatching = [dispatch and not p.held and (run_at is None or run_at <= datetime.now(UTC)) for p in created]
         event_name = event_type.event_name()
-        targets = [DispatchTarget(pid, ProcessStatus.CREATED, queue, w.name, event_name, w.priority) for (pid, _), w in zip(created, bound, strict=True)]
+        targets = [DispatchTarget(p.id, ProcessStatus.CREATED, queue, p.workflow_name, event_name, p.priority) for p in created]
         dispatched_at = await asyncio.gather(*(self._dispatch(t) if go else _none() for t, go in zip(targets, dispatching, strict=True)))
         # As they were when created and dispatched, built from what was written rather than read
         # back (the caller is often about to trigger the next event). `dispatched_at` is None in
@@ -176,9 +174,9 @@ class Workflowable:
         input_rows = tuple(Token(key, value, None, None) for key, value in input_tokens.items())
         return [
             Process(
-                id=pid,
-                workflow_id=w.id,
-                workflow_name=w.name,
+                id=p.id,
+                workflow_id=p.workflow_id,
+                workflow_name=p.workflow_name,
                 status=ProcessStatus.DISPATCHED if go else ProcessStatus.CREATED,
                 paused_from=None,
                 position=None,
@@ -188,13 +186,13 @@ class Workflowable:
                 dispatched_at=at,
                 first_run_at=None,
                 last_run_at=None,
-                next_run_at=next_run,
+                next_run_at=p.next_run_at,
                 completed_at=None,
                 error=None,
                 tokens=input_rows,
                 attempts=(),
             )
-            for (pid, next_run), w, at, go in zip(created, bound, dispatched_at, dispatching, strict=True)
+            for p, at, go in zip(created, dispatched_at, dispatching, strict=True)
         ]
 
     async def dispatch_process(self, process_id: int, queue: str | None = None) -> Process:

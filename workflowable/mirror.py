@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .database import statements_for
@@ -26,7 +25,6 @@ from .models import (
     activities,
     activity_parameters,
     activity_types,
-    attempts,
     condition_parameters,
     condition_types,
     conditions,
@@ -37,7 +35,7 @@ from .models import (
     transitions,
     workflows,
 )
-from .states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, WorkflowStatus, sources_of
+from .states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus, sources_of
 from .versions import holding_swaps
 
 if TYPE_CHECKING:
@@ -45,13 +43,6 @@ if TYPE_CHECKING:
 
 #: How long a process holds its lock key without renewing it (it renews every third of that).
 DEFAULT_LOCK_LEASE = timedelta(seconds=30)
-
-
-@dataclass(frozen=True)
-class NewProcess:
-    workflow_id: int
-    queue: str
-    lock_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,10 +102,15 @@ class Mirror:
         as it is. Returns, from the same transaction, everything the workflow needs: the graph
         (cached: a workflow that can run can no longer change), the status, the position, the
         tokens."""
-        async with self.engine.begin() as conn:
-            row = await _locked_process(conn, process_id)
-            status = await _begin_run(conn, row, run_id)
-            return await self._plan(conn, row, status)
+        rows = await self.statements.rows(BEGIN_PROCESS, {"process_id": process_id, "run_id": run_id})
+        if not rows:
+            raise ProcessNotFound(process_id)
+        row = rows[0]
+        graph = self._graphs.get(row.workflow_id)
+        if graph is None:
+            async with self.engine.connect() as conn:
+                graph = await self._load_graph(conn, row.workflow_id)
+        return self._plan(graph, row, ProcessStatus(row.workflow_process_status_id))
 
     async def apply_before_run(self, process: Process, request: Request, *, resume_to: ProcessStatus | None = None) -> bool:
         """Apply a request to a process whose workflow has not begun (or has ended outside
@@ -130,6 +126,22 @@ class Mirror:
             raise ValueError(f"{request} is not applied through the mirror")
         async with self.single.connect() as conn:
             return await _move(conn, change, sources=frozenset({process.status}))
+
+    async def trigger(
+        self, class_path: str, queue: str, lock_key: str | None, input_tokens: Mapping[str, str], *, next_run_at: datetime | None
+    ) -> list[Any]:
+        """Write a Created process per Active workflow bound to the event class and their input
+        tokens, in one statement; for each: id, next_run_at, workflow_id, workflow_name,
+        priority and `held` (a running swap holds back its dispatch)."""
+        params = {
+            "class_path": class_path,
+            "queue": queue,
+            "lock_key": lock_key,
+            "next_run_at": next_run_at,  # None: now
+            "keys": list(input_tokens),
+            "values": list(input_tokens.values()),
+        }
+        return await self.statements.rows(TRIGGER, params)
 
     async def mark_dispatched(self, process_id: int, run_id: str) -> datetime | None:
         """When the process was marked Dispatched; None if its run had marked itself already."""
@@ -176,8 +188,7 @@ class Mirror:
             raise ProcessNotFound(process_id)
         return found[0]
 
-    async def _plan(self, conn: AsyncConnection, row: Any, status: ProcessStatus) -> ProcessPlan:
-        graph = self._graphs.get(row.workflow_id) or await self._load_graph(conn, row.workflow_id)
+    def _plan(self, graph: _Graph, row: Any, status: ProcessStatus) -> ProcessPlan:
         return ProcessPlan(
             process_id=row.id,
             workflow_name=graph.workflow_name,
@@ -236,50 +247,68 @@ class _Graph:
     transitions: list[TransitionStep]
 
 
-async def _locked_process(conn: AsyncConnection, process_id: int) -> Any:
-    """The process's row, locked, with its steps so far and its tokens (in the order written)."""
-    of_process = tokens.c.workflow_process_id == process_id
-    query = sa.select(
-        processes.c.id,
-        processes.c.workflow_id,
-        processes.c.workflow_process_status_id,
-        processes.c.temporal_run_id,
-        processes.c.lock_key,
-        processes.c.last_workflow_activity_id,
-        sa.select(sa.func.coalesce(sa.func.max(attempts.c.step), 0))
-        .where(attempts.c.workflow_process_id == process_id)
-        .scalar_subquery()
-        .label("steps_taken"),
-        sa.select(sa.func.array_agg(aggregate_order_by(tokens.c.key, tokens.c.id))).where(of_process).scalar_subquery().label("token_keys"),
-        sa.select(sa.func.array_agg(aggregate_order_by(tokens.c.value, tokens.c.id))).where(of_process).scalar_subquery().label("token_values"),
-    ).where(processes.c.id == process_id)
-    row = (await conn.execute(query.with_for_update(of=processes))).one_or_none()
-    if row is None:
-        raise ProcessNotFound(process_id)
-    return row
-
-
-async def _begin_run(conn: AsyncConnection, row: Any, run_id: str) -> ProcessStatus:
-    status = ProcessStatus(row.workflow_process_status_id)
-    new_run = row.temporal_run_id != run_id
-    if status is ProcessStatus.CREATED or (status is ProcessStatus.FAILED and new_run):
-        await mark_dispatched(conn, {row.id: run_id})
-        status = ProcessStatus.DISPATCHED
-    if status in (ProcessStatus.DISPATCHED, ProcessStatus.PENDING) and row.lock_key is None:
-        await _move(conn, StatusChange(row.id, ProcessStatus.RUNNING), run_id=run_id)
-        status = ProcessStatus.RUNNING
-    return status
-
-
-# Created processes (one per workflow, in order) and their input tokens, in one statement.
-INSERT_PROCESSES = sa.text(
+# A workflow run begins, in one statement: the process row locked; to Dispatched if the
+# dispatcher has not written that yet (from Created, or from Failed for a retry's new run: the
+# dispatch write's columns), then to Running unless it has a lock key (it stays Dispatched until
+# it holds its key); any other status (paused or ended meanwhile, or Running on a repeated
+# write) is left as it is. Returns the row as it now is, its steps so far and its tokens in the
+# order written.
+BEGIN_PROCESS = sa.text(
+    f"""
+    WITH found AS (
+        SELECT id, workflow_process_status_id AS status, lock_key,
+               workflow_process_status_id = {ProcessStatus.CREATED:d}
+               OR (workflow_process_status_id = {ProcessStatus.FAILED:d} AND temporal_run_id IS DISTINCT FROM :run_id) AS dispatching
+        FROM workflow_processes WHERE id = :process_id
+        FOR UPDATE
+    ), target AS (
+        SELECT id, status, dispatching,
+               CASE WHEN (dispatching OR status IN ({ProcessStatus.DISPATCHED:d}, {ProcessStatus.PENDING:d})) AND lock_key IS NULL THEN {ProcessStatus.RUNNING:d}
+                    WHEN dispatching THEN {ProcessStatus.DISPATCHED:d}
+                    ELSE status END AS status_now
+        FROM found
+    ), moved AS (
+        UPDATE workflow_processes AS p
+        SET workflow_process_status_id = target.status_now, temporal_run_id = :run_id, paused_from_status_id = NULL,
+            dispatched_at = CASE WHEN target.dispatching THEN now() ELSE p.dispatched_at END,
+            error = CASE WHEN target.dispatching THEN NULL ELSE p.error END,
+            first_run_at = CASE WHEN target.status_now = {ProcessStatus.RUNNING:d} THEN coalesce(p.first_run_at, now()) ELSE p.first_run_at END,
+            last_run_at = CASE WHEN target.status_now = {ProcessStatus.RUNNING:d} THEN now() ELSE p.last_run_at END,
+            updated_at = now()
+        FROM target
+        WHERE p.id = target.id AND target.status_now <> target.status
+    )
+    SELECT p.id, p.workflow_id, target.status_now AS workflow_process_status_id, p.lock_key, p.last_workflow_activity_id,
+           (SELECT coalesce(max(a.step), 0) FROM workflow_process_activity_logs AS a WHERE a.workflow_process_id = p.id) AS steps_taken,
+           (SELECT array_agg(t.key ORDER BY t.id) FROM workflow_process_tokens AS t WHERE t.workflow_process_id = p.id) AS token_keys,
+           (SELECT array_agg(t.value ORDER BY t.id) FROM workflow_process_tokens AS t WHERE t.workflow_process_id = p.id) AS token_values
+    FROM workflow_processes AS p JOIN target ON target.id = p.id
     """
-    WITH created AS (
+)
+
+
+# A trigger, in one statement: a Created process for each Active workflow bound to the event
+# (in workflow order), its input tokens, and for each whether a running swap holds back its
+# dispatch (the test of versions.holding_swaps, in SQL). One snapshot: a swap that begins
+# meanwhile sees these processes, or holds them.
+TRIGGER = sa.text(
+    f"""
+    WITH bound AS (
+        SELECT w.id, w.name, pr.priority,
+               EXISTS (
+                   SELECT 1 FROM workflow_swaps AS s
+                   WHERE s.workflow_swap_status_id IN ({", ".join(str(int(s)) for s in SwapStatus if s.holds_dispatch)})
+                     AND (s.from_workflow_id = w.id OR s.to_workflow_id = w.id)
+               ) AS held
+        FROM workflows AS w
+        JOIN workflow_events AS e ON e.id = w.workflow_event_id
+        JOIN workflow_priorities AS pr ON pr.id = w.workflow_priority_id
+        WHERE e.class_name = :class_path AND w.workflow_status_id = {WorkflowStatus.ACTIVE:d}
+    ), created AS (
         INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, queue, lock_key, next_run_at)
-        SELECT new.workflow_id, 1, new.queue, new.lock_key, coalesce(CAST(:next_run_at AS timestamptz), now())
-        FROM unnest(CAST(:workflows AS bigint[]), CAST(:queues AS text[]), CAST(:lock_keys AS text[]))
-             WITH ORDINALITY AS new(workflow_id, queue, lock_key, n)
-        ORDER BY new.n
+        SELECT bound.id, {ProcessStatus.CREATED:d}, :queue, CAST(:lock_key AS text), coalesce(CAST(:next_run_at AS timestamptz), now())
+        FROM bound
+        ORDER BY bound.id
         RETURNING id, workflow_id, next_run_at
     ), inputs AS (
         INSERT INTO workflow_process_tokens (workflow_process_id, key, value)
@@ -287,28 +316,11 @@ INSERT_PROCESSES = sa.text(
         FROM created, unnest(CAST(:keys AS text[]), CAST(:values AS text[])) WITH ORDINALITY AS input(key, value, n)
         ORDER BY created.id, input.n
     )
-    SELECT id, workflow_id, next_run_at FROM created
+    SELECT created.id, created.next_run_at, bound.id AS workflow_id, bound.name AS workflow_name, bound.priority, bound.held
+    FROM created JOIN bound ON bound.id = created.workflow_id
+    ORDER BY bound.id
     """
 )
-
-
-async def insert_processes(
-    conn: AsyncConnection, new: list[NewProcess], input_tokens: Mapping[str, str], *, next_run_at: datetime | None = None
-) -> list[tuple[int, datetime]]:
-    """Write Created processes, one per workflow in `new`, and their input tokens (the caller
-    holds the transaction); (id, next_run_at) of each, in the order of `new`."""
-    if not new:
-        return []
-    params = {
-        "workflows": [p.workflow_id for p in new],
-        "queues": [p.queue for p in new],
-        "lock_keys": [p.lock_key for p in new],
-        "next_run_at": next_run_at,  # None: now
-        "keys": list(input_tokens),
-        "values": list(input_tokens.values()),
-    }
-    by_workflow = {row.workflow_id: (row.id, row.next_run_at) for row in await conn.execute(INSERT_PROCESSES, params)}
-    return [by_workflow[p.workflow_id] for p in new]
 
 
 def _dispatch_query() -> sa.Select[Any]:
