@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -39,6 +39,7 @@ from .messages import (
 )
 from .mirror import AttemptKey, Mirror
 from .settings import DEFAULT_MAX_TOKEN_BYTES
+from .states import ProcessStatus
 from .swaps import SWAP_SIGNAL, SwapMove, SwapProgress, SwapStep
 
 HEARTBEAT_EVERY = 1.0  # seconds
@@ -91,10 +92,8 @@ class ProcessActivities:
     @activity.defn(name="workflowable.begin_process")
     async def begin_process(self, input: ProcessInput) -> ProcessPlan:
         """Mark the process Running (unless it was paused or ended meanwhile) and return its plan."""
-        try:
+        with _not_found_is_final():
             return await self.mirror.begin_process(input.process_id, _run_id())
-        except ProcessNotFound as exc:  # deleted from the mirror: no retry brings it back
-            raise ApplicationError(str(exc), type="ProcessNotFound", non_retryable=True) from None
 
     @activity.defn(name="workflowable.set_status")
     async def set_status(self, change: StatusChange) -> bool:
@@ -209,6 +208,10 @@ class ProcessActivities:
 
         async def run(input: ActivityInput) -> ActivityOutput:
             key = AttemptKey(input.process_id, input.activity_id, _run_id(), input.step, input.attempt)
+            if input.begins_run:
+                began = await _until_written(lambda: _begin_run(mirror, input.process_id))
+                if began is not ProcessStatus.RUNNING:  # paused or ended through the mirror meanwhile
+                    return ActivityOutput(outputs={}, not_begun=int(began))
             started_at = _now()
             earlier = await _until_written(lambda: mirror.start_attempt(key, started_at))
             if earlier is not None:  # an earlier attempt of this step succeeded; its worker died
@@ -275,6 +278,20 @@ class ProcessActivities:
         except UnknownType as exc:
             # A retry on this worker cannot fix it; the error names the missing type.
             raise ApplicationError(str(exc), type="UnknownType", non_retryable=True) from None
+
+
+async def _begin_run(mirror: Mirror, process_id: int) -> ProcessStatus:
+    with _not_found_is_final():
+        return await mirror.begin_run(process_id, _run_id())
+
+
+@contextlib.contextmanager
+def _not_found_is_final() -> Iterator[None]:
+    """A process deleted from the mirror: no retry brings it back."""
+    try:
+        yield
+    except ProcessNotFound as exc:
+        raise ApplicationError(str(exc), type="ProcessNotFound", non_retryable=True) from None
 
 
 async def _until_written(write: Callable[[], Awaitable[T]]) -> T:

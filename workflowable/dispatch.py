@@ -37,6 +37,7 @@ from .messages import (
     STATUS_ATTRIBUTE,
     WORKFLOW_ATTRIBUTE,
     ProcessInput,
+    ProcessPlan,
     workflow_id_for,
 )
 from .mirror import DispatchTarget, count_due, lock_due, mark_dispatched
@@ -49,8 +50,11 @@ def temporal_priority(priority: int) -> Priority:
     return Priority(priority_key=max(1, 3 - priority))
 
 
-async def start_process_workflow(temporal: Client, target: DispatchTarget, queue: str | None = None) -> str | None:
-    """Start the process's workflow; its run id, or None if a run of that id is already live."""
+async def start_process_workflow(
+    temporal: Client, target: DispatchTarget, queue: str | None = None, *, plan: ProcessPlan | None = None
+) -> str | None:
+    """Start the process's workflow; its run id, or None if a run of that id is already live.
+    `plan`: the process's plan, from a dispatcher that has just created it (see ProcessInput)."""
     attributes = TypedSearchAttributes(
         [
             SearchAttributePair(PROCESS_ID_ATTRIBUTE, target.process_id),
@@ -62,7 +66,7 @@ async def start_process_workflow(temporal: Client, target: DispatchTarget, queue
     try:
         handle = await temporal.start_workflow(
             PROCESS_WORKFLOW,
-            ProcessInput(target.process_id),
+            ProcessInput(target.process_id, plan),
             id=workflow_id_for(target.process_id),
             task_queue=queue or target.queue,
             search_attributes=attributes,

@@ -37,12 +37,6 @@ def process_id_of(workflow_id: str) -> str:
     return workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
 
 
-@dataclass
-class ProcessInput:
-    """What starts a process workflow: the process's id; everything else is read from the mirror."""
-
-    process_id: int
-
 
 @dataclass
 class ConditionStep:
@@ -89,6 +83,16 @@ class ProcessPlan:
 
 
 @dataclass
+class ProcessInput:
+    """What starts a process workflow: the process's id and, from a trigger that has just
+    written the process, its plan. Without a plan (a sweep, a retry, a swap, a lock key) the
+    workflow reads it from the mirror as it begins; with one, its first attempt writes Running."""
+
+    process_id: int
+    plan: ProcessPlan | None = None
+
+
+@dataclass
 class ChooseInput:
     """The transitions leaving the current position whose conditions must be checked."""
 
@@ -111,6 +115,9 @@ class ActivityInput:
     then_check: list[TransitionStep] = field(default_factory=list)
     #: no transition leaves this activity: its Success write also completes the process
     completes: bool = False
+    #: the process's run has not been written as begun (its plan came with its input): this
+    #: attempt writes that first, and runs only if the process is Running then
+    begins_run: bool = False
 
 
 @dataclass
@@ -120,6 +127,9 @@ class ActivityOutput:
     checked: bool = False  #: whether `then_check` was checked; if so, `chosen` is the first that passed
     chosen: int | None = None
     completed: bool = False  #: the Success write completed the process (it was Running)
+    #: with `begins_run`: the status that kept the process from beginning (paused or ended
+    #: through the mirror meanwhile); the attempt did not run and wrote nothing
+    not_begun: int | None = None
 
 
 @dataclass

@@ -106,11 +106,27 @@ class Mirror:
         if not rows:
             raise ProcessNotFound(process_id)
         row = rows[0]
-        graph = self._graphs.get(row.workflow_id)
+        return self._plan(await self._graph(row.workflow_id), row, ProcessStatus(row.workflow_process_status_id))
+
+    async def begin_run(self, process_id: int, run_id: str) -> ProcessStatus:
+        """`begin_process`'s write alone: the status the process is in after it."""
+        rows = await self.statements.rows(BEGIN_RUN, {"process_id": process_id, "run_id": run_id})
+        if not rows:
+            raise ProcessNotFound(process_id)
+        return ProcessStatus(rows[0].status_now)
+
+    async def new_plan(self, process_id: int, workflow_id: int, input_tokens: Mapping[str, str]) -> ProcessPlan:
+        """The plan of a process just created (no lock key), for its dispatcher to give its workflow."""
+        graph = await self._graph(workflow_id)
+        row = _NewRow(process_id, workflow_id, None, None, 0, list(input_tokens), list(input_tokens.values()))
+        return self._plan(graph, row, ProcessStatus.DISPATCHED)
+
+    async def _graph(self, workflow_id: int) -> _Graph:
+        graph = self._graphs.get(workflow_id)
         if graph is None:
             async with self.engine.connect() as conn:
-                graph = await self._load_graph(conn, row.workflow_id)
-        return self._plan(graph, row, ProcessStatus(row.workflow_process_status_id))
+                graph = await self._load_graph(conn, workflow_id)
+        return graph
 
     async def apply_before_run(self, process: Process, request: Request, *, resume_to: ProcessStatus | None = None) -> bool:
         """Apply a request to a process whose workflow has not begun (or has ended outside
@@ -236,6 +252,19 @@ class Mirror:
 
 
 @dataclass(frozen=True)
+class _NewRow:
+    """What `_plan` reads of a process row, for a process just created."""
+
+    id: int
+    workflow_id: int
+    lock_key: str | None
+    last_workflow_activity_id: int | None
+    steps_taken: int
+    token_keys: list[str]
+    token_values: list[str]
+
+
+@dataclass(frozen=True)
 class _Graph:
     """A workflow as its processes see it; fixed once the workflow has left Draft."""
 
@@ -247,14 +276,12 @@ class _Graph:
     transitions: list[TransitionStep]
 
 
-# A workflow run begins, in one statement: the process row locked; to Dispatched if the
-# dispatcher has not written that yet (from Created, or from Failed for a retry's new run: the
-# dispatch write's columns), then to Running unless it has a lock key (it stays Dispatched until
-# it holds its key); any other status (paused or ended meanwhile, or Running on a repeated
-# write) is left as it is. Returns the row as it now is, its steps so far and its tokens in the
-# order written.
-BEGIN_PROCESS = sa.text(
-    f"""
+# A workflow run begins: the process row locked; to Dispatched if the dispatcher has not
+# written that yet (from Created, or from Failed for a retry's new run: the dispatch write's
+# columns), then to Running unless it has a lock key (it stays Dispatched until it holds its
+# key); any other status (paused or ended meanwhile, or Running on a repeated write) is left as
+# it is. `target.status_now` is the status after it.
+_BEGIN = f"""
     WITH found AS (
         SELECT id, workflow_process_status_id AS status, lock_key,
                workflow_process_status_id = {ProcessStatus.CREATED:d}
@@ -278,6 +305,11 @@ BEGIN_PROCESS = sa.text(
         FROM target
         WHERE p.id = target.id AND target.status_now <> target.status
     )
+"""
+#: The begin, and the row as it now is, its steps so far and its tokens in the order written.
+BEGIN_PROCESS = sa.text(
+    _BEGIN
+    + """
     SELECT p.id, p.workflow_id, target.status_now AS workflow_process_status_id, p.lock_key, p.last_workflow_activity_id,
            (SELECT coalesce(max(a.step), 0) FROM workflow_process_activity_logs AS a WHERE a.workflow_process_id = p.id) AS steps_taken,
            (SELECT array_agg(t.key ORDER BY t.id) FROM workflow_process_tokens AS t WHERE t.workflow_process_id = p.id) AS token_keys,
@@ -285,6 +317,8 @@ BEGIN_PROCESS = sa.text(
     FROM workflow_processes AS p JOIN target ON target.id = p.id
     """
 )
+#: The begin alone, written by the first attempt of a process whose plan came with its input.
+BEGIN_RUN = sa.text(_BEGIN + "SELECT status_now FROM target")
 
 
 # A trigger, in one statement: a Created process for each Active workflow bound to the event

@@ -115,6 +115,7 @@ class ProcessWorkflow:
         self.waits = 0
         self.in_flight = False  #: an attempt is running
         self.refused_version = 0  #: the last version whose status the mirror did not take
+        self.begins_run = False  #: the next attempt writes the run's begin (the plan came with the input)
 
     # The run loop
 
@@ -124,15 +125,21 @@ class ProcessWorkflow:
         mirror = asyncio.create_task(self._mirror_loop())
         renewing: asyncio.Task[None] | None = None
         try:
-            plan = await workflow.execute_local_activity(
-                "workflowable.begin_process",
-                input,
-                result_type=ProcessPlan,
-                start_to_close_timeout=MIRROR_TIMEOUT,
-                retry_policy=MIRROR_RETRY,
-            )
+            if input.plan is not None:
+                # The trigger that created the process gave its plan: no local activity to read
+                # it; the first attempt writes the begin (Running) before it runs.
+                plan, self.begins_run = input.plan, True
+                self.status = self.written_status = S.RUNNING
+            else:
+                plan = await workflow.execute_local_activity(
+                    "workflowable.begin_process",
+                    ProcessInput(input.process_id),
+                    result_type=ProcessPlan,
+                    start_to_close_timeout=MIRROR_TIMEOUT,
+                    retry_policy=MIRROR_RETRY,
+                )
+                self.status = self.written_status = S(plan.status)
             self.plan, self.position, self.tokens, self.step = plan, plan.position, dict(plan.tokens), plan.steps_taken
-            self.status = self.written_status = S(plan.status)
             self.lock_key = plan.lock_key
             renewing = asyncio.create_task(self._renew_lock()) if self.lock_key else None
             if self.status is S.PAUSED:  # paused through the mirror before this run began
@@ -188,8 +195,8 @@ class ProcessWorkflow:
                 await self._wait(timedelta(seconds=plan.retry_interval_seconds))
                 continue
             await self._run_activity(activities[chosen.to_activity_id])
-            if self.status is S.COMPLETED:  # the activity's Success write completed the process
-                return
+            if self.status.is_terminal:  # the activity's Success write completed the process,
+                return  # or the process had ended in the mirror before its run could begin
 
     async def _choose(self, outgoing: list[TransitionStep]) -> TransitionStep | None:
         """The first transition, in ordinal order, whose conditions all pass: an unconditional
@@ -224,7 +231,16 @@ class ProcessWorkflow:
                 output = await workflow.execute_activity(
                     step.type_name,
                     ActivityInput(
-                        self.process_id, step.id, step.name, self.step, attempt, step.parameters, self.tokens, then_check, not leaving
+                        self.process_id,
+                        step.id,
+                        step.name,
+                        self.step,
+                        attempt,
+                        step.parameters,
+                        self.tokens,
+                        then_check,
+                        not leaving,
+                        self.begins_run,
                     ),
                     result_type=ActivityOutput,
                     activity_id=f"step-{self.step}.{attempt}",
@@ -252,6 +268,11 @@ class ProcessWorkflow:
                 await workflow.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF))
                 continue
             self.in_flight = False
+            self.begins_run = False
+            if output.not_begun is not None:
+                self.step -= 1  # nothing ran, nothing was written
+                self._not_begun(S(output.not_begun))
+                return
             self.tokens.update(output.outputs)
             self.position = step.id
             self.wait_until = output.wait_until
@@ -457,6 +478,15 @@ class ProcessWorkflow:
                 else:  # the mirror moved on: the last activity's own write ended the process
                     self.refused_version = version
             self.mirrored_version = version
+
+    def _not_begun(self, status: ProcessStatus) -> None:
+        """The first attempt found the process paused or ended through the mirror before its run
+        could begin: the workflow takes that status, as `begin_process` would have given it."""
+        if status is S.PAUSED:
+            self.paused_from = S.RUNNING
+        self.status = self.written_status = status
+        self.version += 1
+        workflow.upsert_search_attributes([STATUS_ATTRIBUTE.value_set(status.label)])
 
     def _ended_in_mirror(self, status: ProcessStatus) -> None:
         """An activity's Success write ended the process in the mirror: the workflow follows,

@@ -2,6 +2,9 @@
 
 A change to workflowable/workflow.py that would break running processes fails here. To record
 fresh histories after an intended, versioned change: WORKFLOWABLE_RECORD_HISTORIES=1 scripts/test tests/e2e/test_replay.py
+(it writes completed, failed, locked-first, locked-second and lock; the `*-plan-in-input`
+files are completed and failed recorded once a trigger gave the workflow its plan, kept beside
+the older ones, whose workflows read it through `begin_process`).
 """
 
 from __future__ import annotations
