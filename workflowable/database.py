@@ -79,6 +79,7 @@ class Statements:
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._slots = asyncio.Semaphore(size)
         self._compiled: dict[sa.TextClause, str] = {}
+        self._closed = False
 
     def _sql(self, statement: sa.TextClause) -> str:
         compiled = self._compiled.get(statement)
@@ -96,17 +97,18 @@ class Statements:
             try:
                 yield conn
             except psycopg.DatabaseError as exc:
-                if not isinstance(exc, _LOST) and not conn.closed:
-                    self._idle.append(conn)  # a statement error: the connection is fine
-                else:
-                    await conn.close()
+                await self._give_back(conn, reusable=not isinstance(exc, _LOST))  # a statement error: it is fine
                 raise
             except BaseException:  # cancelled or interrupted mid-statement: its state is unknown
                 await conn.close()
                 raise
-            if conn.closed:
-                return
+            await self._give_back(conn, reusable=True)
+
+    async def _give_back(self, conn: psycopg.AsyncConnection[Any], *, reusable: bool) -> None:
+        if reusable and not conn.closed and not self._closed:
             self._idle.append(conn)
+        else:
+            await conn.close()
 
     async def rows(self, statement: sa.TextClause, params: Mapping[str, Any]) -> list[Any]:
         async with self._connection() as conn:
@@ -118,6 +120,7 @@ class Statements:
         return rows[0][0] if rows else None
 
     async def close(self) -> None:
+        self._closed = True
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.close()
