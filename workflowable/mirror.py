@@ -99,9 +99,9 @@ class Mirror:
         """A workflow run starts: to Dispatched if the dispatcher has not written that yet (from
         Created, or from Failed for a retry's new run), then Running, unless it has a lock key
         (it stays Dispatched until it holds its key); a process paused or ended meanwhile is left
-        as it is. Returns, from the same transaction, everything the workflow needs: the graph
-        (cached: a workflow that can run can no longer change), the status, the position, the
-        tokens."""
+        as it is, in one statement (`BEGIN_PROCESS`) that also returns the status, the position,
+        the steps so far and the tokens; with the graph (cached: a workflow that can run can no
+        longer change), everything the workflow needs."""
         rows = await self.statements.rows(BEGIN_PROCESS, {"process_id": process_id, "run_id": run_id})
         if not rows:
             raise ProcessNotFound(process_id)
