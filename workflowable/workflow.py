@@ -279,7 +279,7 @@ class ProcessWorkflow:
             if output.checked:
                 self.prechecked = (step.id, self.waits, output.chosen)
             if output.completed:
-                self._ended_in_mirror(S.COMPLETED)
+                self._as_in_mirror(S.COMPLETED)  # the Success write completed the process
             return
 
     async def _close_attempt(self, step: ActivityStep, attempt: int, error: str) -> None:
@@ -484,13 +484,11 @@ class ProcessWorkflow:
         could begin: the workflow takes that status, as `begin_process` would have given it."""
         if status is S.PAUSED:
             self.paused_from = S.RUNNING
-        self.status = self.written_status = status
-        self.version += 1
-        workflow.upsert_search_attributes([STATUS_ATTRIBUTE.value_set(status.label)])
+        self._as_in_mirror(status)
 
-    def _ended_in_mirror(self, status: ProcessStatus) -> None:
-        """An activity's Success write ended the process in the mirror: the workflow follows,
-        with nothing left for the mirror loop to write."""
+    def _as_in_mirror(self, status: ProcessStatus) -> None:
+        """The mirror already shows `status` (an activity's own write put it there, or found it
+        there): the workflow follows, with nothing left for the mirror loop to write."""
         self.status = self.written_status = status
         self.version += 1
         workflow.upsert_search_attributes([STATUS_ATTRIBUTE.value_set(status.label)])
