@@ -208,12 +208,13 @@ class ProcessActivities:
 
         async def run(input: ActivityInput) -> ActivityOutput:
             key = AttemptKey(input.process_id, input.activity_id, _run_id(), input.step, input.attempt)
+            started_at = _now()
             if input.begins_run:
-                began = await _until_written(lambda: _begin_run(mirror, input.process_id))
+                began, earlier = await _until_written(lambda: _begin_and_start(mirror, key, started_at))
                 if began is not ProcessStatus.RUNNING:  # paused or ended through the mirror meanwhile
                     return ActivityOutput(outputs={}, not_begun=int(began))
-            started_at = _now()
-            earlier = await _until_written(lambda: mirror.start_attempt(key, started_at))
+            else:
+                earlier = await _until_written(lambda: mirror.start_attempt(key, started_at))
             if earlier is not None:  # an earlier attempt of this step succeeded; its worker died
                 return ActivityOutput(outputs=earlier)
             try:
@@ -280,9 +281,9 @@ class ProcessActivities:
             raise ApplicationError(str(exc), type="UnknownType", non_retryable=True) from None
 
 
-async def _begin_run(mirror: Mirror, process_id: int) -> ProcessStatus:
+async def _begin_and_start(mirror: Mirror, key: AttemptKey, started_at: datetime) -> tuple[ProcessStatus, dict[str, str] | None]:
     with _not_found_is_final():
-        return await mirror.begin_run(process_id, _run_id())
+        return await mirror.begin_and_start_attempt(key, started_at)
 
 
 @contextlib.contextmanager

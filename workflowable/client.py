@@ -208,18 +208,21 @@ class Workflowable:
         await self._dispatch(target, queue)
         return await self.get_process(process_id)
 
-    async def _dispatch(self, target: DispatchTarget, queue: str | None = None, *, plan: ProcessPlan | None = None) -> datetime | None:
+    async def _dispatch(
+        self, target: DispatchTarget, queue: str | None = None, *, plan: ProcessPlan | None = None, eager: bool = False
+    ) -> datetime | None:
         """Start the process's workflow and mark it Dispatched; when it was (None: not by this call)."""
-        run_id = await start_process_workflow(self.temporal, target, queue, plan=plan)
+        run_id = await start_process_workflow(self.temporal, target, queue, plan=plan, eager=eager)
         if run_id is None:
             return None
         return await self.mirror.mark_dispatched(target.process_id, run_id)
 
     async def _new_dispatch(self, target: DispatchTarget, workflow_id: int, input_tokens: Mapping[str, str], lock_key: str | None) -> datetime | None:
         """Dispatch a process just created, with its plan so that its workflow need not read it
-        (one local activity less per process); a process with a lock key reads it as it begins."""
+        (one local activity less per process); a process with a lock key reads it as it begins.
+        The start is eager: a worker in this process, if there is one, runs it straight away."""
         plan = None if lock_key is not None else await self.mirror.new_plan(target.process_id, workflow_id, input_tokens)
-        return await self._dispatch(target, plan=plan)
+        return await self._dispatch(target, plan=plan, eager=True)
 
     async def process_runs(self, *, batch_size: int = 200, progress: Callable[[SweepResult], None] | None = None) -> SweepResult:
         """Dispatch every due Created or Pending process without a live workflow, highest priority first."""

@@ -51,10 +51,13 @@ def temporal_priority(priority: int) -> Priority:
 
 
 async def start_process_workflow(
-    temporal: Client, target: DispatchTarget, queue: str | None = None, *, plan: ProcessPlan | None = None
+    temporal: Client, target: DispatchTarget, queue: str | None = None, *, plan: ProcessPlan | None = None, eager: bool = False
 ) -> str | None:
     """Start the process's workflow; its run id, or None if a run of that id is already live.
-    `plan`: the process's plan, from a dispatcher that has just created it (see ProcessInput)."""
+    `plan`: the process's plan, from a dispatcher that has just created it (see ProcessInput).
+    `eager`: if this client's own worker serves the queue and has a free slot, Temporal hands
+    it the first workflow task in the start's reply instead of through the task queue (a
+    trigger, whose caller waits; the sweep's thousands go through the queue to every worker)."""
     attributes = TypedSearchAttributes(
         [
             SearchAttributePair(PROCESS_ID_ATTRIBUTE, target.process_id),
@@ -72,6 +75,7 @@ async def start_process_workflow(
             search_attributes=attributes,
             static_summary=f"{target.workflow_name}: process {target.process_id} ({target.event_name})",
             priority=temporal_priority(target.priority),
+            request_eager_start=eager,
         )
     except WorkflowAlreadyStartedError:
         return None

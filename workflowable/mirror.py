@@ -108,13 +108,6 @@ class Mirror:
         row = rows[0]
         return self._plan(await self._graph(row.workflow_id), row, ProcessStatus(row.workflow_process_status_id))
 
-    async def begin_run(self, process_id: int, run_id: str) -> ProcessStatus:
-        """`begin_process`'s write alone: the status the process is in after it."""
-        rows = await self.statements.rows(BEGIN_RUN, {"process_id": process_id, "run_id": run_id})
-        if not rows:
-            raise ProcessNotFound(process_id)
-        return ProcessStatus(rows[0].status_now)
-
     async def new_plan(self, process_id: int, workflow_id: int, input_tokens: Mapping[str, str]) -> ProcessPlan:
         """The plan of a process just created (no lock key), for its dispatcher to give its workflow."""
         graph = await self._graph(workflow_id)
@@ -170,7 +163,19 @@ class Mirror:
         heard of it. Then nothing is written and that Success's output tokens are returned, so
         the step is not run twice."""
         params = _attempt_params(key, AttemptStatus.IN_PROGRESS, started_at=started_at)
-        done_id = await self.statements.scalar(START_ATTEMPT, params)
+        return await self._earlier_outputs(await self.statements.scalar(START_ATTEMPT, params))
+
+    async def begin_and_start_attempt(self, key: AttemptKey, started_at: datetime) -> tuple[ProcessStatus, dict[str, str] | None]:
+        """`begin_process`'s write and `start_attempt`, in one statement, for the first attempt
+        of a run whose plan came with its input: the status after the begin (the attempt's row
+        is opened only if that is Running), and as `start_attempt` says."""
+        params = _attempt_params(key, AttemptStatus.IN_PROGRESS, started_at=started_at)
+        rows = await self.statements.rows(BEGIN_AND_START_ATTEMPT, params)
+        if not rows:
+            raise ProcessNotFound(key.process_id)
+        return ProcessStatus(rows[0].status_now), await self._earlier_outputs(rows[0].done_id)
+
+    async def _earlier_outputs(self, done_id: int | None) -> dict[str, str] | None:
         if done_id is None:
             return None
         async with self.engine.connect() as conn:
@@ -317,8 +322,6 @@ BEGIN_PROCESS = sa.text(
     FROM workflow_processes AS p JOIN target ON target.id = p.id
     """
 )
-#: The begin alone, written by the first attempt of a process whose plan came with its input.
-BEGIN_RUN = sa.text(_BEGIN + "SELECT status_now FROM target")
 
 
 # A trigger, in one statement: a Created process for each Active workflow bound to the event
@@ -524,11 +527,13 @@ SUCCEED_ATTEMPT = sa.text(
 )
 
 
-# An attempt about to start: if its step already succeeded (in an attempt whose worker died
-# before reporting it), return that Success row's id and write nothing; else open the row.
-START_ATTEMPT = sa.text(
-    """
-    WITH done AS (
+
+def _open_attempt(source: str, when: str) -> str:
+    """The CTEs that open an attempt's row as In Progress, from the one row of `source` if
+    `when` holds, unless its step already succeeded (in an attempt whose worker died before
+    reporting it): then nothing is written and `done` holds that Success row's id."""
+    return f"""
+    done AS (
         SELECT id FROM workflow_process_activity_logs
         WHERE workflow_process_id = :process_id AND step = :step AND workflow_process_activity_log_status_id = 2
         LIMIT 1
@@ -538,11 +543,22 @@ START_ATTEMPT = sa.text(
              started_at, completed_at, step, attempt, temporal_run_id, error)
         SELECT :process_id, :activity_id, :status, :started_at, CAST(:completed_at AS timestamptz),
                :step, :attempt, :run_id, CAST(:error AS text)
-        WHERE NOT EXISTS (SELECT 1 FROM done)
+        FROM {source}
+        WHERE {when} AND NOT EXISTS (SELECT 1 FROM done)
         ON CONFLICT ON CONSTRAINT workflow_process_activity_logs_attempt_key DO NOTHING
     )
-    SELECT id FROM done
     """
+
+
+START_ATTEMPT = sa.text("WITH" + _open_attempt("(SELECT) AS one", "true") + "SELECT id FROM done")
+#: The run's begin and its first attempt's In Progress row, written by that attempt of a process
+#: whose plan came with its input; the row is opened only if the process is Running after the
+#: begin (not paused or ended through the mirror meanwhile).
+BEGIN_AND_START_ATTEMPT = sa.text(
+    _BEGIN
+    + ","
+    + _open_attempt("target", f"target.status_now = {ProcessStatus.RUNNING:d}")
+    + "SELECT target.status_now, (SELECT id FROM done) AS done_id FROM target"
 )
 
 

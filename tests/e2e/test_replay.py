@@ -14,11 +14,13 @@ import os
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from tests.conftest import unique
 from tests.e2e.test_runner import GATE, Boom, FailingEvent, GateOpen, Noop, WaitingEvent
 from workflowable import Condition, ProcessStatus, WorkflowDefinition, WorkflowEvent
+from workflowable.codec import DATA_CONVERTER
 from workflowable.locks import LockWorkflow, lock_workflow_id
 from workflowable.messages import workflow_id_for
 from workflowable.worker import SANDBOX
@@ -27,8 +29,8 @@ from workflowable.workflow import ProcessWorkflow
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 
-def replayer() -> Replayer:
-    return Replayer(workflows=[ProcessWorkflow, LockWorkflow], workflow_runner=SANDBOX)
+def replayer(data_converter: DataConverter = DATA_CONVERTER) -> Replayer:
+    return Replayer(workflows=[ProcessWorkflow, LockWorkflow], workflow_runner=SANDBOX, data_converter=data_converter)
 
 
 class LockedEvent(WorkflowEvent):
@@ -43,7 +45,9 @@ async def test_recorded_histories_replay():
     assert files, f"no recorded histories in {HISTORIES}"
     for file in files:
         history = WorkflowHistory.from_json(file.stem, file.read_text())
-        await replayer().replay_workflow(history)
+        # Ours writes the payloads Temporal's default converter writes: either replays them.
+        for converter in (DATA_CONVERTER, DataConverter.default):
+            await replayer(converter).replay_workflow(history)
 
 
 async def test_fresh_histories_replay(client, run_worker, task_queue):
@@ -80,7 +84,8 @@ async def test_fresh_histories_replay(client, run_worker, task_queue):
     handles.append(client.temporal.get_workflow_handle(lock_workflow_id("replay-key")))
     for name, handle in zip((*names, "lock"), handles, strict=True):
         history = await handle.fetch_history()
-        await replayer().replay_workflow(history)
+        for converter in (DATA_CONVERTER, DataConverter.default):
+            await replayer(converter).replay_workflow(history)
         if os.environ.get("WORKFLOWABLE_RECORD_HISTORIES"):
             (HISTORIES / f"{name}.json").write_text(history.to_json())
     for flow in (waiting, failing, locked):

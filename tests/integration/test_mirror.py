@@ -134,3 +134,26 @@ async def test_a_step_that_succeeded_is_not_started_again(client, process):
     seen = await client.get_process(process_id)
     assert [(a.attempt, a.status) for a in seen.attempts] == [(1, AttemptStatus.SUCCESS)]
     assert len([t for t in seen.tokens if t.activity_id]) == 2
+
+
+@pytest.mark.parametrize("found", [S.CREATED, S.DISPATCHED, S.RUNNING, S.PAUSED, S.CANCELLED])
+async def test_the_first_attempt_begins_the_run_and_opens_its_row_only_if_running(client, process, found):
+    """A run whose plan came with its input: its first attempt writes the begin and its In
+    Progress row in one statement; a process paused or ended meanwhile gets neither."""
+    process_id, activity_id = process
+    await force_status(client, process_id, found)
+    key = AttemptKey(process_id, activity_id, "run-1", step=1, attempt=1)
+    start = datetime.now(UTC)
+    status, earlier = await client.mirror.begin_and_start_attempt(key, start)
+    runs = found in (S.CREATED, S.DISPATCHED, S.RUNNING)
+    assert (status, earlier) == ((S.RUNNING if runs else found), None)
+    seen = await client.get_process(process_id)
+    assert seen.status is status
+    assert [(a.step, a.status, a.started_at) for a in seen.attempts] == ([(1, AttemptStatus.IN_PROGRESS, start)] if runs else [])
+    if found is not S.RUNNING:  # (already Running: nothing to move, as for a repeated begin)
+        assert (seen.first_run_at is not None) is runs
+    if runs:
+        await client.mirror.succeed_attempt(key, start, start, {"out": "v"})
+        retried = AttemptKey(process_id, activity_id, "run-1", step=1, attempt=2)  # its worker died before reporting
+        assert await client.mirror.begin_and_start_attempt(retried, start) == (S.RUNNING, {"out": "v"})
+        assert [a.attempt for a in (await client.get_process(process_id)).attempts] == [1]

@@ -1,0 +1,123 @@
+"""How Workflowable's messages become Temporal payloads: the JSON Temporal's default converter
+writes, byte for byte, built without its generic walks.
+
+Every process sends its plan, and each of its attempts an `ActivityInput` and an
+`ActivityOutput`, through Temporal's converter. The default one encodes a dataclass with
+`dataclasses.asdict` (a deep copy) and decodes it with `value_to_type`, which inspects the type
+hints of every field of every nested value at each decode; on a busy worker that was a
+noticeable share of its CPU (docs/performance.md). Here each message dataclass gets a decoder
+built once from its fields, and is encoded field by field. The payloads are the same bytes
+(`json/plain`, sorted keys), so histories written either way replay, and the web UI and the
+`temporal` CLI show them as before. Any other value goes through Temporal's own code.
+
+Imported by the workflow sandbox through the converter: no I/O.
+"""
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from temporalio.converter import (
+    AdvancedJSONEncoder,
+    CompositePayloadConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+    JSONTypeConverter,
+)
+
+from . import messages
+
+Decode = Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _decoder_for(hint: Any, decoders: dict[type, Decode]) -> Decode:
+    """A function from the JSON value of a field of type `hint` to the field's value."""
+    if hint in decoders:
+        return decoders[hint]
+    if hint is datetime:
+        return datetime.fromisoformat
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        inner = _decoder_for(next(a for a in args if a is not type(None)), decoders)
+        if inner is _identity:
+            return _identity
+        return lambda value: None if value is None else inner(value)
+    if origin is list and args:
+        item = _decoder_for(args[0], decoders)
+        if item is not _identity:
+            return lambda value: [item(v) for v in value]
+        return _identity
+    if hint is float:  # written as a whole number, it comes back from JSON as an int
+        return float
+    if hint in (int, str, bool, Any) or origin is dict:  # JSON gives these as they are
+        return _identity
+    raise TypeError(f"no fast decoder for a message field of type {hint!r}")
+
+
+def _dataclass_decoder(cls: type, decoders: dict[type, Decode]) -> Decode:
+    hints = typing.get_type_hints(cls)
+    fields = [(f.name, _decoder_for(hints[f.name], decoders)) for f in dataclasses.fields(cls)]
+
+    def decode(value: dict[str, Any]) -> Any:
+        # Fields missing from the JSON (written before they existed) take their defaults.
+        return cls(**{name: convert(value[name]) for name, convert in fields if name in value})
+
+    return decode
+
+
+def _message_classes() -> list[type]:
+    """The dataclasses in messages.py, each after those it contains (definition order)."""
+    return [value for value in vars(messages).values() if dataclasses.is_dataclass(value) and isinstance(value, type)]
+
+
+def _build() -> tuple[dict[type, Decode], dict[type, tuple[str, ...]]]:
+    decoders: dict[type, Decode] = {}
+    field_names: dict[type, tuple[str, ...]] = {}
+    for cls in _message_classes():
+        decoders[cls] = _dataclass_decoder(cls, decoders)
+        field_names[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return decoders, field_names
+
+
+_DECODERS, _FIELDS = _build()
+
+
+class _MessageTypes(JSONTypeConverter):
+    """Decodes our message dataclasses with their prebuilt decoders; anything else is Temporal's."""
+
+    def to_typed_value(self, hint: type, value: Any) -> Any:
+        decode = _DECODERS.get(hint)
+        if decode is None or not isinstance(value, dict):
+            return JSONTypeConverter.Unhandled
+        return decode(value)
+
+
+class _MessageEncoder(AdvancedJSONEncoder):
+    """Encodes a message field by field (nested messages come back here); the JSON is what
+    `dataclasses.asdict` would give, without its deep copy."""
+
+    def default(self, o: Any) -> Any:
+        names = _FIELDS.get(type(o))
+        if names is None:
+            return super().default(o)
+        return {name: getattr(o, name) for name in names}
+
+
+class MessagePayloadConverter(CompositePayloadConverter):
+    """Temporal's default payload converter with the JSON converter above in its place."""
+
+    def __init__(self) -> None:
+        fast_json = JSONPlainPayloadConverter(encoder=_MessageEncoder, custom_type_converters=[_MessageTypes()])
+        super().__init__(
+            *(
+                fast_json if isinstance(converter, JSONPlainPayloadConverter) else converter
+                for converter in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
