@@ -1,10 +1,11 @@
 """The worker's side of a process: activity types run as Temporal activities, and the local
 activities through which the workflow reads its plan, checks conditions and moves its status.
 
-Every attempt of an activity writes its own row: In Progress when it starts, then Success (with
-its output tokens and the new position, atomically) or Failure with the error, a cancellation
-included. While a handler runs, the attempt heartbeats every second, so that a cancel reaches
-it within seconds and a dead worker's attempt is noticed.
+Every attempt of an activity writes its own row: In Progress once it runs (before it starts, or
+for a step's first attempt at its first heartbeat, a second in), then Success (with its output
+tokens and the new position, atomically) or Failure with the error, a cancellation included.
+While a handler runs, the attempt heartbeats every second, so that a cancel reaches it within
+seconds and a dead worker's attempt is noticed.
 """
 
 from __future__ import annotations
@@ -65,13 +66,17 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-async def _heartbeating(work: Awaitable[None]) -> None:
-    """Run `work`, heartbeating meanwhile; a cancel of this activity cancels `work` too."""
+async def _heartbeating(work: Awaitable[None], *, first_beat: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run `work`, heartbeating meanwhile (after `first_beat`, once, if it runs that long); a
+    cancel of this activity cancels `work` too."""
     task = asyncio.ensure_future(work)
     try:
         while not task.done():
             done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
             if not done:
+                if first_beat is not None:
+                    opening, first_beat = first_beat, None
+                    await opening()
                 activity.heartbeat()
         task.result()
     except asyncio.CancelledError:
@@ -209,14 +214,24 @@ class ProcessActivities:
         async def run(input: ActivityInput) -> ActivityOutput:
             key = AttemptKey(input.process_id, input.activity_id, _run_id(), input.step, input.attempt)
             started_at = _now()
+            # The attempt's In Progress row goes with a write that must come before it runs: the
+            # run's begin, or for a retry the check that no earlier attempt of the step succeeded
+            # (its worker died before Temporal heard). A step's first attempt needs neither: its
+            # row is opened at its first heartbeat, and one that ends sooner is written once, as it ends.
+            opened = True
             if input.begins_run:
                 began, earlier = await _until_written(lambda: _begin_and_start(mirror, key, started_at))
                 if began is not ProcessStatus.RUNNING:  # paused or ended through the mirror meanwhile
                     return ActivityOutput(outputs={}, not_begun=int(began))
-            else:
+            elif input.attempt > 1:
                 earlier = await _until_written(lambda: mirror.start_attempt(key, started_at))
+            else:
+                earlier, opened = None, False
             if earlier is not None:  # an earlier attempt of this step succeeded; its worker died
                 return ActivityOutput(outputs=earlier)
+
+            async def open_row() -> None:
+                await _until_written(lambda: mirror.start_attempt(key, started_at))
             try:
                 ctx = ActivityContext(
                     process_id=input.process_id,
@@ -227,7 +242,7 @@ class ProcessActivities:
                     parameters=_parameters(activity_type, input.parameters),
                     max_token_bytes=max_token_bytes,
                 )
-                await _heartbeating(activity_type().handle(ctx))
+                await _heartbeating(activity_type().handle(ctx), first_beat=None if opened else open_row)
             except asyncio.CancelledError:
                 await _until_written(lambda: mirror.fail_attempt(key, started_at, _now(), _cancel_reason()))
                 raise

@@ -46,8 +46,12 @@ from .states import ProcessStatus
 
 def temporal_priority(priority: int) -> Priority:
     """Temporal's priority keys run from 1 (first) to 5, with 3 the default; workflow priorities
-    are unbounded, higher first. So 0 -> 3, 1 -> 2, 2 and above -> 1."""
-    return Priority(priority_key=max(1, 3 - priority))
+    are unbounded, higher first. So 1 -> 2, 2 and above -> 1, -1 -> 4, -2 and below -> 5, and 0
+    sends no key at all (Temporal's default): a task queue that sees a priority key switches
+    to Temporal's priority-aware matching, which cost throughput and latency here
+    (docs/performance.md), so processes of default priority leave it as it is."""
+    key = min(5, max(1, 3 - priority))
+    return Priority.default if key == 3 else Priority(priority_key=key)
 
 
 async def start_process_workflow(
