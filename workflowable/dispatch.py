@@ -62,10 +62,15 @@ async def start_process_workflow(
     `eager`: if this client's own worker serves the queue and has a free slot, Temporal hands
     it the first workflow task in the start's reply instead of through the task queue (a
     trigger, whose caller waits; the sweep's thousands go through the queue to every worker)."""
+    # With its plan, the run is Running from its first workflow task (its first attempt writes
+    # the begin to the mirror): the start says so, which saves the workflow an upsert (one
+    # history event and one visibility write per process). Until a worker picks the run up, the
+    # mirror says Dispatched and the attribute Running. Without a plan, the run's begin decides.
+    status = ProcessStatus.RUNNING if plan is not None else ProcessStatus.DISPATCHED
     attributes = TypedSearchAttributes(
         [
             SearchAttributePair(PROCESS_ID_ATTRIBUTE, target.process_id),
-            SearchAttributePair(STATUS_ATTRIBUTE, ProcessStatus.DISPATCHED.label),
+            SearchAttributePair(STATUS_ATTRIBUTE, status.label),
             SearchAttributePair(WORKFLOW_ATTRIBUTE, target.workflow_name),
             SearchAttributePair(EVENT_ATTRIBUTE, target.event_name),
         ]
@@ -73,7 +78,7 @@ async def start_process_workflow(
     try:
         handle = await temporal.start_workflow(
             PROCESS_WORKFLOW,
-            ProcessInput(target.process_id, plan),
+            ProcessInput(target.process_id, plan, attributes_set=plan is not None),
             id=workflow_id_for(target.process_id),
             task_queue=queue or target.queue,
             search_attributes=attributes,

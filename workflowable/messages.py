@@ -90,6 +90,10 @@ class ProcessInput:
 
     process_id: int
     plan: ProcessPlan | None = None
+    #: the start set the search attributes as the run begins (WorkflowableStatus Running, which a
+    #: run with its plan is at once): the workflow need not upsert them. False in inputs written
+    #: before the field existed, whose workflows upsert them as they begin, as they did.
+    attributes_set: bool = False
 
 
 @dataclass

@@ -144,14 +144,15 @@ class ProcessWorkflow:
             renewing = asyncio.create_task(self._renew_lock()) if self.lock_key else None
             if self.status is S.PAUSED:  # paused through the mirror before this run began
                 self.paused_from = S.RUNNING
-            workflow.upsert_search_attributes(
-                [
-                    PROCESS_ID_ATTRIBUTE.value_set(plan.process_id),
-                    WORKFLOW_ATTRIBUTE.value_set(plan.workflow_name),
-                    EVENT_ATTRIBUTE.value_set(plan.event_name),
-                    STATUS_ATTRIBUTE.value_set(self.status.label),
-                ]
-            )
+            if not input.attributes_set:
+                workflow.upsert_search_attributes(
+                    [
+                        PROCESS_ID_ATTRIBUTE.value_set(plan.process_id),
+                        WORKFLOW_ATTRIBUTE.value_set(plan.workflow_name),
+                        EVENT_ATTRIBUTE.value_set(plan.event_name),
+                        STATUS_ATTRIBUTE.value_set(self.status.label),
+                    ]
+                )
             if not self.status.is_terminal:  # else it ended through the mirror before this run
                 await self._walk_or_move(plan)
         except asyncio.CancelledError:

@@ -17,7 +17,12 @@ def test_the_benchmark_runs_and_reports_every_figure():
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
     print(json.dumps(figures["targets"], indent=1))
-    assert set(figures["figures"]) == {"a_plain_temporal", "b_workflowable", "trigger_to_dispatched_ms", "sweep", "report_queries", "waiting_worker"}
+    assert set(figures["figures"]) == {
+        "a_plain_temporal", "b_workflowable", "latency_started_per_second", "trigger_to_dispatched_ms", "sweep", "report_queries", "waiting_worker"
+    }
+    for half in ("a_plain_temporal", "b_workflowable"):
+        assert set(figures["figures"][half]) == {"per_second", "p50_ms", "p99_ms", "saturated_p50_ms", "saturated_p99_ms"}
+    assert {"throughput b/a", "p50 latency b/a", "sweep / raw start rate"} <= set(figures["targets"])
     assert figures["figures"]["sweep"]["processes"] == 200
     assert figures["figures"]["waiting_worker"]["pending"] == 50
     queries = {k: v for k, v in figures["figures"]["report_queries"].items() if isinstance(v, dict)}

@@ -2,9 +2,11 @@
 
 A change to workflowable/workflow.py that would break running processes fails here. To record
 fresh histories after an intended, versioned change: WORKFLOWABLE_RECORD_HISTORIES=1 scripts/test tests/e2e/test_replay.py
-(it writes completed, failed, locked-first, locked-second and lock; the `*-plan-in-input`
-files are completed and failed recorded once a trigger gave the workflow its plan, kept beside
-the older ones, whose workflows read it through `begin_process`).
+(it writes completed, failed, locked-first, locked-second and lock). Older recordings are kept
+beside them and must replay too: the `*-plan-in-input` files are completed and failed recorded
+once a trigger gave the workflow its plan (the older ones read it through `begin_process`); the
+`*-attributes-set` files, once the start also set the search attributes as Running (the
+workflow's first upsert is gone).
 """
 
 from __future__ import annotations

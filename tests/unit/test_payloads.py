@@ -47,6 +47,7 @@ PLAN = ProcessPlan(
 MESSAGES = [
     ProcessInput(41),
     ProcessInput(41, PLAN),
+    ProcessInput(41, PLAN, attributes_set=True),
     ActivityInput(41, 1, "first", 1, 2, {"p": "v"}, {"order": "17"}, TRANSITIONS[1:2], completes=True, begins_run=True),
     ActivityOutput({"out": "1"}, wait_until=datetime(2026, 11, 27, 4, 5, 6, 789, tzinfo=UTC), checked=True, chosen=8),
     ActivityOutput({}, not_begun=5),
