@@ -89,7 +89,7 @@ WARM_UP = 20
 
 @dataclass
 class Config:
-    n: int = 200  #: workflows in (a) and processes in (b)
+    n: int = 400  #: workflows in (a) and processes in (b), for throughput and again for latency
     concurrency: int = 50  #: workflows or processes started at once
     sweep: int = 10_000  #: due processes for the sweep
     attempt_rows: int = 1_000_000  #: rows in the attempt log for the report queries

@@ -167,7 +167,7 @@ def process_dispatch(process_id: ProcessId, queue: Annotated[str | None, typer.O
 
 @app.command("bench")
 def bench(
-    n: Annotated[int, typer.Option(min=1, help="Workflows in (a) and processes in (b).")] = 200,
+    n: Annotated[int, typer.Option(min=1, help="Workflows in (a) and processes in (b), for throughput and again for latency.")] = 400,
     concurrency: Annotated[int, typer.Option(min=1, help="Started at once.")] = 50,
     sweep: Annotated[int, typer.Option(min=0, help="Due processes for the sweep (0: skip).")] = 10_000,
     attempt_rows: Annotated[int, typer.Option(min=0, help="Attempt rows for the report queries (0: skip).")] = 1_000_000,
