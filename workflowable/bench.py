@@ -229,11 +229,13 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
         halves = {"a": (plain, progress("(a) plain Temporal", config.n)), "b": (process, progress("(b) Workflowable", config.n))}
         elapsed: dict[str, float] = {"a": 0.0, "b": 0.0}
         saturated: dict[str, list[float]] = {"a": [], "b": []}
+        turn_rates: dict[str, list[float]] = {"a": [], "b": []}  # to see a turn that stalled
         for turn, count in turns:
             one, tick = halves[turn]
             seconds, each = await bounded(count, config.concurrency, one, tick)
             elapsed[turn] += seconds
             saturated[turn] += each
+            turn_rates[turn].append(round(count / seconds, 1))
         # Latency: started at a steady rate both halves can carry. At full load a latency is
         # mostly time in queues (with `concurrency` in flight, the mean is concurrency over
         # throughput), and how it spreads is the server's task-queue order, not a process's cost.
@@ -253,6 +255,7 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
     a, b = (
         {
             "per_second": config.n / elapsed[half],
+            "per_second_each_turn": turn_rates[half],
             "p50_ms": ms(latency[half], 0.5),
             "p99_ms": ms(latency[half], 0.99),
             "saturated_p50_ms": ms(saturated[half], 0.5),
@@ -264,8 +267,8 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
     results.figures["b_workflowable"] = b
     results.figures["latency_started_per_second"] = {"rate": rate, "share_of_a_throughput": config.latency_load}
     results.figures["trigger_to_dispatched_ms"] = {"p50": ms(triggers, 0.5), "p99": ms(triggers, 0.99)}
-    results.target("throughput b/a", b["per_second"] / a["per_second"], 0.85, at_least=True)
-    results.target("p50 latency b/a", b["p50_ms"] / a["p50_ms"], 1.3, at_least=False)
+    results.target("throughput b/a", elapsed["a"] / elapsed["b"], 0.85, at_least=True)  # the same N in each
+    results.target("p50 latency b/a", percentile(latency["b"], 0.5) / percentile(latency["a"], 0.5), 1.3, at_least=False)
 
 
 async def insert_due_processes(client: Workflowable, count: int, queue: str, event: type[WorkflowEvent]) -> str:
