@@ -527,7 +527,6 @@ SUCCEED_ATTEMPT = sa.text(
 )
 
 
-
 def _open_attempt(source: str, when: str) -> str:
     """The CTEs that open an attempt's row as In Progress, from the one row of `source` if
     `when` holds, unless its step already succeeded (in an attempt whose worker died before
