@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -66,7 +67,7 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-async def _heartbeating(work: Awaitable[None], *, first_beat: Callable[[], Awaitable[None]] | None = None) -> None:
+async def _heartbeating(work: Awaitable[None], *, first_beat: Callable[[], Awaitable[object]] | None = None) -> None:
     """Run `work`, heartbeating meanwhile (after `first_beat`, once, if it runs that long); a
     cancel of this activity cancels `work` too."""
     task = asyncio.ensure_future(work)
@@ -218,7 +219,7 @@ class ProcessActivities:
             # run's begin, or for a retry the check that no earlier attempt of the step succeeded
             # (its worker died before Temporal heard). A step's first attempt needs neither: its
             # row is opened at its first heartbeat, and one that ends sooner is written once, as it ends.
-            opened = True
+            open_row: Callable[[], Awaitable[object]] | None = None  # at the first heartbeat
             if input.begins_run:
                 began, earlier = await _until_written(lambda: _begin_and_start(mirror, key, started_at))
                 if began is not ProcessStatus.RUNNING:  # paused or ended through the mirror meanwhile
@@ -226,12 +227,9 @@ class ProcessActivities:
             elif input.attempt > 1:
                 earlier = await _until_written(lambda: mirror.start_attempt(key, started_at))
             else:
-                earlier, opened = None, False
+                earlier, open_row = None, functools.partial(_until_written, lambda: mirror.start_attempt(key, started_at))
             if earlier is not None:  # an earlier attempt of this step succeeded; its worker died
                 return ActivityOutput(outputs=earlier)
-
-            async def open_row() -> None:
-                await _until_written(lambda: mirror.start_attempt(key, started_at))
             try:
                 ctx = ActivityContext(
                     process_id=input.process_id,
@@ -242,7 +240,7 @@ class ProcessActivities:
                     parameters=_parameters(activity_type, input.parameters),
                     max_token_bytes=max_token_bytes,
                 )
-                await _heartbeating(activity_type().handle(ctx), first_beat=None if opened else open_row)
+                await _heartbeating(activity_type().handle(ctx), first_beat=open_row)
             except asyncio.CancelledError:
                 await _until_written(lambda: mirror.fail_attempt(key, started_at, _now(), _cancel_reason()))
                 raise
