@@ -25,14 +25,14 @@ from .errors import (
 )
 from .exiting import run
 from .graph import Condition, WorkflowDefinition
-from .locks import LockState
-from .messages import ProcessState
 from .reconcile import Difference, ReconcileResult
 from .reporting import Attempt, Process, Token
 from .settings import Settings
 from .states import AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus
 from .versions import SwapInfo
 from .worker import build_worker
+from .workflows.locks import LockState
+from .workflows.messages import ProcessState
 
 __all__ = [
     # definitions

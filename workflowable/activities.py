@@ -27,22 +27,25 @@ from .database import is_transient
 from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext
 from .dispatch import SweepResult, process_runs, start_process_workflow
 from .errors import InvalidParameters, InvalidToken, NonRetryable, ProcessNotFound, UnknownType
-from .locks import LOCK_WORKFLOW, LockInput, LockRequest, lock_workflow_id
-from .messages import (
+from .mirror import AttemptKey, Mirror
+from .settings import DEFAULT_MAX_TOKEN_BYTES
+from .states import ProcessStatus
+from .workflows.locks import LOCK_WORKFLOW, LockInput, LockRequest, lock_workflow_id
+from .workflows.messages import (
+    Activities,
     ActivityInput,
     ActivityOutput,
     AttemptClose,
     ChooseInput,
     ProcessInput,
     ProcessPlan,
+    Signals,
     StatusChange,
+    StatusWrite,
     TransitionStep,
     workflow_id_for,
 )
-from .mirror import AttemptKey, Mirror
-from .settings import DEFAULT_MAX_TOKEN_BYTES
-from .states import ProcessStatus
-from .swaps import SWAP_SIGNAL, SwapMove, SwapProgress, SwapStep
+from .workflows.swaps import SWAP_SIGNAL, SwapMove, SwapProgress, SwapStep
 
 HEARTBEAT_EVERY = 1.0  # seconds
 #: Backoff of a mirror write that Postgres did not take (seconds): doubling up to the maximum,
@@ -95,29 +98,34 @@ class ProcessActivities:
         self.catalog = catalog
         self.max_token_bytes = max_token_bytes
 
-    @activity.defn(name="workflowable.begin_process")
+    @activity.defn(name=Activities.BEGIN_PROCESS)
     async def begin_process(self, input: ProcessInput) -> ProcessPlan:
         """Mark the process Running (unless it was paused or ended meanwhile) and return its plan."""
         with _not_found_is_final():
             return await self.mirror.begin_process(input.process_id, _run_id())
 
-    @activity.defn(name="workflowable.set_status")
+    @activity.defn(name=Activities.WRITE_STATUS)
+    async def write_status(self, change: StatusWrite) -> int:
+        """Apply the workflow's status move if the transition table allows it; the status the mirror shows now."""
+        return int(await self.mirror.write_status(change))
+
+    @activity.defn(name=Activities.SET_STATUS)
     async def set_status(self, change: StatusChange) -> bool:
         return await self.mirror.set_status(change)
 
-    @activity.defn(name="workflowable.close_attempt")
+    @activity.defn(name=Activities.CLOSE_ATTEMPT)
     async def close_attempt(self, close: AttemptClose) -> None:
         """Close an attempt whose worker could not (it died or hung) as Failure, if still open."""
         key = AttemptKey(close.process_id, close.activity_id, close.run_id, close.step, close.attempt)
         now = _now()
         await self.mirror.fail_attempt(key, now, now, close.error)
 
-    @activity.defn(name="workflowable.request_cancel")
+    @activity.defn(name=Activities.REQUEST_CANCEL)
     async def request_cancel(self, workflow_id: str) -> None:
         """Ask Temporal to cancel the workflow (a workflow cannot cancel itself)."""
         await activity.client().get_workflow_handle(workflow_id).cancel()
 
-    @activity.defn(name="workflowable.request_lock")
+    @activity.defn(name=Activities.REQUEST_LOCK)
     async def request_lock(self, request: LockRequest) -> None:
         """Join the queue of a lock key, starting its lock workflow if it is not running."""
         await activity.client().start_workflow(
@@ -125,12 +133,12 @@ class ProcessActivities:
             LockInput(request.key, request.lease_seconds),
             id=lock_workflow_id(request.key),
             task_queue=request.task_queue,
-            start_signal="acquire",
+            start_signal=Signals.ACQUIRE,
             start_signal_args=[request.requester],
             static_summary=f"Lock key {request.key!r}",
         )
 
-    @activity.defn(name="workflowable.process_runs")
+    @activity.defn(name=Activities.PROCESS_RUNS)
     async def process_runs(self) -> str:
         """The `process-runs` sweep, run by the Temporal Schedule `workflowable schedule install` makes."""
 
@@ -140,11 +148,11 @@ class ProcessActivities:
         result = await process_runs(self.mirror.engine, activity.client(), progress=beat)
         return f"{result.dispatched} dispatched of {result.due} due, {result.already_live} already running"
 
-    @activity.defn(name="workflowable.swap_begin")
+    @activity.defn(name=Activities.SWAP_BEGIN)
     async def swap_begin(self, swap_id: int) -> None:
         await versions.begin_swap(self.mirror.engine, swap_id)
 
-    @activity.defn(name="workflowable.swap_step")
+    @activity.defn(name=Activities.SWAP_STEP)
     async def swap_step(self, step: SwapStep) -> SwapProgress:
         """Move the old workflow's live processes that have no running workflow; tell the others
         to move at their next boundary. Returns how many are left on the old workflow."""
@@ -170,7 +178,7 @@ class ProcessActivities:
         remaining = len(await versions.live_processes(engine, step.swap_id))
         return SwapProgress(remaining, sorted(signalled))
 
-    @activity.defn(name="workflowable.swap_finish")
+    @activity.defn(name=Activities.SWAP_FINISH)
     async def swap_finish(self, swap_id: int) -> str:
         """Complete the swap and dispatch the processes it held back."""
         held = await versions.finish_swap(self.mirror.engine, swap_id)
@@ -184,12 +192,12 @@ class ProcessActivities:
                 await versions.mark_started_paused(self.mirror.engine, process_id, run_id)
         return f"swap {swap_id} completed; {len(held.created)} held-back processes dispatched, {len(held.paused)} started paused"
 
-    @activity.defn(name="workflowable.swap_process")
+    @activity.defn(name=Activities.SWAP_PROCESS)
     async def swap_process(self, move: SwapMove) -> int | None:
         """A process workflow moves itself onto the swap's new workflow (None: it was not moved)."""
         return await versions.move_process(self.mirror.engine, move.swap_id, move.process_id, run_id=move.run_id)
 
-    @activity.defn(name="workflowable.choose_transition")
+    @activity.defn(name=Activities.CHOOSE_TRANSITION)
     async def choose_transition(self, input: ChooseInput) -> int | None:
         """Id of the first transition whose conditions all pass (checked in order, stopping at a false)."""
         return await self.first_passing(input.process_id, input.transitions, input.tokens)
@@ -272,6 +280,7 @@ class ProcessActivities:
         """Every activity to register on a worker: the local ones and one per activity type."""
         own: list[Callable[..., Any]] = [
             self.begin_process,
+            self.write_status,
             self.set_status,
             self.close_attempt,
             self.request_cancel,

@@ -16,8 +16,8 @@ from .codec import codec_from
 from .connection import connect_temporal
 from .database import MIGRATIONS, create_engine, database_url, dispose
 from .errors import WorkflowableError
-from .messages import SEARCH_ATTRIBUTES
 from .settings import Settings
+from .workflows.messages import SEARCH_ATTRIBUTES
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,6 @@ from .dispatch import SweepResult
 from .errors import WorkflowableError
 from .exiting import exit_now, status_of
 from .integrity import IntegrityProblem, verify_integrity
-from .locks import LockState
-from .messages import PROCESS_RUNS_SCHEDULE, process_id_of
 from .reconcile import ReconcileResult
 from .report_html import render_html
 from .reporting import Process, ProcessSummary, Report, build_report, list_attempts, list_processes
@@ -38,6 +36,8 @@ from .settings import Settings
 from .states import AttemptStatus, ProcessStatus
 from .versions import SwapInfo
 from .worker import build_worker
+from .workflows.locks import LockState
+from .workflows.messages import PROCESS_RUNS_SCHEDULE, process_id_of
 
 app = typer.Typer(help="Event-triggered workflow processes on Temporal, mirrored to Postgres.", no_args_is_help=True)
 db_app = typer.Typer(help="The mirror's schema.", no_args_is_help=True)
@@ -85,7 +85,15 @@ async def serve(settings: Settings, types: list[type], queues: list[str], *, rea
         loop.add_signal_handler(sig, stop.set)
     lease = timedelta(seconds=settings.lock_lease)
     workers = [
-        build_worker(temporal, engine, catalog, task_queue=queue, lock_lease=lease, max_token_bytes=settings.max_token_bytes)
+        build_worker(
+            temporal,
+            engine,
+            catalog,
+            task_queue=queue,
+            lock_lease=lease,
+            max_token_bytes=settings.max_token_bytes,
+            checks_per_run=settings.checks_per_run,
+        )
         for queue in queues
     ]
     try:

@@ -21,15 +21,15 @@ from .definitions import WorkflowEvent, check_token_sizes
 from .dispatch import SweepResult, install_schedule, process_runs, start_process_workflow
 from .errors import InvalidEventPayload, InvalidStateChange, InvalidSwap, SwapInProgress, WorkflowableError
 from .graph import WorkflowDefinition
-from .locks import LOCK_WORKFLOW, LockState, lock_workflow_id
-from .messages import PROCESS_RUNS_SCHEDULE, ProcessPlan, ProcessState, workflow_id_for
 from .mirror import DispatchTarget, Mirror
 from .reconcile import ReconcileResult, reconcile
 from .reporting import Process, Token, get_process
 from .settings import Settings
 from .states import SWEPT, ProcessStatus, Request, SwapStatus, WorkflowStatus
-from .swaps import SwapInput, SwapWorkflow, swap_workflow_id
 from .versions import SwapInfo
+from .workflows.locks import LOCK_WORKFLOW, LockState, lock_workflow_id
+from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessPlan, ProcessState, workflow_id_for
+from .workflows.swaps import SwapInput, SwapWorkflow, swap_workflow_id
 
 
 class Workflowable:
@@ -39,7 +39,7 @@ class Workflowable:
         self.settings = settings
         self.engine = engine
         self.temporal = temporal
-        self.mirror = Mirror(engine)
+        self.mirror = Mirror(engine, checks_per_run=settings.checks_per_run)
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> Workflowable:

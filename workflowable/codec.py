@@ -25,8 +25,8 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
 from .errors import WorkflowableError
-from .payloads import MessagePayloadConverter
 from .settings import Settings
+from .workflows.payloads import MessagePayloadConverter
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"

@@ -23,8 +23,8 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
 from .errors import WorkflowableError
-from .messages import SEARCH_ATTRIBUTES
 from .settings import DEFAULT_TEMPORAL_ADDRESS, Settings
+from .workflows.messages import SEARCH_ATTRIBUTES
 
 #: The web UI's port in the dev stack, as `temporal server start-dev` has it by default.
 DEV_UI_PORT = 8233

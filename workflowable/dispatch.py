@@ -28,7 +28,9 @@ from temporalio.client import (
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from .messages import (
+from .mirror import DispatchTarget, count_due, lock_due, mark_dispatched
+from .states import ProcessStatus
+from .workflows.messages import (
     EVENT_ATTRIBUTE,
     PROCESS_ID_ATTRIBUTE,
     PROCESS_RUNS_SCHEDULE,
@@ -40,8 +42,6 @@ from .messages import (
     ProcessPlan,
     workflow_id_for,
 )
-from .mirror import DispatchTarget, count_due, lock_due, mark_dispatched
-from .states import ProcessStatus
 
 
 def temporal_priority(priority: int) -> Priority:

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .database import statements_for
 from .errors import ProcessNotFound
-from .messages import ActivityStep, ConditionStep, ProcessPlan, StatusChange, TransitionStep
 from .models import (
     activities,
     activity_parameters,
@@ -35,8 +34,10 @@ from .models import (
     transitions,
     workflows,
 )
+from .settings import DEFAULT_CHECKS_PER_RUN
 from .states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus, sources_of
 from .versions import holding_swaps
+from .workflows.messages import ActivityStep, ConditionStep, ProcessPlan, StatusChange, StatusWrite, TransitionStep
 
 if TYPE_CHECKING:
     from .reporting import Process
@@ -75,7 +76,9 @@ def decode_parameters(rows: Iterable[Any]) -> dict[str, Any]:
 class Mirror:
     """Reads and writes of the process tables, each in its own transaction."""
 
-    def __init__(self, engine: AsyncEngine, *, lock_lease: timedelta = DEFAULT_LOCK_LEASE) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, lock_lease: timedelta = DEFAULT_LOCK_LEASE, checks_per_run: int = DEFAULT_CHECKS_PER_RUN
+    ) -> None:
         self.engine = engine
         # Writes that are one statement each run in autocommit: no BEGIN and COMMIT round trips
         # around them (half the round trips of an attempt's writes). Postgres makes each
@@ -84,6 +87,7 @@ class Mirror:
         self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.statements = statements_for(engine)
         self.lock_lease = lock_lease
+        self.checks_per_run = checks_per_run
         self._graphs: dict[int, _Graph] = {}  #: workflow id -> its graph, once it can no longer change
 
     async def set_status(self, change: StatusChange) -> bool:
@@ -94,6 +98,19 @@ class Mirror:
                 return True
             current = await conn.scalar(sa.select(processes.c.workflow_process_status_id).where(processes.c.id == change.process_id))
             return current == change.status
+
+    async def write_status(self, write: StatusWrite) -> ProcessStatus:
+        """The process workflow's status move, if the transition table allows it from the current
+        status (Pending may be written again, with its next check's time), recording the run
+        that wrote it (a run that continued as new has a new id); the status the mirror shows now."""
+        change = StatusChange(write.process_id, write.status, write.next_run_at, write.error, write.paused_from)
+        async with self.single.connect() as conn:
+            if await _move(conn, change, run_id=write.run_id, again=change.status == ProcessStatus.PENDING):
+                return ProcessStatus(write.status)
+            current = await conn.scalar(sa.select(processes.c.workflow_process_status_id).where(processes.c.id == write.process_id))
+        if current is None:
+            raise ProcessNotFound(write.process_id)
+        return ProcessStatus(current)
 
     async def begin_process(self, process_id: int, run_id: str) -> ProcessPlan:
         """A workflow run starts: to Dispatched if the dispatcher has not written that yet (from
@@ -224,6 +241,7 @@ class Mirror:
             steps_taken=int(row.steps_taken),
             lock_key=row.lock_key,
             lock_lease_seconds=self.lock_lease.total_seconds(),
+            checks_per_run=self.checks_per_run,
         )
 
     async def _load_graph(self, conn: AsyncConnection, workflow_id: int) -> _Graph:
@@ -446,11 +464,15 @@ async def _move(
     *,
     run_id: str | None = None,
     sources: frozenset[ProcessStatus] | None = None,
+    again: bool = False,
 ) -> bool:
     """Apply one status move if the process is in one of `sources` (default: every status the
-    transition table allows the move from). Sets the timestamps that go with the target."""
+    transition table allows the move from; `again`: and the target itself). Sets the
+    timestamps that go with the target."""
     target = ProcessStatus(change.status)
     allowed = sources_of(target) if sources is None else sources & sources_of(target)
+    if again:
+        allowed |= {target}
     values: dict[str, Any] = {"workflow_process_status_id": target, "updated_at": sa.func.now()}
     if target is ProcessStatus.RUNNING:
         values["first_run_at"] = sa.func.coalesce(processes.c.first_run_at, sa.func.now())

@@ -22,10 +22,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from .messages import workflow_id_for
 from .mirror import mark_dispatched, repair_status
 from .models import attempts, processes
 from .states import AttemptStatus, ProcessStatus
+from .workflows.messages import workflow_id_for
 
 #: Describes sent to Temporal at once.
 CONCURRENCY = 16

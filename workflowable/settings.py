@@ -15,6 +15,9 @@ DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 #: Temporal refuses payloads over 2 MB and every activity carries all of a process's tokens:
 #: 256 KiB a token keeps a process with a few large tokens well inside that.
 DEFAULT_MAX_TOKEN_BYTES = 256 * 1024
+#: A waiting process re-checks its transitions this many times in one Temporal run, then
+#: continues as new (about 10 history events a check, far under Temporal's 10,240 warning).
+DEFAULT_CHECKS_PER_RUN = 500
 
 
 class Settings(BaseSettings):
@@ -46,6 +49,11 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="Seconds a process that stopped renewing (terminated, no worker) keeps its lock key.",
+    )
+    checks_per_run: int = Field(
+        default=DEFAULT_CHECKS_PER_RUN,
+        gt=0,
+        description="Re-checks of a waiting process's transitions in one Temporal run before it continues as new.",
     )
     max_token_bytes: int = Field(
         default=DEFAULT_MAX_TOKEN_BYTES,

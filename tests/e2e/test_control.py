@@ -15,8 +15,8 @@ from tests.conftest import eventually, serving, unique
 from tests.e2e.flows import GATE, TYPES, Boom, FailEvent, GateOpen, QuickEvent, Sleep, SlowEvent, UnservedEvent, WaitEvent
 from workflowable import Condition, InvalidStateChange, ProcessStatus, WorkflowDefinition
 from workflowable.devstack import temporal_binary
-from workflowable.messages import workflow_id_for
 from workflowable.states import AttemptStatus, Request
+from workflowable.workflows.messages import workflow_id_for
 
 S = ProcessStatus
 QUEUE = unique("control")
@@ -234,8 +234,14 @@ async def test_signals_from_the_temporal_cli_reach_the_mirror(client, worker, se
         result = await asyncio.to_thread(temporal_cli, settings, "workflow", "signal", "--workflow-id", workflow_id, "--name", name)
         assert result.returncode == 0, result.stderr
         await eventually(lambda expected=expected: _is(client, process_id, expected), timeout=15)
-    description = await client.temporal.get_workflow_handle(workflow_id).describe()
-    assert description.status is WorkflowExecutionStatus.CANCELED
+    # The mirror shows Cancelled once the cancel is accepted; the run closes once the attempt in
+    # flight has stopped (at its next heartbeat).
+    handle = client.temporal.get_workflow_handle(workflow_id)
+
+    async def closed():
+        return (await handle.describe()).status is WorkflowExecutionStatus.CANCELED
+
+    await eventually(closed, timeout=15)
 
 
 async def test_an_invalid_signal_is_ignored(client, worker, settings):

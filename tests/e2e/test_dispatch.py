@@ -13,8 +13,8 @@ from tests.conftest import eventually, serving, unique
 from tests.e2e.flows import FLAKY_FAILS, GATE, TYPES, WAIT_UNTIL, AskToWait, Flaky, GateOpen, Sleep
 from tests.e2e.test_cli import WORKFLOWABLE, environment
 from workflowable import Condition, ProcessStatus, WorkflowDefinition, WorkflowEvent
-from workflowable.messages import PROCESS_RUNS_SCHEDULE, workflow_id_for
 from workflowable.states import AttemptStatus
+from workflowable.workflows.messages import PROCESS_RUNS_SCHEDULE, workflow_id_for
 
 S = ProcessStatus
 

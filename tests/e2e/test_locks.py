@@ -15,7 +15,7 @@ from tests.e2e.flows import TYPES, Sleep
 from tests.e2e.test_control import temporal_cli
 from tests.e2e.test_dispatch import run_cli
 from workflowable import ProcessStatus, WorkflowDefinition, WorkflowEvent
-from workflowable.messages import workflow_id_for
+from workflowable.workflows.messages import workflow_id_for
 
 S = ProcessStatus
 LEASE = timedelta(seconds=2)

@@ -23,10 +23,10 @@ from tests.conftest import unique
 from tests.e2e.test_runner import GATE, Boom, FailingEvent, GateOpen, Noop, WaitingEvent
 from workflowable import Condition, ProcessStatus, WorkflowDefinition, WorkflowEvent
 from workflowable.codec import DATA_CONVERTER
-from workflowable.locks import LockWorkflow, lock_workflow_id
-from workflowable.messages import workflow_id_for
 from workflowable.worker import SANDBOX
-from workflowable.workflow import ProcessWorkflow
+from workflowable.workflows.locks import LockWorkflow, lock_workflow_id
+from workflowable.workflows.messages import workflow_id_for
+from workflowable.workflows.process import ProcessWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 

@@ -20,9 +20,9 @@ from workflowable import (
     WorkflowDefinition,
     WorkflowEvent,
 )
-from workflowable.messages import STATUS_ATTRIBUTE, WORKFLOW_ATTRIBUTE, workflow_id_for
 from workflowable.reporting_sql import ATTEMPTS_OF_PROCESS, FAILED_ATTEMPTS
 from workflowable.states import AttemptStatus
+from workflowable.workflows.messages import PROCESS_WORKFLOW, STATUS_ATTRIBUTE, WORKFLOW_ATTRIBUTE, workflow_id_for
 
 
 class OrderEvent(WorkflowEvent):
@@ -120,7 +120,7 @@ async def test_temporal_shows_the_process_by_name(client, run_worker, task_queue
         await client.wait_for_process(process.id, timeout=30)
     handle = client.temporal.get_workflow_handle(workflow_id_for(process.id))
     description = await handle.describe()
-    assert description.workflow_type == "WorkflowProcess"
+    assert description.workflow_type == PROCESS_WORKFLOW
     assert description.status == WorkflowExecutionStatus.COMPLETED
     assert description.typed_search_attributes.get(STATUS_ATTRIBUTE) == "Completed"
     assert description.typed_search_attributes.get(WORKFLOW_ATTRIBUTE) == process.workflow_name

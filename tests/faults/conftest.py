@@ -18,7 +18,7 @@ from tests.e2e.test_cli import ROOT, WORKFLOWABLE, environment
 from workflowable import ProcessStatus, Settings, Workflowable
 from workflowable.database import upgrade
 from workflowable.devstack import EmbeddedPostgres, TemporalDevServer, stop_child
-from workflowable.messages import STATUS_ATTRIBUTE, workflow_id_for
+from workflowable.workflows.messages import STATUS_ATTRIBUTE, workflow_id_for
 
 APP = "tests.faults.app:TYPES"
 

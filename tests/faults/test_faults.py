@@ -20,8 +20,8 @@ from tests.faults.conftest import (
 )
 from workflowable import ProcessStatus, Workflowable
 from workflowable.devstack import temporal_binary
-from workflowable.messages import workflow_id_for
 from workflowable.models import processes
+from workflowable.workflows.messages import workflow_id_for
 
 S = ProcessStatus
 

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 
 from tests.conftest import unique
 from workflowable import ActivityType, ProcessStatus, WorkflowDefinition, WorkflowEvent
-from workflowable.messages import StatusChange
 from workflowable.mirror import AttemptKey
 from workflowable.states import TRANSITIONS, AttemptStatus
+from workflowable.workflows.messages import StatusChange
 
 S = ProcessStatus
 

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from workflowable.cli import app, load_types
-from workflowable.messages import SEARCH_ATTRIBUTES
 from workflowable.settings import Settings
+from workflowable.workflows.messages import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.temporal.yml").read_text())

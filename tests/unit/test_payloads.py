@@ -9,7 +9,7 @@ import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DefaultPayloadConverter
 
-from workflowable.messages import (
+from workflowable.workflows.messages import (
     ActivityInput,
     ActivityOutput,
     ActivityStep,
@@ -20,7 +20,7 @@ from workflowable.messages import (
     StatusChange,
     TransitionStep,
 )
-from workflowable.payloads import MessagePayloadConverter
+from workflowable.workflows.payloads import MessagePayloadConverter
 
 DEFAULT = DefaultPayloadConverter()
 OURS = MessagePayloadConverter()

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import FailureError
 
+from .messages import Signals
+
 LOCK_WORKFLOW = "WorkflowableLock"
 LOCK_ID_PREFIX = "workflowable-lock-"
 #: A lock workflow with no holder and nobody waiting ends after this long.
@@ -84,7 +86,7 @@ class LockWorkflow:
             now = workflow.now()
             if state.holder and state.expires_at and now >= state.expires_at:
                 workflow.logger.warning("lock %s: lease of %s ran out", state.key, state.holder)
-                await self._tell(state.holder, "lost", LockGrant(state.key, state.generation))
+                await self._tell(state.holder, Signals.LOST, LockGrant(state.key, state.generation))
                 state.holder = None
             if state.holder is None and state.queue:
                 await self._grant(state.queue.pop(0))
@@ -107,7 +109,7 @@ class LockWorkflow:
         state.generation += 1
         state.holder = requester
         state.expires_at = workflow.now() + timedelta(seconds=state.lease_seconds)
-        if not await self._tell(requester, "granted", LockGrant(state.key, state.generation)):
+        if not await self._tell(requester, Signals.GRANTED, LockGrant(state.key, state.generation)):
             state.holder = None  # it ended while waiting: the next one gets the key
 
     async def _tell(self, workflow_id: str, signal: str, grant: LockGrant) -> bool:
@@ -117,24 +119,24 @@ class LockWorkflow:
             return False
         return True
 
-    @workflow.signal
+    @workflow.signal(name=Signals.ACQUIRE)
     def acquire(self, requester: str) -> None:
         if requester != self.state.holder and requester not in self.state.queue:
             self.state.queue.append(requester)
         self.changed = True
 
-    @workflow.signal
+    @workflow.signal(name=Signals.RENEW)
     def renew(self, grant: LockGrant) -> None:
         if self.state.holder and grant.generation == self.state.generation:
             self.state.expires_at = workflow.now() + timedelta(seconds=self.state.lease_seconds)
 
-    @workflow.signal
+    @workflow.signal(name=Signals.RELEASE)
     def release(self, grant: LockGrant) -> None:
         if grant.generation == self.state.generation:
             self.state.holder = None
             self.changed = True
 
-    @workflow.signal
+    @workflow.signal(name=Signals.WITHDRAW)
     def withdraw(self, requester: str) -> None:
         if requester in self.state.queue:
             self.state.queue.remove(requester)

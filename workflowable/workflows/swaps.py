@@ -15,9 +15,11 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
+from .messages import Activities, Signals
+
 SWAP_WORKFLOW = "WorkflowableSwap"
 #: The signal a process workflow gets: move at your next boundary (argument: the swap id).
-SWAP_SIGNAL = "swap"
+SWAP_SIGNAL = Signals.SWAP
 STEP_TIMEOUT = timedelta(minutes=5)
 #: Between checks for processes still to move: from the first, doubling up to the last.
 FIRST_CHECK, LAST_CHECK = timedelta(seconds=1), timedelta(seconds=30)
@@ -68,11 +70,11 @@ class SwapWorkflow:
                 await workflow.wait_condition(lambda: self.now, timeout=input.scheduled_at - workflow.now())
             except TimeoutError:
                 pass
-        await workflow.execute_activity("workflowable.swap_begin", input.swap_id, start_to_close_timeout=STEP_TIMEOUT)
+        await workflow.execute_activity(Activities.SWAP_BEGIN, input.swap_id, start_to_close_timeout=STEP_TIMEOUT)
         step, pause = SwapStep(input.swap_id), FIRST_CHECK
         while True:
             progress = await workflow.execute_activity(
-                "workflowable.swap_step", step, result_type=SwapProgress, start_to_close_timeout=STEP_TIMEOUT
+                Activities.SWAP_STEP, step, result_type=SwapProgress, start_to_close_timeout=STEP_TIMEOUT
             )
             self.remaining = progress.remaining
             if not progress.remaining:
@@ -82,7 +84,7 @@ class SwapWorkflow:
             await workflow.sleep(pause)
             pause = min(pause * 2, LAST_CHECK)
         return await workflow.execute_activity(
-            "workflowable.swap_finish", input.swap_id, result_type=str, start_to_close_timeout=STEP_TIMEOUT
+            Activities.SWAP_FINISH, input.swap_id, result_type=str, start_to_close_timeout=STEP_TIMEOUT
         )
 
     @workflow.signal

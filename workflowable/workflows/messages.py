@@ -13,8 +13,10 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey
 
-#: The workflow type that interprets every workflow graph, and its ids.
-PROCESS_WORKFLOW = "WorkflowProcess"
+#: The workflow type that interprets every workflow graph (process.py), and its ids. Runs
+#: started before it replaced the first type keep running on that one (process_v1.py).
+PROCESS_WORKFLOW = "WorkflowProcessV2"
+PROCESS_WORKFLOW_V1 = "WorkflowProcess"
 WORKFLOW_ID_PREFIX = "workflow-process-"
 #: The sweep's workflow type, and the id of the Temporal Schedule that runs it.
 PROCESS_RUNS_WORKFLOW = "WorkflowableProcessRuns"
@@ -26,6 +28,42 @@ STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("WorkflowableStatus")
 WORKFLOW_ATTRIBUTE = SearchAttributeKey.for_keyword("WorkflowableWorkflow")
 EVENT_ATTRIBUTE = SearchAttributeKey.for_keyword("WorkflowableEvent")
 SEARCH_ATTRIBUTES = (PROCESS_ID_ATTRIBUTE, STATUS_ATTRIBUTE, WORKFLOW_ATTRIBUTE, EVENT_ATTRIBUTE)
+
+
+class Activities:
+    """The names of the worker's own activities (activity types run under their type's name)."""
+
+    BEGIN_PROCESS = "workflowable.begin_process"
+    WRITE_STATUS = "workflowable.write_status"
+    SET_STATUS = "workflowable.set_status"  #: process_v1's write (a bool: whether it applied)
+    CHOOSE_TRANSITION = "workflowable.choose_transition"
+    CLOSE_ATTEMPT = "workflowable.close_attempt"
+    REQUEST_CANCEL = "workflowable.request_cancel"
+    REQUEST_LOCK = "workflowable.request_lock"
+    SWAP_PROCESS = "workflowable.swap_process"
+    SWAP_BEGIN = "workflowable.swap_begin"
+    SWAP_STEP = "workflowable.swap_step"
+    SWAP_FINISH = "workflowable.swap_finish"
+    PROCESS_RUNS = "workflowable.process_runs"
+
+
+class Signals:
+    """Signal, update and query names of the process workflow: what `temporal workflow signal
+    --name ...` takes. pause, resume and cancel are both signals and updates."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    WAKE = "wake"
+    SWAP = "swap"  #: from a swap's runner (argument: the swap id)
+    GRANTED = "granted"  #: from a lock workflow
+    LOST = "lost"
+    STATE = "state"  #: the query
+    # The lock workflow's (locks.py): join the queue, renew the lease, give the key back, leave the queue.
+    ACQUIRE = "acquire"
+    RENEW = "renew"
+    RELEASE = "release"
+    WITHDRAW = "withdraw"
 
 
 def workflow_id_for(process_id: int) -> str:
@@ -80,6 +118,21 @@ class ProcessPlan:
     steps_taken: int  #: attempt rows so far belong to steps 1..steps_taken
     lock_key: str | None = None
     lock_lease_seconds: float = 30.0
+    #: re-checks of the transitions a run makes before it continues as new (history stays bounded)
+    checks_per_run: int = 500
+
+
+@dataclass
+class Carried:
+    """What a run hands to the next when it continues as new, beside the plan: where the process
+    stands. A run continues only while it waits (Pending, or Dispatched before its first check),
+    holding no lock key, with no request, attempt, write or swap in flight."""
+
+    status: int
+    position: int | None
+    tokens: dict[str, str]
+    steps_taken: int
+    wait_until: datetime | None = None  #: an activity asked not to check before then
 
 
 @dataclass
@@ -94,6 +147,8 @@ class ProcessInput:
     #: run with its plan is at once): the workflow need not upsert them. False in inputs written
     #: before the field existed, whose workflows upsert them as they begin, as they did.
     attributes_set: bool = False
+    #: set by a run that continued as new: the process's state (the plan comes with it)
+    carried: Carried | None = None
 
 
 @dataclass
@@ -160,6 +215,19 @@ class ProcessState:
     paused_from: int | None  #: the status a resume returns to
     cancelling: bool
     next_run_at: datetime | None
+
+
+@dataclass
+class StatusWrite:
+    """A status the process workflow writes to the mirror (and the run writing it). Pending may be
+    written again, with a new next_run_at; any other move applies only along the transition table."""
+
+    process_id: int
+    status: int
+    run_id: str
+    next_run_at: datetime | None = None
+    error: str | None = None
+    paused_from: int | None = None
 
 
 @dataclass

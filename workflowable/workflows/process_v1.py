@@ -1,4 +1,9 @@
-"""The one Temporal workflow type that runs every process by interpreting its workflow's graph.
+"""The first process workflow, kept registered (type `WorkflowProcess`) for runs started before
+the state-machine core (process.py, type `WorkflowProcessV2`) replaced it: a run replays on the
+code that began it. Do not change its behaviour; delete it once no such run is open
+(`temporal workflow list --query 'WorkflowType="WorkflowProcess" AND ExecutionStatus="Running"'`).
+
+The one Temporal workflow type that ran every process by interpreting its workflow's graph.
 
 It never touches the database: the plan is loaded, conditions are checked and every status
 move is written by local activities, and each activity runs as the Temporal activity named
@@ -21,12 +26,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError,
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ActivityCancellationType
 
+from ..states import ProcessStatus, Request
 from .locks import LockGrant, LockRequest, lock_workflow_id
 from .messages import (
     EVENT_ATTRIBUTE,
     PROCESS_ID_ATTRIBUTE,
-    PROCESS_RUNS_WORKFLOW,
-    PROCESS_WORKFLOW,
+    PROCESS_WORKFLOW_V1,
     STATUS_ATTRIBUTE,
     WORKFLOW_ATTRIBUTE,
     ActivityInput,
@@ -40,7 +45,6 @@ from .messages import (
     StatusChange,
     TransitionStep,
 )
-from .states import ProcessStatus, Request
 from .swaps import SWAP_SIGNAL, SwapMove
 
 S = ProcessStatus
@@ -83,8 +87,8 @@ class InvalidRequest(ApplicationError):
         )
 
 
-@workflow.defn(name=PROCESS_WORKFLOW)
-class ProcessWorkflow:
+@workflow.defn(name=PROCESS_WORKFLOW_V1)
+class ProcessWorkflowV1:
     """Walks a process's graph: first passing transition, run its activity, repeat."""
 
     def __init__(self) -> None:
@@ -603,19 +607,4 @@ class ProcessWorkflow:
             paused_from=int(self.paused_from) if self.paused_from else None,
             cancelling=self.cancelling,
             next_run_at=self.next_run_at if self.status is S.PENDING else None,
-        )
-
-
-@workflow.defn(name=PROCESS_RUNS_WORKFLOW)
-class ProcessRunsWorkflow:
-    """The `process-runs` sweep as a workflow, so a Temporal Schedule can run it every minute."""
-
-    @workflow.run
-    async def run(self) -> str:
-        return await workflow.execute_activity(
-            "workflowable.process_runs",
-            result_type=str,
-            start_to_close_timeout=timedelta(minutes=30),
-            heartbeat_timeout=timedelta(minutes=2),
-            retry_policy=RetryPolicy(maximum_attempts=3),
         )
