@@ -16,6 +16,7 @@ from .errors import (
     InvalidWorkflowStatusChange,
     NonRetryable,
     ProcessNotFound,
+    RequestTimeout,
     SwapInProgress,
     TokenTooLarge,
     UnknownType,
@@ -81,5 +82,6 @@ __all__ = [
     "InvalidWorkflowStatusChange",
     "UnknownType",
     "ProcessNotFound",
+    "RequestTimeout",
     "DatabaseNotConfigured",
 ]

@@ -10,7 +10,14 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -19,7 +26,7 @@ from .connection import connect_temporal
 from .database import create_engine, database_url, dispose
 from .definitions import WorkflowEvent, check_token_sizes
 from .dispatch import SweepResult, install_schedule, process_runs, start_process_workflow
-from .errors import InvalidEventPayload, InvalidStateChange, InvalidSwap, SwapInProgress, WorkflowableError
+from .errors import InvalidEventPayload, InvalidStateChange, InvalidSwap, RequestTimeout, SwapInProgress, WorkflowableError
 from .graph import WorkflowDefinition
 from .mirror import DispatchTarget, Mirror
 from .reconcile import ReconcileResult, reconcile
@@ -378,11 +385,8 @@ class Workflowable:
             if isinstance(cause, ApplicationError) and cause.type == "InvalidStateChange":
                 raise InvalidStateChange(process.id, ProcessStatus(cause.details[1]), request.value) from None
             raise
-        except TimeoutError:
-            raise WorkflowableError(
-                f"process {process.id} did not acknowledge {request.value} within {timeout} s; "
-                f"is a worker serving its queue {process.queue!r}?"
-            ) from None
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            raise RequestTimeout(process.id, request.value, timeout, process.queue) from None
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND:
                 raise

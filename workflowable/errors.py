@@ -69,6 +69,17 @@ class InvalidStateChange(WorkflowableError):
         super().__init__(f"process {process_id} is {status.label}: cannot {request} it")
 
 
+class RequestTimeout(WorkflowableError):
+    """The process's workflow did not answer a request in time: no worker serves its queue, or all are busy."""
+
+    def __init__(self, process_id: int, request: str, timeout: float, queue: str) -> None:
+        super().__init__(
+            f"process {process_id} did not acknowledge {request} within {timeout} s; is a worker serving its queue {queue!r}?"
+        )
+        self.process_id = process_id
+        self.request = request
+
+
 class InvalidDefinition(WorkflowableError):
     """The workflow definition is inconsistent."""
 

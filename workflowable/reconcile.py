@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from .mirror import mark_dispatched, repair_status
 from .models import attempts, processes
 from .states import AttemptStatus, ProcessStatus
-from .workflows.messages import workflow_id_for
+from .workflows.messages import PROCESS_WORKFLOW, PROCESS_WORKFLOW_V1, process_id_of, workflow_id_for
 
 #: Describes sent to Temporal at once.
 CONCURRENCY = 16
@@ -105,7 +105,9 @@ async def reconcile(
         return difference
 
     found = await asyncio.gather(*(check(process) for process in seen))
-    result.differences = sorted((d for d in found if d is not None), key=lambda d: d.process_id)
+    closing = await _ended_but_open(engine, temporal)
+    result.checked += len(closing)
+    result.differences = sorted([*(d for d in found if d is not None), *closing], key=lambda d: d.process_id)
     if not dry_run:
         for difference in result.differences:
             result.repaired += await _repair(engine, difference)
@@ -149,6 +151,37 @@ async def _load(engine: AsyncEngine) -> list[_Seen]:
         )
         for row in rows
     ]
+
+
+#: What reconcile says of a process the mirror shows ended while its Temporal run is still open.
+STILL_CLOSING = "none: the mirror shows its end; the run closes once a worker runs its last task (or terminate it)"
+
+
+async def _ended_but_open(engine: AsyncEngine, temporal: Client) -> list[Difference]:
+    """Processes the mirror shows Completed or Cancelled whose workflow is still open: the last
+    Success write (or a cancel) has ended the process and every worker stopped before the run
+    closed. Nothing to repair (the run closes by itself once a worker is back), only to report.
+    Found from Temporal's side (its open process workflows), so that no scan of every finished
+    process is needed."""
+    query = f'WorkflowType IN ("{PROCESS_WORKFLOW}", "{PROCESS_WORKFLOW_V1}") AND ExecutionStatus = "Running"'
+    open_ids = [int(pid) for execution in [e async for e in temporal.list_workflows(query)] if (pid := process_id_of(execution.id)).isdigit()]
+    if not open_ids:
+        return []
+    ended = [int(S.COMPLETED), int(S.CANCELLED)]
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(processes.c.id, processes.c.workflow_process_status_id).where(
+                    processes.c.id.in_(open_ids), processes.c.workflow_process_status_id.in_(ended)
+                )
+            )
+        ).all()
+    found = []
+    for row in rows:  # visibility lags: only what describe says is still running
+        description = await temporal.get_workflow_handle(workflow_id_for(row.id)).describe()
+        if description.status is WorkflowExecutionStatus.RUNNING:
+            found.append(Difference(row.id, S(row.workflow_process_status_id), "RUNNING", STILL_CLOSING))
+    return found
 
 
 async def _compare(temporal: Client, process: _Seen) -> Difference | None:

@@ -278,3 +278,22 @@ async def test_unknown_process_ids_are_a_typed_error(client):
     for call in (client.pause_process, client.resume_process, client.cancel_process, client.retry_process, client.get_process):
         with pytest.raises(ProcessNotFound, match="no workflow process has id 987654321"):
             await call(987654321)
+
+
+async def test_reconcile_reports_a_process_ended_in_the_mirror_whose_run_is_open(client, worker):
+    """The last Success write completed the process, then every worker stopped before the run
+    closed: reconcile reports it and writes nothing."""
+    from workflowable.models import processes
+    from workflowable.reconcile import STILL_CLOSING
+
+    process_id = await in_state(client, S.DISPATCHED)  # its run is open; no worker serves its queue
+    async with client.engine.begin() as conn:
+        await conn.execute(processes.update().where(processes.c.id == process_id).values(workflow_process_status_id=S.COMPLETED))
+    try:
+        for dry_run in (True, False):
+            result = await client.reconcile(dry_run=dry_run)
+            found = [d for d in result.differences if d.process_id == process_id]
+            assert [(d.mirror_status, d.temporal, d.repair) for d in found] == [(S.COMPLETED, "RUNNING", STILL_CLOSING)]
+        assert await status_of(client, process_id) is S.COMPLETED
+    finally:
+        await client.temporal.get_workflow_handle(workflow_id_for(process_id)).terminate("test over")

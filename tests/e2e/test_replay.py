@@ -1,12 +1,16 @@
-"""Determinism: recorded histories of the process workflow must replay on the current code.
+"""Determinism: recorded histories of the process workflows must replay on the code that runs them.
 
-A change to workflowable/workflow.py that would break running processes fails here. To record
-fresh histories after an intended, versioned change: WORKFLOWABLE_RECORD_HISTORIES=1 scripts/test tests/e2e/test_replay.py
-(it writes completed, failed, locked-first, locked-second and lock). Older recordings are kept
-beside them and must replay too: the `*-plan-in-input` files are completed and failed recorded
-once a trigger gave the workflow its plan (the older ones read it through `begin_process`); the
-`*-attributes-set` files, once the start also set the search attributes as Running (the
-workflow's first upsert is gone).
+A change to the workflow code that would break running processes fails here. Each history
+replays against the workflow type it was recorded with: `WorkflowProcess` (process_v1.py, kept
+registered for runs started before the state-machine core) or `WorkflowProcessV2` (process.py).
+
+To record fresh histories after an intended, versioned change:
+WORKFLOWABLE_RECORD_HISTORIES=1 scripts/test tests/e2e/test_replay.py (it writes the `v2-*`
+files: completed, failed, locked-first, locked-second, lock, continued (a run that continued as
+new, and the run after it) and cancelled-in-attempt). Older recordings are kept beside them and
+must replay too: completed, failed, locked-first, locked-second and lock are the first type's;
+its `*-plan-in-input` files were recorded once a trigger gave the workflow its plan, its
+`*-attributes-set` files once the start also set the search attributes as Running.
 """
 
 from __future__ import annotations
@@ -19,20 +23,21 @@ from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
-from tests.conftest import unique
+from tests.conftest import eventually, unique
 from tests.e2e.test_runner import GATE, Boom, FailingEvent, GateOpen, Noop, WaitingEvent
-from workflowable import Condition, ProcessStatus, WorkflowDefinition, WorkflowEvent
+from workflowable import ActivityContext, ActivityType, Condition, ProcessStatus, Workflowable, WorkflowDefinition, WorkflowEvent
 from workflowable.codec import DATA_CONVERTER
 from workflowable.worker import SANDBOX
 from workflowable.workflows.locks import LockWorkflow, lock_workflow_id
 from workflowable.workflows.messages import workflow_id_for
 from workflowable.workflows.process import ProcessWorkflow
+from workflowable.workflows.process_v1 import ProcessWorkflowV1
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 
 def replayer(data_converter: DataConverter = DATA_CONVERTER) -> Replayer:
-    return Replayer(workflows=[ProcessWorkflow, LockWorkflow], workflow_runner=SANDBOX, data_converter=data_converter)
+    return Replayer(workflows=[ProcessWorkflow, ProcessWorkflowV1, LockWorkflow], workflow_runner=SANDBOX, data_converter=data_converter)
 
 
 class LockedEvent(WorkflowEvent):
@@ -45,6 +50,8 @@ class LockedEvent(WorkflowEvent):
 async def test_recorded_histories_replay():
     files = sorted(HISTORIES.glob("*.json"))
     assert files, f"no recorded histories in {HISTORIES}"
+    types = {WorkflowHistory.from_json(f.stem, f.read_text()).events[0].workflow_execution_started_event_attributes.workflow_type.name for f in files}
+    assert {"WorkflowProcess", "WorkflowProcessV2", "WorkflowableLock"} <= types, types
     for file in files:
         history = WorkflowHistory.from_json(file.stem, file.read_text())
         # Ours writes the payloads Temporal's default converter writes: either replays them.
@@ -85,10 +92,109 @@ async def test_fresh_histories_replay(client, run_worker, task_queue):
     handles = [client.temporal.get_workflow_handle(workflow_id_for(process.id)) for process in ran]
     handles.append(client.temporal.get_workflow_handle(lock_workflow_id("replay-key")))
     for name, handle in zip((*names, "lock"), handles, strict=True):
-        history = await handle.fetch_history()
-        for converter in (DATA_CONVERTER, DataConverter.default):
-            await replayer(converter).replay_workflow(history)
-        if os.environ.get("WORKFLOWABLE_RECORD_HISTORIES"):
-            (HISTORIES / f"{name}.json").write_text(history.to_json())
+        await check_and_record(f"v2-{name}", await handle.fetch_history())
     for flow in (waiting, failing, locked):
         await client.deactivate_workflow(flow.name)
+
+
+async def check_and_record(name: str, history: WorkflowHistory) -> None:
+    for converter in (DATA_CONVERTER, DataConverter.default):
+        await replayer(converter).replay_workflow(history)
+    if os.environ.get("WORKFLOWABLE_RECORD_HISTORIES"):
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+class ContinuedEvent(WorkflowEvent):
+    n: int
+
+
+async def test_continued_and_cancelled_runs_replay(client, settings, run_worker, task_queue):
+    """A waiting process whose run continued as new (both runs), and a cancel during an attempt."""
+    ContinuedEvent.task_queue = CancelledEvent.task_queue = task_queue
+    GATE.clear()
+    flow = WorkflowDefinition(unique("replay-continue"), event=ContinuedEvent, retry_interval=0.2)
+    first, last = flow.activity("first", Noop), flow.activity("last", Noop)
+    flow.start(first)
+    flow.transition(first, last, when=[Condition(GateOpen)])
+    slow = WorkflowDefinition(unique("replay-cancel"), event=CancelledEvent)
+    slow.start(slow.activity("slow", Sleepy))
+    for definition in (flow, slow):
+        await client.save_workflow(definition, activate=True)
+    often = Workflowable(settings.model_copy(update={"checks_per_run": 3}), client.engine, client.temporal)
+    async with run_worker([Noop, GateOpen, Sleepy], task_queue=task_queue):
+        process, = await often.trigger_event(ContinuedEvent(n=1))
+        handle = client.temporal.get_workflow_handle(workflow_id_for(process.id))
+        first_run = (await handle.describe()).run_id
+
+        async def continued() -> bool:
+            return (await handle.describe()).run_id != first_run
+
+        await eventually(continued, timeout=30)
+        GATE.set()
+        assert (await client.wait_for_process(process.id, timeout=30)).status is ProcessStatus.COMPLETED
+        cancelled, = await client.trigger_event(CancelledEvent(n=1))
+        await eventually(lambda: _in_attempt(client, cancelled.id))
+        assert (await client.cancel_process(cancelled.id)).status is ProcessStatus.CANCELLED
+    old = client.temporal.get_workflow_handle(workflow_id_for(process.id), run_id=first_run)
+    await check_and_record("v2-continued", await old.fetch_history())
+    await check_and_record("v2-continued-next", await handle.fetch_history())
+    await check_and_record("v2-cancelled-in-attempt", await client.temporal.get_workflow_handle(workflow_id_for(cancelled.id)).fetch_history())
+    for definition in (flow, slow):
+        await client.deactivate_workflow(definition.name)
+
+
+class CancelledEvent(WorkflowEvent):
+    n: int
+
+
+class Sleepy(ActivityType):
+    async def handle(self, ctx: ActivityContext) -> None:
+        await asyncio.sleep(60)
+
+
+async def _in_attempt(client, process_id: int) -> bool:
+    return bool((await client.get_live_state(process_id)) and (await client.get_process(process_id)).status is ProcessStatus.RUNNING)
+
+
+async def test_a_run_of_the_first_workflow_type_completes_after_the_upgrade(client, settings, task_queue):
+    """Deploy: a process started by a worker that knew only the first workflow type waits; the
+    worker is replaced by one of this version; the process completes on the code that began it."""
+    from temporalio.worker import Worker
+
+    from workflowable.activities import ProcessActivities
+    from workflowable.definitions import Catalog
+    from workflowable.mirror import Mirror
+    from workflowable.workflows.messages import PROCESS_WORKFLOW_V1, ProcessInput
+
+    WaitingEvent.task_queue = task_queue
+    GATE.clear()
+    flow = WorkflowDefinition(unique("upgrade"), event=WaitingEvent, retry_interval=0.5)
+    first, last = flow.activity("first", Noop), flow.activity("last", Noop)
+    flow.start(first)
+    flow.transition(first, last, when=[Condition(GateOpen)])
+    await client.save_workflow(flow, activate=True)
+    process, = await client.trigger_event(WaitingEvent(n=1), dispatch=False)
+    activities = ProcessActivities(Mirror(client.engine), Catalog.of([Noop, GateOpen])).all()
+    old = Worker(client.temporal, task_queue=task_queue, workflows=[ProcessWorkflowV1, LockWorkflow], activities=activities, workflow_runner=SANDBOX)
+    async with old:
+        await client.temporal.start_workflow(PROCESS_WORKFLOW_V1, ProcessInput(process.id), id=workflow_id_for(process.id), task_queue=task_queue)
+        await eventually(lambda: _is_pending(client, process.id))
+    async with run_worker_for(settings, task_queue):
+        GATE.set()
+        done = await client.wait_for_process(process.id, timeout=30)
+    assert done.status is ProcessStatus.COMPLETED
+    assert [a.activity_name for a in done.attempts] == ["first", "last"]
+    history = await client.temporal.get_workflow_handle(workflow_id_for(process.id)).fetch_history()
+    assert history.events[0].workflow_execution_started_event_attributes.workflow_type.name == PROCESS_WORKFLOW_V1
+    await check_and_record("v1-upgraded", history)
+    await client.deactivate_workflow(flow.name)
+
+
+async def _is_pending(client, process_id: int) -> bool:
+    return (await client.get_process(process_id)).status is ProcessStatus.PENDING
+
+
+def run_worker_for(settings, task_queue: str):
+    from tests.conftest import serving
+
+    return serving(settings, [Noop, GateOpen], task_queue=task_queue)

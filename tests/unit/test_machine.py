@@ -66,6 +66,7 @@ class World:
     move: m.Move | None = None
     finished: m.Finish | None = None
     continued: bool = False
+    begin: bool = False
     history: list[str] = field(default_factory=list)
     tickets: dict[int, Request] = field(default_factory=dict)
 
@@ -85,12 +86,15 @@ class World:
                 assert not self.writes, "two writes in flight"
                 assert not self.machine.written.is_terminal, f"a write after the mirror showed an end: {self.history[-12:]} {effect} {self.machine.status} {self.mirror}"
                 self.writes.append(effect)
+            elif isinstance(effect, m.Begin):
+                assert self.attempt is None
+                self.begin = True
             elif isinstance(effect, m.Choose):
                 assert self.choose is None and self.attempt is None
                 self.choose = effect
             elif isinstance(effect, m.RunAttempt):
                 assert self.attempt is None and self.choose is None, "two things in flight"
-                assert self.machine.status is S.RUNNING and self.mirror is S.RUNNING or effect.begins_run, "an attempt outside Running"
+                assert (self.machine.status is S.RUNNING and self.mirror is S.RUNNING) or effect.begins_run, "an attempt outside Running"
                 assert not self.machine.cancel_requested, "an attempt after a cancel"
                 if self.machine.plan.lock_key:
                     assert self.lock_held is not None, "an attempt without the lock key"
@@ -136,6 +140,12 @@ class World:
             assert self.mirror.is_terminal or self.mirror is status, f"refused {self.mirror.label} -> {status.label}"
         self.step(Machine.written_as, self.mirror)
 
+    def answer_begin(self) -> None:
+        self.begin = False
+        if self.mirror in (S.CREATED, S.DISPATCHED):
+            self.mirror = S.RUNNING
+        self.step(Machine.begun, self.mirror)
+
     def answer_choose(self, passes: bool) -> None:
         choose, self.choose = self.choose, None
         assert choose is not None
@@ -161,7 +171,7 @@ class World:
     def fail(self, *, retryable: bool = True, timed_out: bool = False) -> None:
         attempt, self.attempt = self.attempt, None
         assert attempt is not None
-        if attempt.begins_run and self.mirror is S.DISPATCHED:
+        if attempt.begins_run and self.mirror is S.DISPATCHED and not timed_out:  # a worker that died wrote nothing
             self.mirror = S.RUNNING
         self.cancel_asked = False
         self.step(Machine.attempt_failed, "boom", retryable=retryable, timed_out=timed_out)
@@ -216,7 +226,9 @@ class World:
         if machine.written is not self.mirror and not self.writes:
             # With no write in flight, the machine knows what the mirror shows, except a Success
             # write's completion it has not heard of yet, or a begin it has not made.
-            assert self.attempt is not None or self.mirror is S.COMPLETED, f"{machine.written.label} vs {self.mirror.label}"
+            # (or a begin its first attempt has not written yet: the next attempt writes it).
+            unbegun = machine.begins_run and self.mirror is S.DISPATCHED
+            assert self.attempt is not None or self.mirror is S.COMPLETED or unbegun, f"{machine.written.label} vs {self.mirror.label}"
         for ticket, request in self.tickets.items():
             settled, refused = machine.answer(ticket)
             if settled and refused is None and request is Request.CANCEL:
@@ -228,6 +240,8 @@ class World:
         found = []
         if self.writes:
             found.append("write")
+        if self.begin:
+            found.append("begin")
         if self.choose is not None:
             found += ["pass", "none"]
         if self.attempt is not None:
@@ -245,6 +259,7 @@ class World:
     def act(self, action: str) -> None:
         {
             "write": self.answer_write,
+            "begin": self.answer_begin,
             "pass": lambda: self.answer_choose(True),
             "none": lambda: self.answer_choose(False),
             "succeed": self.succeed,
@@ -571,7 +586,7 @@ def _walk(rng: random.Random, *, steps: int, lock: bool, seen: Callable[[World],
     for _ in range(steps):
         if world.finished is not None or world.continued:
             break
-        options = world.options() + ["pause", "resume", "cancel", "wake", "swap", "temporal-cancel"]
+        options = [*world.options(), "pause", "resume", "cancel", "wake", "swap", "temporal-cancel"]
         _do(world, rng.choice(options))
         seen(world)
     return world

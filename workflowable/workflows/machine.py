@@ -43,6 +43,7 @@ class Phase(Enum):
     """What the process is doing between two events."""
 
     IDLE = "idle"  #: at a boundary: paused, or waiting for a write before it goes on
+    BEGINNING = "beginning"  #: writing the run's begin, which its first attempt could not
     CHOOSING = "choosing"  #: a condition check in flight
     LOCKING = "locking"  #: waiting for its lock key
     ATTEMPT = "attempt"  #: an attempt in flight
@@ -64,6 +65,12 @@ class Write:
     next_run_at: datetime | None = None
     error: str | None = None
     paused_from: ProcessStatus | None = None
+
+
+@dataclass(frozen=True)
+class Begin:
+    """Write the run's begin (Running), which its first attempt did not (its worker died
+    first); answered by `begun` with the status the mirror shows."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +156,7 @@ class Finish:
     moved: bool = False
 
 
-Effect = Write | Choose | RunAttempt | CancelAttempt | CloseAttempt | StartTimer | CancelTimer | AskLock | ReleaseLock | WithdrawLock | Move | ContinueAsNew | Finish
+Effect = Write | Begin | Choose | RunAttempt | CancelAttempt | CloseAttempt | StartTimer | CancelTimer | AskLock | ReleaseLock | WithdrawLock | Move | ContinueAsNew | Finish
 
 
 @dataclass(frozen=True)
@@ -384,6 +391,7 @@ class Machine:
 
     def attempt_succeeded(self, output: ActivityOutput) -> None:
         attempt = self._attempt_ended()
+        self.begins_run = False  # the begin is written (a failed attempt may have died before it)
         self.retrying = None
         self.tokens.update(output.outputs)
         self.position = attempt.activity.id
@@ -422,6 +430,7 @@ class Machine:
         """The first attempt found the process paused or ended through the mirror before its run
         could begin; nothing ran, nothing was written. The process takes that status."""
         attempt = self._attempt_ended()
+        self.begins_run = False
         self.steps_taken -= 1
         self.retrying = (attempt.activity, attempt.attempt)  # it runs when the process goes on
         if self.writing is not None and not status.is_terminal:
@@ -430,6 +439,15 @@ class Machine:
             if status is S.PAUSED and not self.status.is_terminal:
                 self.paused_from = S.RUNNING
             self._as_in_mirror(status)
+            self._settle()
+        self._advance()
+
+    def begun(self, status_now: ProcessStatus) -> None:
+        assert self.phase is Phase.BEGINNING
+        self.phase = Phase.IDLE
+        self.begins_run = False
+        if status_now is not self.written:
+            self._as_in_mirror(status_now)
             self._settle()
         self._advance()
 
@@ -484,9 +502,10 @@ class Machine:
             self._let_go_of_lock()
             return
         if self.failing is not None:
-            self.error, self.failing = self.failing, None
             self._let_go_of_lock()
-            self._move_to(S.FAILED)
+            if self._running_first():
+                self.error, self.failing = self.failing, None
+                self._move_to(S.FAILED)
             return
         if self.retrying is not None:
             activity, attempt = self.retrying
@@ -498,7 +517,8 @@ class Machine:
         outgoing = [t for t in self.plan.transitions if t.from_activity_id == self.position]
         if not outgoing:
             self._let_go_of_lock()
-            self._move_to(S.COMPLETED)
+            if self._running_first():
+                self._move_to(S.COMPLETED)
             return
         checked = to_check(outgoing)
         if not checked[0].conditions:
@@ -542,6 +562,19 @@ class Machine:
         self.attempt = RunAttempt(activity, self.steps_taken, attempt, then_check, not leaving, self.begins_run)
         self.phase = Phase.ATTEMPT
         self.effects.append(self.attempt)
+
+    def _running_first(self) -> bool:
+        """Completed and Failed are reached from Running only: a process the mirror shows
+        otherwise (its begin was never written: the worker of its first attempt died) is
+        written Running first. True if it is Running."""
+        if self.begins_run:  # only the begin moves a process from Created, and records its run
+            self.phase = Phase.BEGINNING
+            self.effects.append(Begin())
+            return False
+        if self.status is S.RUNNING:
+            return True
+        self._move_to(S.RUNNING)
+        return False
 
     def _wait(self) -> None:
         """No transition passes: Pending until the retry interval (or the activity's wait_until) ends."""
@@ -648,7 +681,6 @@ class Machine:
         assert self.phase is Phase.ATTEMPT and self.attempt is not None
         attempt, self.attempt = self.attempt, None
         self.phase = Phase.IDLE
-        self.begins_run = False
         self.cancel_sent = False
         return attempt
 

@@ -211,6 +211,8 @@ class ProcessWorkflow:
     def _perform(self, effect: m.Effect) -> None:
         if isinstance(effect, m.Write):
             self._task(self._write(effect))
+        elif isinstance(effect, m.Begin):
+            self._task(self._begin_late())
         elif isinstance(effect, m.Choose):
             self._task(self._choose(effect))
         elif isinstance(effect, m.RunAttempt):
@@ -257,6 +259,10 @@ class ProcessWorkflow:
         )
         status_now = await self._local(Activities.WRITE_STATUS, change, int)
         self._on(Machine.written_as, S(status_now))
+
+    async def _begin_late(self) -> None:
+        plan = await self._local(Activities.BEGIN_PROCESS, ProcessInput(self.process_id), ProcessPlan)
+        self._on(Machine.begun, S(plan.status))
 
     async def _choose(self, choose: m.Choose) -> None:
         assert self.machine is not None
