@@ -35,7 +35,7 @@ from .settings import Settings
 from .states import SWEPT, ProcessStatus, Request, SwapStatus, WorkflowStatus
 from .versions import SwapInfo
 from .workflows.locks import LOCK_WORKFLOW, LockState, lock_workflow_id
-from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessPlan, ProcessState, workflow_id_for
+from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessPlan, ProcessState, Signals, workflow_id_for
 from .workflows.swaps import SwapInput, SwapWorkflow, swap_workflow_id
 
 
@@ -277,16 +277,22 @@ class Workflowable:
     async def wake_process(self, process_id: int) -> None:
         """Check a Pending process's transitions now rather than at its next_run_at."""
         handle = await self._live_handle(process_id)
-        if handle is None:
-            raise InvalidStateChange(process_id, (await self.get_process(process_id)).status, "wake")
-        await handle.signal("wake")
+        if handle is not None:
+            try:
+                await handle.signal(Signals.WAKE)
+                return
+            except RPCError as err:
+                if err.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+        # No live workflow, or it ended between the look and the signal.
+        raise InvalidStateChange(process_id, (await self.get_process(process_id)).status, "wake")
 
     async def get_live_state(self, process_id: int) -> ProcessState | None:
         """The running workflow's own view of the process (its `state` query); None without one."""
         handle = await self._live_handle(process_id)
         if handle is None:
             return None
-        return await handle.query("state", result_type=ProcessState)
+        return await handle.query(Signals.STATE, result_type=ProcessState)
 
     async def get_lock(self, key: str) -> LockState | None:
         """Who holds a lock key and who waits for it, in order; None if nobody does."""
@@ -388,10 +394,16 @@ class Workflowable:
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise RequestTimeout(process.id, request.value, timeout, process.queue) from None
         except RPCError as err:
+            if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                raise RequestTimeout(process.id, request.value, timeout, process.queue) from None
             if err.status is not RPCStatusCode.NOT_FOUND:
                 raise
-            # The workflow ended between the check and the request.
-            raise InvalidStateChange(process.id, (await self.get_process(process.id)).status, request.value) from None
+            # The workflow ended between the check and the request (Temporal gives no answer to
+            # an update it had not handed the workflow yet). A cancel has its effect either way.
+            status = (await self.get_process(process.id)).status
+            if request is Request.CANCEL and status is ProcessStatus.CANCELLED:
+                return
+            raise InvalidStateChange(process.id, status, request.value) from None
 
 
 #: Answers that mean "send it again": the server holds too many updates for the workflow (it

@@ -399,3 +399,21 @@ async def test_400_concurrent_requests_on_20_processes(client, worker):
     for process_id in processes:
         process = await drive_to_end(client, process_id)
         assert process.status is (S.CANCELLED if process_id in cancelled else S.COMPLETED), (process_id, process.status)
+
+
+@pytest.mark.parametrize("moment", ["during-attempt", "during-wait", "paused"])
+async def test_temporal_workflow_cancel_is_a_cancel(client, worker, settings, moment):
+    """`temporal workflow cancel` (or the web UI's cancel) ends the process Cancelled, mirror
+    included, whatever it was doing: Temporal's own cancel is a cancel request like the others."""
+    from tests.e2e.test_control import temporal_cli
+
+    process_id = await MOMENTS["during-wait" if moment == "during-wait" else "during-attempt"](client)
+    if moment == "paused":
+        await client.pause_process(process_id)
+    result = await asyncio.to_thread(temporal_cli, settings, "workflow", "cancel", "--workflow-id", workflow_id_for(process_id))
+    assert result.returncode == 0, result.stderr
+    await asyncio.sleep(0.2)
+    let_go(process_id)
+    process = await ended(client, process_id)
+    assert process.status is S.CANCELLED
+    assert [name for name, _ in STARTED[process_id]] == ["first"]
