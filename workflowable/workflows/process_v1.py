@@ -28,6 +28,7 @@ from temporalio.workflow import ActivityCancellationType
 
 from ..states import ProcessStatus, Request
 from .locks import LockGrant, LockRequest, lock_workflow_id
+from .machine import MAX_BACKOFF, to_check
 from .messages import (
     EVENT_ATTRIBUTE,
     PROCESS_ID_ATTRIBUTE,
@@ -45,46 +46,16 @@ from .messages import (
     StatusChange,
     TransitionStep,
 )
+from .process import HEARTBEAT_TIMEOUT, MIRROR_RETRY, MIRROR_TIMEOUT, InvalidRequest
 from .swaps import SWAP_SIGNAL, SwapMove
 
 S = ProcessStatus
 
-#: Mirror writes are local activities: short, retried until Postgres takes them.
-MIRROR_TIMEOUT = timedelta(seconds=30)
-MIRROR_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
-#: Activities heartbeat every second (see activities.py), so a cancel reaches them in seconds
-#: and a dead worker's attempt times out after this long instead of its whole timeout.
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-#: The workflow drives retries (so that no attempt starts while paused); backoff doubles up to this.
-MAX_BACKOFF = timedelta(minutes=10)
-
-
-def _to_check(outgoing: list[TransitionStep]) -> list[TransitionStep]:
-    """The transitions to check, in order: up to the first unconditional one, which always passes."""
-    checked: list[TransitionStep] = []
-    for transition in outgoing:
-        checked.append(transition)
-        if not transition.conditions:
-            break
-    return checked
+_to_check = to_check  # shared with the current core, as are its timeouts and InvalidRequest
 
 
 class _Moving(Exception):
     """Raised at a boundary once a swap asked the process to move; caught by the run loop."""
-
-
-class InvalidRequest(ApplicationError):
-    """Raised by an update's validator: the request is not valid in the process's live state."""
-
-    def __init__(self, process_id: int, status: ProcessStatus, request: Request) -> None:
-        super().__init__(
-            f"process {process_id} is {status.label}: cannot {request.value} it",
-            process_id,
-            int(status),
-            request.value,
-            type="InvalidStateChange",
-            non_retryable=True,
-        )
 
 
 @workflow.defn(name=PROCESS_WORKFLOW_V1)
