@@ -132,13 +132,7 @@ class ProcessWorkflow:
             # it; the first attempt writes the begin (Running) before it runs.
             plan, status, begins_run = input.plan, S.RUNNING, True
         else:
-            plan = await workflow.execute_local_activity(
-                Activities.BEGIN_PROCESS,
-                ProcessInput(input.process_id),
-                result_type=ProcessPlan,
-                start_to_close_timeout=MIRROR_TIMEOUT,
-                retry_policy=MIRROR_RETRY,
-            )
+            plan = await self._local(Activities.BEGIN_PROCESS, ProcessInput(input.process_id), ProcessPlan)
             status, begins_run = S(plan.status), False
         self.attribute = S.RUNNING.label if input.attributes_set else None
         if not input.attributes_set:
