@@ -28,7 +28,7 @@ from .definitions import ActivityContext, ActivityType, Catalog, ConditionContex
 from .dispatch import SweepResult, process_runs, start_process_workflow
 from .errors import InvalidParameters, InvalidToken, NonRetryable, ProcessNotFound, UnknownType
 from .mirror import AttemptKey, Mirror
-from .settings import DEFAULT_MAX_TOKEN_BYTES
+from .settings import DEFAULT_MAX_PROCESS_TOKENS_BYTES, DEFAULT_MAX_TOKEN_BYTES
 from .states import ProcessStatus
 from .workflows.locks import LOCK_WORKFLOW, LockInput, LockRequest, lock_workflow_id
 from .workflows.messages import (
@@ -93,10 +93,18 @@ async def _heartbeating(work: Awaitable[None], *, first_beat: Callable[[], Await
 class ProcessActivities:
     """The activities one worker registers, bound to its mirror and its catalog of types."""
 
-    def __init__(self, mirror: Mirror, catalog: Catalog, *, max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES) -> None:
+    def __init__(
+        self,
+        mirror: Mirror,
+        catalog: Catalog,
+        *,
+        max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+        max_process_tokens_bytes: int = DEFAULT_MAX_PROCESS_TOKENS_BYTES,
+    ) -> None:
         self.mirror = mirror
         self.catalog = catalog
         self.max_token_bytes = max_token_bytes
+        self.max_process_tokens_bytes = max_process_tokens_bytes
 
     @activity.defn(name=Activities.BEGIN_PROCESS)
     async def begin_process(self, input: ProcessInput) -> ProcessPlan:
@@ -218,7 +226,8 @@ class ProcessActivities:
 
     def activity_for(self, activity_type: type[ActivityType[Any]]) -> Callable[[ActivityInput], Coroutine[Any, Any, ActivityOutput]]:
         """The Temporal activity, named after the type, that runs and logs one attempt."""
-        mirror, max_token_bytes, first_passing = self.mirror, self.max_token_bytes, self.first_passing
+        mirror, first_passing = self.mirror, self.first_passing
+        max_token_bytes, max_process_tokens_bytes = self.max_token_bytes, self.max_process_tokens_bytes
 
         async def run(input: ActivityInput) -> ActivityOutput:
             key = AttemptKey(input.process_id, input.activity_id, _run_id(), input.step, input.attempt)
@@ -247,6 +256,7 @@ class ProcessActivities:
                     tokens=dict(input.tokens),
                     parameters=_parameters(activity_type, input.parameters),
                     max_token_bytes=max_token_bytes,
+                    max_process_tokens_bytes=max_process_tokens_bytes,
                 )
                 await _heartbeating(activity_type().handle(ctx), first_beat=open_row)
             except asyncio.CancelledError:

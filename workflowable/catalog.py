@@ -42,6 +42,22 @@ WORKFLOW_MOVES: dict[WorkflowStatus, frozenset[WorkflowStatus]] = {
 }
 
 
+#: All of a workflow's parameters together: every process's workflow carries its graph, beside
+#: its tokens, in one Temporal payload (see DEFAULT_MAX_PROCESS_TOKENS_BYTES).
+MAX_PARAMETERS_BYTES = 512 * 1024
+
+
+def _check_parameters_size(definition: WorkflowDefinition) -> None:
+    models = [ref.parameters for ref in definition.activities.values()]
+    models += [c.parameters for t in definition.transitions for c in t.conditions]
+    size = sum(len(key.encode()) + len(value.encode()) for model in models for key, value in _encode_parameters(model).items())
+    if size > MAX_PARAMETERS_BYTES:
+        raise InvalidDefinition(
+            f"workflow {definition.name!r}: its parameters come to {size:,} bytes, over the limit of {MAX_PARAMETERS_BYTES:,} "
+            "(every process's workflow carries them); keep large data elsewhere and pass a reference"
+        )
+
+
 def _encode_parameters(parameters: BaseModel) -> dict[str, str]:
     return {key: json.dumps(value) for key, value in parameters.model_dump(mode="json").items()}
 
@@ -80,6 +96,7 @@ async def _priority_id(conn: AsyncConnection, priority: int) -> int:
 async def save_workflow(engine: AsyncEngine, definition: WorkflowDefinition) -> int:
     """Create the workflow, or replace the graph of the Draft one of that name; returns its id."""
     definition.check()
+    _check_parameters_size(definition)
     async with engine.begin() as conn:
         used: list[type] = [definition.event]
         used += [ref.activity_type for ref in definition.activities.values()]

@@ -12,13 +12,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .boundary import translate
 from .checks import Check, run_checks
 from .client import Workflowable
 from .connection import connect_temporal
@@ -52,6 +54,8 @@ swap_app = typer.Typer(help="Swaps: move the live processes of a workflow onto a
 app.add_typer(swap_app, name="swap")
 # Piped or logged output is not cut to 80 columns: tables stay whole and greppable.
 console = Console(width=None if sys.stdout.isatty() else 200)
+#: Errors go to stderr, one line each, so that a script can keep stdout for results.
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 AppOption = Annotated[
     str | None,
@@ -92,6 +96,7 @@ async def serve(settings: Settings, types: list[type], queues: list[str], *, rea
             task_queue=queue,
             lock_lease=lease,
             max_token_bytes=settings.max_token_bytes,
+            max_process_tokens_bytes=settings.max_process_tokens_bytes,
             checks_per_run=settings.checks_per_run,
         )
         for queue in queues
@@ -113,12 +118,16 @@ async def serve(settings: Settings, types: list[type], queues: list[str], *, rea
             loop.remove_signal_handler(sig)
 
 
+def fail(exc: WorkflowableError) -> NoReturn:
+    errors.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+    raise typer.Exit(1)
+
+
 def _run(coroutine: Awaitable[Any]) -> Any:
     try:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     except WorkflowableError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        fail(exc)
 
 
 async def _with_client(use: Callable[[Workflowable], Awaitable[Any]]) -> Any:
@@ -411,8 +420,7 @@ def db_grant_reporting(
     try:
         created = grant_reporting(database_url(Settings()), role, password=password)
     except WorkflowableError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        fail(exc)
     console.print(f"Role {role!r} {'created and ' if created else ''}granted SELECT on the mirror's tables and views.")
 
 
@@ -525,8 +533,7 @@ def db_upgrade(revision: str = "head") -> None:
     try:
         upgrade(database_url(Settings()), revision)
     except WorkflowableError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        fail(exc)
     console.print(f"Mirror schema at revision {revision}.")
 
 
@@ -562,6 +569,12 @@ def main(args: list[str] | None = None) -> None:
         code = 0
     except SystemExit as leaving:
         code = status_of(leaving)
+    except ValidationError as exc:  # a WORKFLOWABLE_* variable that does not parse
+        errors.print(f"[red]error:[/] invalid settings: {exc}", soft_wrap=True, highlight=False)
+        code = 1
+    except Exception as exc:  # every other error as one line, never a traceback
+        errors.print(f"[red]error:[/] {translate(exc)}", soft_wrap=True, highlight=False)
+        code = 1
     exit_now(code)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import (
@@ -22,11 +22,24 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from . import catalog, versions
+from .boundary import TEMPORAL_TRANSIENT, check_id, public_api
 from .connection import connect_temporal
 from .database import create_engine, database_url, dispose
 from .definitions import WorkflowEvent, check_token_sizes
 from .dispatch import SweepResult, install_schedule, process_runs, start_process_workflow
-from .errors import InvalidEventPayload, InvalidStateChange, InvalidSwap, RequestTimeout, SwapInProgress, WorkflowableError
+from .errors import (
+    DispatchFailed,
+    InvalidArgument,
+    InvalidEventPayload,
+    InvalidStateChange,
+    InvalidSwap,
+    RequestTimeout,
+    SwapInProgress,
+    TemporalError,
+    TemporalUnavailable,
+    WaitTimeout,
+    WorkflowableError,
+)
 from .graph import WorkflowDefinition
 from .mirror import DispatchTarget, Mirror
 from .reconcile import ReconcileResult, reconcile
@@ -38,9 +51,14 @@ from .workflows.locks import LOCK_WORKFLOW, LockState, lock_workflow_id
 from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessPlan, ProcessState, Signals, workflow_id_for
 from .workflows.swaps import SwapInput, SwapWorkflow, swap_workflow_id
 
+T = TypeVar("T")
 
+
+@public_api
 class Workflowable:
-    """An async client of the mirror and of Temporal. Use `await Workflowable.connect()`."""
+    """An async client of the mirror and of Temporal. Use `await Workflowable.connect()`.
+
+    Every method raises only `WorkflowableError` subclasses (docs/reliability.md lists them)."""
 
     def __init__(self, settings: Settings, engine: AsyncEngine, temporal: Client) -> None:
         self.settings = settings
@@ -105,8 +123,9 @@ class Workflowable:
 
     async def schedule_swap(self, swap_id: int, at: datetime) -> SwapInfo:
         """Run a Draft swap at `at` (a durable timer in its Temporal workflow; no cron needed)."""
-        if at.tzinfo is None:
-            raise InvalidSwap("a swap's time must be a timezone-aware datetime")
+        swap_id = _swap_id(swap_id)
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise InvalidSwap(f"a swap's time must be a timezone-aware datetime, got {at!r}")
         await versions.move_swap(self.engine, swap_id, SwapStatus.SCHEDULED, scheduled_at=at)
         await self._start_swap(swap_id, at)
         return await self.get_swap(swap_id)
@@ -114,7 +133,7 @@ class Workflowable:
     async def dispatch_swap(self, swap_id: int) -> SwapInfo:
         """Run a Draft or Scheduled swap now. Until it completes, processes of both workflows
         wait to be dispatched; it dispatches them at the end."""
-        was = await versions.move_swap(self.engine, swap_id, SwapStatus.DISPATCHED)
+        was = await versions.move_swap(self.engine, _swap_id(swap_id), SwapStatus.DISPATCHED)
         if was is SwapStatus.SCHEDULED:
             await self.temporal.get_workflow_handle(swap_workflow_id(swap_id)).signal(SwapWorkflow.dispatch_now)
         else:
@@ -132,12 +151,17 @@ class Workflowable:
 
     async def get_swap(self, swap_id: int) -> SwapInfo:
         """A swap's status, map and progress (processes moved, processes left to move)."""
-        return await versions.get_swap(self.engine, swap_id)
+        return await versions.get_swap(self.engine, _swap_id(swap_id))
 
     async def wait_for_swap(self, swap_id: int, *, timeout: float = 300.0) -> SwapInfo:
         """Wait until the swap's workflow ends (every live process moved) and return the swap."""
-        await asyncio.wait_for(self.temporal.get_workflow_handle(swap_workflow_id(swap_id)).result(), timeout)
-        return await self.get_swap(swap_id)
+        timeout = _seconds(timeout)
+        swap = await self.get_swap(swap_id)  # an unknown id is an InvalidSwap, not a Temporal error
+        try:
+            await asyncio.wait_for(self.temporal.get_workflow_handle(swap_workflow_id(swap.id)).result(), timeout)
+        except TimeoutError:
+            raise WaitTimeout(f"swap {swap.id} did not complete within {timeout} s; it goes on") from None
+        return await self.get_swap(swap.id)
 
     async def activate_workflow(self, workflow: str | int) -> None:
         await catalog.set_workflow_status(self.engine, workflow, WorkflowStatus.ACTIVE)
@@ -159,24 +183,22 @@ class Workflowable:
         """
         if not isinstance(event, WorkflowEvent):
             raise InvalidEventPayload(type(event).__name__, [{"loc": (), "msg": "not a WorkflowEvent instance"}])
-        if run_at is not None and run_at.tzinfo is None:
-            raise WorkflowableError("run_at must be a timezone-aware datetime")
+        if run_at is not None and (not isinstance(run_at, datetime) or run_at.tzinfo is None):
+            raise InvalidArgument(f"run_at must be a timezone-aware datetime, got {run_at!r}")
         event_type = type(event)
-        # Validate again: model_construct() or mutation could have bypassed the constructor.
-        checked = event_type(**event.model_dump(by_alias=True, warnings=False))
+        checked = event.revalidated()
         input_tokens, lock_key = checked.to_tokens(), checked.workflow_process_lock_key()
-        check_token_sizes(input_tokens, self.settings.max_token_bytes)
-        if lock_key is not None and (not isinstance(lock_key, str) or not lock_key):
-            raise WorkflowableError(f"{event_type.__name__}.workflow_process_lock_key() must return a non-empty str or None")
+        check_token_sizes(input_tokens, self.settings.max_token_bytes, total_limit=self.settings.max_process_tokens_bytes)
+        if lock_key is not None and (not isinstance(lock_key, str) or not lock_key or len(lock_key) > 255 or "\x00" in lock_key):
+            raise InvalidArgument(f"{event_type.__name__}.workflow_process_lock_key() must return None or 1 to 255 characters without NUL, got {lock_key!r:.80}")
         queue = event_type.task_queue or self.settings.task_queue
         created = await self.mirror.trigger(event_type.class_path(), queue, lock_key, input_tokens, next_run_at=run_at)
         # Not now: asked so, a time to come, or a running swap holds them back (it dispatches them).
         dispatching = [dispatch and not p.held and (run_at is None or run_at <= datetime.now(UTC)) for p in created]
         event_name = event_type.event_name()
         targets = [DispatchTarget(p.id, ProcessStatus.CREATED, queue, p.workflow_name, event_name, p.priority) for p in created]
-        dispatched_at = await asyncio.gather(
-            *(self._new_dispatch(t, p.workflow_id, input_tokens, lock_key) if go else _none() for t, p, go in zip(targets, created, dispatching, strict=True))
-        )
+        starts = {t.process_id: self._new_dispatch(t, p.workflow_id, input_tokens, lock_key) for t, p, go in zip(targets, created, dispatching, strict=True) if go}
+        dispatched_at = dict(zip(starts, await _all_or_first_error(starts.values()), strict=True))
         # As they were when created and dispatched, built from what was written rather than read
         # back (the caller is often about to trigger the next event). `dispatched_at` is None in
         # the rare case the worker began the run before the dispatcher's write.
@@ -192,7 +214,7 @@ class Workflowable:
                 position_name=None,
                 queue=queue,
                 lock_key=lock_key,
-                dispatched_at=at,
+                dispatched_at=dispatched_at.get(p.id),
                 first_run_at=None,
                 last_run_at=None,
                 next_run_at=p.next_run_at,
@@ -201,11 +223,14 @@ class Workflowable:
                 tokens=input_rows,
                 attempts=(),
             )
-            for p, at, go in zip(created, dispatched_at, dispatching, strict=True)
+            for p, go in zip(created, dispatching, strict=True)
         ]
 
     async def dispatch_process(self, process_id: int, queue: str | None = None) -> Process:
         """Start the Temporal workflow of a Created or Pending process (a no-op if it has one)."""
+        process_id = check_id(process_id)
+        if queue is not None and (not isinstance(queue, str) or not queue or len(queue) > 1000):
+            raise InvalidArgument(f"a task queue is 1 to 1000 characters, got {queue!r:.80}")
         target = await self.mirror.dispatch_target(process_id)
         if target.status not in SWEPT:
             raise InvalidStateChange(process_id, target.status, "dispatch")
@@ -219,10 +244,29 @@ class Workflowable:
         self, target: DispatchTarget, queue: str | None = None, *, plan: ProcessPlan | None = None, eager: bool = False
     ) -> datetime | None:
         """Start the process's workflow and mark it Dispatched; when it was (None: not by this call)."""
-        run_id = await start_process_workflow(self.temporal, target, queue, plan=plan, eager=eager)
+        run_id = await self._start(target, queue, plan=plan, eager=eager)
         if run_id is None:
             return None
         return await self.mirror.mark_dispatched(target.process_id, run_id)
+
+    async def _start(self, target: DispatchTarget, queue: str | None = None, *, plan: ProcessPlan | None = None, eager: bool = False) -> str | None:
+        """`start_process_workflow`, with an explicit outcome when Temporal does not start it:
+        refused for good (its payload, say), the process is marked Failed with the reason and
+        `DispatchFailed` raised; not reached or refused for now, it stays as it was and the
+        error says who starts it later."""
+        try:
+            return await start_process_workflow(self.temporal, target, queue, plan=plan, eager=eager)
+        except RPCError as err:
+            if err.status is RPCStatusCode.INVALID_ARGUMENT:
+                reason = f"Temporal refused to start its workflow: {err.message}"
+                await self.mirror.fail_dispatch(target.process_id, target.status, reason)
+                raise DispatchFailed(target.process_id, reason) from None
+            later = "the process-runs sweep or dispatch_process starts it later" if target.status in SWEPT else "retry_process tries again"
+            error = TemporalUnavailable if err.status in TEMPORAL_TRANSIENT else TemporalError
+            raise error(
+                f"Temporal did not start the workflow of process {target.process_id} ({err.status.name}: {err.message}); "
+                f"it stays {target.status.label}: {later}"
+            ) from err
 
     async def _new_dispatch(self, target: DispatchTarget, workflow_id: int, input_tokens: Mapping[str, str], lock_key: str | None) -> datetime | None:
         """Dispatch a process just created, with its plan so that its workflow need not read it
@@ -265,10 +309,10 @@ class Workflowable:
 
     async def retry_process(self, process_id: int) -> Process:
         """Run a Failed process again from its last successful activity, as a new run of its workflow id."""
-        target = await self.mirror.dispatch_target(process_id)
+        target = await self.mirror.dispatch_target(check_id(process_id))
         if not Request.RETRY.allowed_from(target.status):
             raise InvalidStateChange(process_id, target.status, Request.RETRY.value)
-        run_id = await start_process_workflow(self.temporal, target)
+        run_id = await self._start(target)
         if run_id is None:
             raise WorkflowableError(f"process {process_id} is Failed in the mirror but its workflow is running; run reconcile")
         await self.mirror.mark_dispatched(process_id, run_id)
@@ -276,7 +320,7 @@ class Workflowable:
 
     async def wake_process(self, process_id: int) -> None:
         """Check a Pending process's transitions now rather than at its next_run_at."""
-        handle = await self._live_handle(process_id)
+        handle = await self._live_handle(check_id(process_id))
         if handle is not None:
             try:
                 await handle.signal(Signals.WAKE)
@@ -287,15 +331,23 @@ class Workflowable:
         # No live workflow, or it ended between the look and the signal.
         raise InvalidStateChange(process_id, (await self.get_process(process_id)).status, "wake")
 
-    async def get_live_state(self, process_id: int) -> ProcessState | None:
-        """The running workflow's own view of the process (its `state` query); None without one."""
-        handle = await self._live_handle(process_id)
+    async def get_live_state(self, process_id: int, *, timeout: float = 10.0) -> ProcessState | None:
+        """The running workflow's own view of the process (its `state` query); None without one.
+        A worker answers the query: `RequestTimeout` if none does within `timeout` seconds."""
+        handle = await self._live_handle(check_id(process_id))
         if handle is None:
             return None
-        return await handle.query(Signals.STATE, result_type=ProcessState)
+        try:
+            return await handle.query(Signals.STATE, result_type=ProcessState, rpc_timeout=timedelta(seconds=_seconds(timeout)))
+        except RPCError as err:
+            if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                raise
+            raise RequestTimeout(process_id, "a state query", timeout, (await self.get_process(process_id)).queue) from None
 
     async def get_lock(self, key: str) -> LockState | None:
         """Who holds a lock key and who waits for it, in order; None if nobody does."""
+        if not isinstance(key, str) or not key:
+            raise InvalidArgument(f"a lock key is a non-empty str, got {key!r:.80}")
         handle = self.temporal.get_workflow_handle(lock_workflow_id(key))
         try:
             description = await handle.describe()
@@ -329,7 +381,7 @@ class Workflowable:
 
     async def get_process(self, process_id: int) -> Process:
         """Status, position, timestamps, tokens and attempts of one process, from the mirror."""
-        return await get_process(self.engine, process_id)
+        return await get_process(self.engine, check_id(process_id))
 
     async def reconcile(self, *, dry_run: bool = False, progress: Callable[[int, int], None] | None = None) -> ReconcileResult:
         """Compare every process not Completed or Cancelled with its Temporal workflow and repair
@@ -339,19 +391,32 @@ class Workflowable:
 
     async def wait_for_process(self, process_id: int, *, timeout: float = 60.0) -> Process:
         """Wait for the process's workflow to end and return the mirror's view."""
-        await self.get_process(process_id)  # an unknown id is a ProcessNotFound, not a Temporal error
-        handle = self.temporal.get_workflow_handle(workflow_id_for(process_id))
+        timeout = _seconds(timeout)
+        process = await self.get_process(process_id)  # an unknown id is a ProcessNotFound, not a Temporal error
+        handle = self.temporal.get_workflow_handle(workflow_id_for(process.id))
         try:
             await asyncio.wait_for(handle.result(), timeout)
         except WorkflowFailureError:
             pass  # Failed and Cancelled processes are results too; the mirror says which
-        return await self.get_process(process_id)
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            # No workflow: ended through the mirror before one began (a result), or not started yet.
+            now = await self.get_process(process.id)
+            if now.status.is_terminal:
+                return now
+            raise InvalidStateChange(process.id, now.status, "wait for (it has no workflow yet)") from None
+        except TimeoutError:
+            status = (await self.get_process(process.id)).status
+            raise WaitTimeout(f"process {process.id} did not end within {timeout} s; it is {status.label}") from None
+        return await self.get_process(process.id)
 
     async def _request(self, process_id: int, request: Request, timeout: float) -> Process:
         """Check the request against the mirror, then apply it where the process is: in the
         mirror while its workflow has not begun (telling the workflow, if there is one, by a
         durable signal or cancel request), else through its live workflow (an update, which
         the workflow's own check may still refuse)."""
+        process_id, timeout = check_id(process_id), _seconds(timeout)
         for _ in range(3):  # the process may move between the look and the write
             process = await self.get_process(process_id)
             if not request.allowed_from(process.status):
@@ -434,5 +499,20 @@ def _not_begun(process: Process) -> bool:
     return process.status in waiting or (process.status is ProcessStatus.PAUSED and process.paused_from in waiting)
 
 
-async def _none() -> None:
-    return None
+def _seconds(timeout: object) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < 10**6:
+        raise InvalidArgument(f"timeout is a number of seconds, above 0 and under 1,000,000, got {timeout!r}")
+    return float(timeout)
+
+
+def _swap_id(value: object) -> int:
+    return check_id(value, "swap", lambda missing: InvalidSwap(f"no swap has id {missing}"))
+
+
+async def _all_or_first_error(calls: Iterable[Awaitable[T]]) -> list[T]:
+    """Await every call to its end (none left running), then raise the first error, if any."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results  # type: ignore[return-value]

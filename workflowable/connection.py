@@ -11,12 +11,8 @@ from pathlib import Path
 from temporalio.client import Client, TLSConfig
 
 from .codec import data_converter
-from .errors import WorkflowableError
+from .errors import TemporalUnavailable, WorkflowableError
 from .settings import Settings
-
-
-class TemporalUnreachable(WorkflowableError):
-    """Temporal could not be reached with the configured settings."""
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
@@ -50,4 +46,4 @@ async def connect_temporal(settings: Settings) -> Client:
             data_converter=data_converter(settings),
         )
     except RuntimeError as exc:  # the SDK's connection errors
-        raise TemporalUnreachable(f"cannot connect to Temporal at {settings.temporal_target}: {exc}") from None
+        raise TemporalUnavailable(f"cannot connect to Temporal at {settings.temporal_target}: {exc}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import select
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -38,11 +39,53 @@ def database_url(settings: Settings) -> str:
     return EmbeddedPostgres(settings.state_dir).start()
 
 
+#: How long opening a connection keeps trying while Postgres cannot be reached (down, restarting,
+#: still starting up) before the call that needed it fails with `DatabaseUnavailable`.
+CONNECT_WITHIN = 10.0
+
+
 def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
     """`pre_ping`: test each pooled connection before use, so that a call after a Postgres
     restart does not fail once. A worker's engine goes without (a round trip per transaction):
-    its writes retry on a dropped connection anyway."""
-    return create_async_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
+    its writes retry on a dropped connection anyway. New connections are opened by
+    `connect_with_retry`."""
+    url = sqlalchemy_url(url)
+    conninfo = plain_url(url)
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=pre_ping,
+        async_creator=lambda: connect_with_retry(conninfo),
+    )
+
+
+def plain_url(url: str) -> str:
+    """The URL as libpq (psycopg itself) wants it."""
+    return sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+async def connect_with_retry(conninfo: str, *, within: float = CONNECT_WITHIN, **options: Any) -> psycopg.AsyncConnection[Any]:
+    """A new connection, tried again with a growing pause for `within` seconds while Postgres
+    cannot be reached. Nothing has been sent on a connection that failed to open, so trying
+    again is always safe; a refusal (a wrong password, an unknown database) is not retried."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    pause = 0.1
+    while True:
+        try:
+            return await psycopg.AsyncConnection.connect(conninfo, **options)
+        except psycopg.OperationalError as exc:
+            if not _unreachable(exc) or loop.time() + pause > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 2.0)
+
+
+def _unreachable(exc: psycopg.OperationalError) -> bool:
+    """No answer (refused, reset: no SQLSTATE), or an answer that says "later": the server is
+    starting up, shutting down or restarting (class 57P)."""
+    return exc.sqlstate is None or exc.sqlstate.startswith("57P")
 
 
 async def dispose(engine: AsyncEngine) -> None:
@@ -61,6 +104,16 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError | OSError | _LOST)
 
 
+def _still_open(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle connection is still usable, without a round trip. An idle connection
+    has nothing to read unless the server has closed it or said goodbye (a restart, an
+    administrator's termination): then its socket is readable."""
+    if conn.closed or conn.broken:
+        return False
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return not readable
+
+
 #: psycopg's own errors for a connection that is gone (raised by `Statements`, unwrapped).
 _LOST = psycopg.OperationalError | psycopg.InterfaceError
 
@@ -75,7 +128,7 @@ class Statements:
     is interrupted mid-statement is closed, not reused."""
 
     def __init__(self, url: str, size: int) -> None:
-        self._conninfo = sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+        self._conninfo = plain_url(url)
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._slots = asyncio.Semaphore(size)
         self._compiled: dict[sa.TextClause, str] = {}
@@ -90,10 +143,7 @@ class Statements:
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         async with self._slots:
-            if self._idle:
-                conn = self._idle.pop()
-            else:
-                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True, row_factory=namedtuple_row)
+            conn = await self._idle_or_new()
             try:
                 yield conn
             except psycopg.DatabaseError as exc:
@@ -103,6 +153,14 @@ class Statements:
                 await conn.close()
                 raise
             await self._give_back(conn, reusable=True)
+
+    async def _idle_or_new(self) -> psycopg.AsyncConnection[Any]:
+        while self._idle:
+            conn = self._idle.pop()
+            if _still_open(conn):
+                return conn
+            await conn.close()
+        return await connect_with_retry(self._conninfo, autocommit=True, row_factory=namedtuple_row)
 
     async def _give_back(self, conn: psycopg.AsyncConnection[Any], *, reusable: bool) -> None:
         if reusable and not conn.closed and not self._closed:
@@ -160,8 +218,7 @@ def grant_reporting(url: str, role: str, *, password: str | None = None) -> bool
 
     if not role or len(role) > 63:
         raise WorkflowableError(f"a Postgres role name is 1 to 63 characters, got {role!r}")
-    plain_url = sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(plain_url, autocommit=True) as conn:
+    with psycopg.connect(plain_url(url), autocommit=True) as conn:
         schema = conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None
         name = sql.Identifier(role)

@@ -16,11 +16,14 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from .errors import InvalidEventPayload, InvalidParameters, InvalidToken, TokenTooLarge, UnknownType
-from .settings import DEFAULT_MAX_TOKEN_BYTES
+from .errors import InvalidEventPayload, InvalidParameters, InvalidToken, TokensTooLarge, TokenTooLarge, UnknownType
+from .settings import DEFAULT_MAX_PROCESS_TOKENS_BYTES, DEFAULT_MAX_TOKEN_BYTES
 
 #: Longest token key; the column is a varchar of this size.
 MAX_TOKEN_KEY_LENGTH = 255
+#: Deepest nesting of lists and dicts in a token value (pydantic refuses far deeper ones with
+#: an error that names no field; nothing real nests this deep).
+MAX_TOKEN_DEPTH = 100
 
 
 def encode_token_value(value: Any, *, key: str = "?") -> str:
@@ -28,7 +31,7 @@ def encode_token_value(value: Any, *, key: str = "?") -> str:
     if not isinstance(value, str):
         try:
             value = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidToken(f"token {key!r}: a value of type {type(value).__name__} cannot be stored: {exc}") from None
     _check_text(value, f"the value of token {key!r}")
     return value
@@ -41,22 +44,67 @@ def check_token_key(key: Any) -> str:
     return key
 
 
-def check_token_sizes(tokens: Mapping[str, str], limit: int) -> None:
-    """Refuse a token whose value is over `limit` bytes of UTF-8 (the max_token_bytes setting)."""
+def check_token_sizes(tokens: Mapping[str, str], limit: int, *, total_limit: int | None = None) -> None:
+    """Refuse a token whose value is over `limit` bytes of UTF-8 (the max_token_bytes setting)
+    and, with `total_limit` (max_process_tokens_bytes), tokens whose keys and values together are."""
+    total = 0
     for key, value in tokens.items():
         size = len(value.encode("utf-8"))
         if size > limit:
             raise TokenTooLarge(key, size, limit)
+        total += size + len(key.encode("utf-8"))
+    if total_limit is not None and total > total_limit:
+        raise TokensTooLarge(total, total_limit)
+
+
+def check_storable(value: Any, field: str) -> None:
+    """Refuse, naming the field (and the place inside it), what would not be stored as given:
+    text that is not Unicode (a lone surrogate, in a key too, which the JSON encoder would
+    rewrite), bytes that are not UTF-8, a container that contains itself, nesting deeper than
+    MAX_TOKEN_DEPTH. Runs before the value is serialized, whose own errors name no field."""
+    _check_storable(value, field, "", 0, set())
+
+
+def _check_storable(value: Any, field: str, path: str, depth: int, open_containers: set[int]) -> None:
+    where = field + (path if len(path) <= 80 else f"{path[:40]}...{path[-37:]}")
+    if isinstance(value, str):
+        _check_unicode(value, where)
+    elif isinstance(value, bytes | bytearray):
+        try:
+            bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidToken(f"{where}: bytes that are not UTF-8 text cannot be stored") from None
+    elif isinstance(value, Mapping | list | tuple | set | frozenset):
+        if depth >= MAX_TOKEN_DEPTH:
+            raise InvalidToken(f"{field}: nested more than {MAX_TOKEN_DEPTH} levels deep")
+        if id(value) in open_containers:
+            raise InvalidToken(f"{where}: contains itself, which cannot be stored")
+        open_containers.add(id(value))
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if isinstance(key, str):
+                    _check_unicode(key, f"{where}: key {key!r}")
+                _check_storable(item, field, f"{path}.{key}", depth + 1, open_containers)
+        else:
+            for index, item in enumerate(value):
+                _check_storable(item, field, f"{path}[{index}]", depth + 1, open_containers)
+        open_containers.discard(id(value))
+    elif isinstance(value, BaseModel):
+        _check_storable(dict(value), field, path, depth + 1, open_containers)
+
+
+def _check_unicode(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidToken(f"{what} is not valid Unicode text: {exc.reason}") from None
 
 
 def _check_text(text: str, what: str) -> None:
     """Postgres text holds any Unicode but NUL, and only what encodes as UTF-8."""
     if "\x00" in text:
         raise InvalidToken(f"{what} contains a NUL character, which Postgres text cannot hold")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidToken(f"{what} is not valid Unicode text: {exc.reason}") from None
+    _check_unicode(text, what)
 
 
 class WorkflowEvent(BaseModel):
@@ -97,12 +145,28 @@ class WorkflowEvent(BaseModel):
         return [field.alias or name for name, field in cls.model_fields.items()]
 
     def to_tokens(self) -> dict[str, str]:
-        """The input tokens: one per field, named by its alias if it has one, values as text."""
+        """The input tokens: one per field, named by its alias if it has one, values as text.
+        Raises `InvalidToken` naming the field for a value that cannot be stored as given."""
+        self._check_storable()
         try:
-            fields = self.model_dump(mode="json", by_alias=True)
-        except PydanticSerializationError as exc:
+            fields = self.model_dump(mode="json", by_alias=True, warnings=False)
+        except (PydanticSerializationError, ValueError, RecursionError) as exc:
             raise InvalidToken(f"event {self.event_name()} has a field that cannot be stored as a token: {exc}") from None
         return {check_token_key(key): encode_token_value(value, key=key) for key, value in fields.items()}
+
+    def revalidated(self) -> WorkflowEvent:
+        """The event built again from its fields: `model_construct()` or mutation could have
+        bypassed the constructor's validation. Raises `InvalidEventPayload` or `InvalidToken`."""
+        self._check_storable()  # first: serializing a value that cannot be stored fails without naming it
+        try:
+            dumped = self.model_dump(by_alias=True, warnings=False)
+        except (PydanticSerializationError, ValueError, RecursionError) as exc:
+            raise InvalidToken(f"event {self.event_name()} has a field that cannot be stored as a token: {exc}") from None
+        return type(self)(**dumped)
+
+    def _check_storable(self) -> None:
+        for name, info in type(self).model_fields.items():
+            check_storable(getattr(self, name, None), f"event {self.event_name()} field {info.alias or name!r}")
 
 
 class NoParameters(BaseModel):
@@ -152,14 +216,16 @@ class ActivityContext(Generic[P]):
     outputs: dict[str, str] = field(default_factory=dict)
     wait_until: datetime | None = None
     max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES
+    max_process_tokens_bytes: int = DEFAULT_MAX_PROCESS_TOKENS_BYTES
 
     def set_output(self, key: str, value: Any) -> None:
         """Write an output token; it commits with this attempt's Success row, or not at all.
         Raises `InvalidToken` (the step fails without further attempts) for a value that
-        cannot be stored or is over the max_token_bytes setting."""
+        cannot be stored, is over the max_token_bytes setting, or brings the process's tokens
+        over max_process_tokens_bytes."""
         check_token_key(key)
         encoded = {key: encode_token_value(value, key=key)}
-        check_token_sizes(encoded, self.max_token_bytes)
+        check_token_sizes({**self.tokens, **self.outputs, **encoded}, self.max_token_bytes, total_limit=self.max_process_tokens_bytes)
         self.outputs.update(encoded)
 
     def retry_transitions_at(self, when: datetime) -> None:

@@ -27,8 +27,10 @@ from temporalio.client import (
 )
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
-from .mirror import DispatchTarget, count_due, lock_due, mark_dispatched
+from .errors import TemporalUnavailable
+from .mirror import DispatchTarget, count_due, fail_dispatch, lock_due, mark_dispatched
 from .states import ProcessStatus
 from .workflows.messages import (
     EVENT_ATTRIBUTE,
@@ -96,6 +98,7 @@ class SweepResult:
     due: int  #: due processes when the sweep began
     dispatched: int  #: workflows this sweep started
     already_live: int  #: due processes whose workflow was running already
+    failed: int = 0  #: processes Temporal refused to start for good, now Failed with the reason
 
 
 async def process_runs(
@@ -109,7 +112,10 @@ async def process_runs(
     """Start a workflow for every due Created or Pending process, highest priority first.
 
     Each batch is locked (FOR UPDATE SKIP LOCKED) while its workflows start and is marked
-    Dispatched in the same transaction, so two sweeps never start the same process twice."""
+    Dispatched in the same transaction, so two sweeps never start the same process twice. A
+    process whose start Temporal refuses for good (its payload) is marked Failed, not tried
+    again at every sweep; if Temporal cannot be reached, the sweep stops after the batch with
+    `TemporalUnavailable` (the Schedule's next sweep, or a retry of its activity, goes on)."""
     async with engine.connect() as conn:
         result = SweepResult(due=await count_due(conn), dispatched=0, already_live=0)
     if progress:
@@ -117,23 +123,37 @@ async def process_runs(
     already_live: list[int] = []  # due, but their workflow runs: the next batches skip them
     limit = asyncio.Semaphore(concurrency)
 
-    async def start(target: DispatchTarget) -> str | None:
+    async def start(target: DispatchTarget) -> str | RPCError | None:
         async with limit:
-            return await start_process_workflow(temporal, target)
+            try:
+                return await start_process_workflow(temporal, target)
+            except RPCError as err:
+                return err
 
     while True:
         async with engine.begin() as conn:
             batch = await lock_due(conn, limit=batch_size, skip=already_live)
             if not batch:
                 break
-            run_ids = await asyncio.gather(*(start(target) for target in batch))
-            started = {t.process_id: run_id for t, run_id in zip(batch, run_ids, strict=True) if run_id is not None}
-            already_live += [t.process_id for t in batch if t.process_id not in started]
+            outcomes = dict(zip((t.process_id for t in batch), await asyncio.gather(*(start(target) for target in batch)), strict=True))
+            started = {process_id: run_id for process_id, run_id in outcomes.items() if isinstance(run_id, str)}
+            refused = {process_id: err for process_id, err in outcomes.items() if isinstance(err, RPCError)}
+            already_live += [process_id for process_id, outcome in outcomes.items() if outcome is None]
             await mark_dispatched(conn, started)
+            for process_id, err in refused.items():
+                if err.status is RPCStatusCode.INVALID_ARGUMENT:
+                    await fail_dispatch(conn, process_id, f"Temporal refused to start its workflow: {err.message}")
+                    result.failed += 1
             result.dispatched += len(started)
             result.already_live = len(already_live)
         if progress:
             progress(result)
+        unreached = [err for err in refused.values() if err.status is not RPCStatusCode.INVALID_ARGUMENT]
+        if unreached:
+            raise TemporalUnavailable(
+                f"the sweep stopped: Temporal did not start {len(unreached)} workflows ({unreached[0].status.name}: "
+                f"{unreached[0].message}); {result.dispatched} were started, the rest stay due for the next sweep"
+            )
     return result
 
 

@@ -55,6 +55,22 @@ class TokenTooLarge(InvalidToken):
         )
 
 
+class TokensTooLarge(InvalidToken):
+    """A process's tokens together are larger than the `max_process_tokens_bytes` setting allows."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"the process's tokens come to {size:,} bytes, over the limit of {limit:,} bytes "
+            "(setting WORKFLOWABLE_MAX_PROCESS_TOKENS_BYTES): every step's Temporal payload carries them all"
+        )
+
+
+class InvalidArgument(WorkflowableError):
+    """An argument of a public call has the wrong type or is out of range; nothing was read or written."""
+
+
 class NonRetryable(WorkflowableError):
     """Raised by an activity handler: the step fails at once, without further attempts."""
 
@@ -116,5 +132,41 @@ class ProcessNotFound(WorkflowableError):
         super().__init__(f"no workflow process has id {process_id}")
 
 
+class WaitTimeout(WorkflowableError):
+    """A process or swap did not end within the time a wait allowed; it goes on running."""
+
+
+class DispatchFailed(WorkflowableError):
+    """Temporal refused to start a process's workflow for a reason a later try would not change
+    (its start payload, say); the process is marked Failed with that reason."""
+
+    def __init__(self, process_id: int, reason: str) -> None:
+        self.process_id = process_id
+        self.reason = reason
+        super().__init__(f"process {process_id} could not be started and is now Failed: {reason}")
+
+
 class DatabaseNotConfigured(WorkflowableError):
     """No database URL is set and the embedded Postgres is not installed."""
+
+
+class DatabaseError(WorkflowableError):
+    """The mirror's Postgres refused or failed a statement (a missing migration, a permission)."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The mirror's Postgres could not be reached, or dropped the connection, for longer than a
+    call keeps trying; whatever the call had not committed was not written."""
+
+
+class TemporalError(WorkflowableError):
+    """Temporal refused or failed a request (a permission, a namespace, a limit)."""
+
+
+class TemporalUnavailable(TemporalError):
+    """Temporal could not be reached for longer than a call keeps trying."""
+
+
+class InternalError(WorkflowableError):
+    """Something failed inside Workflowable that it does not expect: a bug, with the original
+    exception as the cause."""

@@ -169,6 +169,11 @@ class Mirror:
         }
         return await self.statements.rows(TRIGGER, params)
 
+    async def fail_dispatch(self, process_id: int, seen: ProcessStatus, reason: str) -> bool:
+        """`fail_dispatch`, if the process is still in `seen`."""
+        async with self.single.connect() as conn:
+            return await fail_dispatch(conn, process_id, reason, seen=seen)
+
     async def mark_dispatched(self, process_id: int, run_id: str) -> datetime | None:
         """When the process was marked Dispatched; None if its run had marked itself already."""
         rows = await self.statements.rows(MARK_DISPATCHED, _dispatched_params({process_id: run_id}))
@@ -492,6 +497,16 @@ async def _move(
         values["temporal_run_id"] = run_id
     result = await conn.execute(statement.values(**values))
     return bool(result.rowcount)
+
+
+async def fail_dispatch(conn: AsyncConnection, process_id: int, reason: str, *, seen: ProcessStatus | None = None) -> bool:
+    """A process whose workflow Temporal will not start (it refuses the start's payload) is
+    Failed with the reason, rather than left for the sweep to try again forever; `retry_process`
+    may start it once the cause is fixed. From Created or Pending (or `seen`; a Failed process
+    whose retry was refused gets the new reason)."""
+    change = StatusChange(process_id, ProcessStatus.FAILED, error=reason)
+    sources = SWEPT if seen is None else frozenset({seen})
+    return await _move(conn, change, sources=sources, again=seen is ProcessStatus.FAILED)
 
 
 async def repair_status(conn: AsyncConnection, process_id: int, seen: ProcessStatus, target: ProcessStatus, error: str | None) -> bool:

@@ -15,6 +15,10 @@ DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 #: Temporal refuses payloads over 2 MB and every activity carries all of a process's tokens:
 #: 256 KiB a token keeps a process with a few large tokens well inside that.
 DEFAULT_MAX_TOKEN_BYTES = 256 * 1024
+#: All of a process's tokens together, keys included: a workflow's start, each step's input and
+#: each continue-as-new carry them, and Temporal refuses a payload over 2 MB (its default
+#: blob limit); 1 MiB leaves room for the rest of the payload (the graph, the parameters).
+DEFAULT_MAX_PROCESS_TOKENS_BYTES = 1024 * 1024
 #: A waiting process re-checks its transitions this many times in one Temporal run, then
 #: continues as new (about 10 history events a check, far under Temporal's 10,240 warning).
 DEFAULT_CHECKS_PER_RUN = 500
@@ -59,6 +63,11 @@ class Settings(BaseSettings):
         default=DEFAULT_MAX_TOKEN_BYTES,
         gt=0,
         description="Largest token value in bytes (UTF-8), checked before a process starts or an output is written.",
+    )
+    max_process_tokens_bytes: int = Field(
+        default=DEFAULT_MAX_PROCESS_TOKENS_BYTES,
+        gt=0,
+        description="Largest total of a process's tokens (keys and values, UTF-8), checked before a process starts or an output is written.",
     )
     payload_key: SecretStr | None = Field(
         default=None,

@@ -37,8 +37,9 @@ S = ProcessStatus
 
 #: Every allowed move, from -> the set of targets. The mirror only ever applies these.
 TRANSITIONS: dict[ProcessStatus, frozenset[ProcessStatus]] = {
-    S.CREATED: frozenset({S.DISPATCHED, S.PAUSED, S.CANCELLED}),
-    S.PENDING: frozenset({S.DISPATCHED, S.RUNNING, S.PAUSED, S.CANCELLED}),
+    # Created or Pending -> Failed: Temporal refused to start the workflow for good.
+    S.CREATED: frozenset({S.DISPATCHED, S.PAUSED, S.FAILED, S.CANCELLED}),
+    S.PENDING: frozenset({S.DISPATCHED, S.RUNNING, S.PAUSED, S.FAILED, S.CANCELLED}),
     S.DISPATCHED: frozenset({S.RUNNING, S.PENDING, S.PAUSED, S.CANCELLED}),
     S.RUNNING: frozenset({S.PENDING, S.PAUSED, S.FAILED, S.COMPLETED, S.CANCELLED}),
     S.PAUSED: frozenset({S.CREATED, S.PENDING, S.DISPATCHED, S.RUNNING, S.CANCELLED}),

@@ -19,7 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .errors import InvalidSwap, InvalidWorkflowStatusChange, WorkflowNotFound
+from .boundary import check_id
+from .errors import InvalidArgument, InvalidSwap, InvalidWorkflowStatusChange, WorkflowNotFound
 from .models import (
     activities,
     activity_parameters,
@@ -44,6 +45,12 @@ LIVE = [int(s) for s in ProcessStatus if s not in TERMINAL]
 
 async def find_workflow(conn: AsyncConnection, workflow: str | int, *, lock: bool = False) -> Any:
     """A workflow's row, by id or by name; `WorkflowNotFound` names what was looked for."""
+    if isinstance(workflow, int) and not isinstance(workflow, bool):
+        check_id(workflow, "workflow", lambda missing: WorkflowNotFound(f"no workflow has id {missing}"))
+    elif not isinstance(workflow, str):
+        raise InvalidArgument(f"a workflow is named by its name (str) or id (int), got {type(workflow).__name__} {workflow!r:.60}")
+    elif len(workflow) > 255 or "\x00" in workflow:
+        raise WorkflowNotFound(f"no workflow has name {workflow!r:.80}: names are 1 to 255 characters without NUL")
     key = workflows.c.id if isinstance(workflow, int) else workflows.c.name
     query = sa.select(workflows).where(key == workflow)
     row = (await conn.execute(query.with_for_update() if lock else query)).one_or_none()

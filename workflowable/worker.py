@@ -13,7 +13,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from .activities import ProcessActivities
 from .definitions import Catalog
 from .mirror import DEFAULT_LOCK_LEASE, Mirror
-from .settings import DEFAULT_CHECKS_PER_RUN, DEFAULT_MAX_TOKEN_BYTES
+from .settings import DEFAULT_CHECKS_PER_RUN, DEFAULT_MAX_PROCESS_TOKENS_BYTES, DEFAULT_MAX_TOKEN_BYTES
 from .workflows.locks import LockWorkflow
 from .workflows.process import ProcessWorkflow
 from .workflows.process_v1 import ProcessWorkflowV1
@@ -35,19 +35,21 @@ def build_worker(
     task_queue: str,
     lock_lease: timedelta = DEFAULT_LOCK_LEASE,
     max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+    max_process_tokens_bytes: int = DEFAULT_MAX_PROCESS_TOKENS_BYTES,
     checks_per_run: int = DEFAULT_CHECKS_PER_RUN,
     **options: Any,
 ) -> Worker:
     """A Temporal worker serving the process workflows, their lock keys, the sweep, swaps and every
     activity type in `catalog`. `lock_lease`: how long a process that stops renewing (its
     workflow terminated, no worker running it) can keep its lock key from the others;
-    `max_token_bytes`: the largest output token an activity may write; `checks_per_run`: how
+    `max_token_bytes`: the largest output token an activity may write;
+    `max_process_tokens_bytes`: the largest all of a process's tokens may grow to; `checks_per_run`: how
     often a waiting process re-checks its transitions before its run continues as new.
 
     Both process workflow types are registered: runs started before the current one replaced
     the first keep running on the code that began them."""
     mirror = Mirror(engine, lock_lease=lock_lease, checks_per_run=checks_per_run)
-    activities = ProcessActivities(mirror, catalog, max_token_bytes=max_token_bytes)
+    activities = ProcessActivities(mirror, catalog, max_token_bytes=max_token_bytes, max_process_tokens_bytes=max_process_tokens_bytes)
     # Heartbeats go out at most once a second, so a cancel reaches an activity within seconds.
     options.setdefault("max_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
     options.setdefault("default_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)

@@ -40,7 +40,36 @@ def test_a_bad_app_is_a_clear_error(settings):
     result = subprocess.run([*WORKFLOWABLE, "worker", "--app", "no.such.module:TYPES"], env=environment(settings), cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
-    assert "cannot load 'no.such.module:TYPES'" in result.stdout
+    assert "cannot load 'no.such.module:TYPES'" in result.stderr
+
+
+BAD_COMMANDS = [
+    (["process", "show", str(10**30)], f"no workflow process has id {10**30}"),
+    (["process", "pause", str(2**63)], f"no workflow process has id {2**63}"),
+    (["process", "cancel", "--", "-1"], "no workflow process has id -1"),
+    (["process", "wake", "abc"], "Invalid value"),
+    (["swap", "status", str(10**20)], f"no swap has id {10**20}"),
+    (["workflow", "clone", "no-such-workflow", "copy"], "no workflow has name 'no-such-workflow'"),
+    (["verify-integrity", "--app", "nope:TYPES"], "cannot load 'nope:TYPES'"),
+    (["verify-integrity"], "--app wants 'module:attribute'"),
+    (["report", "--html", "/nonexistent/folder/r.html"], "cannot use /nonexistent/folder/r.html"),
+    (["processes", "--status", "Sleeping"], "unknown status 'Sleeping'"),
+]
+
+
+def test_bad_arguments_are_one_error_line_on_stderr_and_a_failing_status(settings):
+    for args, message in BAD_COMMANDS:
+        result = subprocess.run([*WORKFLOWABLE, *args], env=environment(settings), cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stdout + result.stderr, (args, result.stderr)
+
+
+def test_a_bad_setting_is_an_error_line_too(settings):
+    env = environment(settings, WORKFLOWABLE_CHECKS_PER_RUN="many")
+    result = subprocess.run([*WORKFLOWABLE, "processes"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "invalid settings" in result.stderr and "checks_per_run" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 async def test_the_worker_command_runs_processes_and_stops_on_ctrl_c(client, settings, task_queue):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 
+import pytest
 import sqlalchemy as sa
 
 from tests.conftest import snapshot
@@ -18,7 +20,8 @@ from tests.faults.conftest import (
     count_in,
     wait_until_all,
 )
-from workflowable import ProcessStatus, Workflowable
+from workflowable import DatabaseUnavailable, ProcessStatus, TemporalUnavailable, Workflowable
+from workflowable.database import CONNECT_WITHIN
 from workflowable.devstack import temporal_binary
 from workflowable.models import processes
 from workflowable.workflows.messages import workflow_id_for
@@ -171,3 +174,73 @@ async def test_reconcile_repairs_a_lost_dispatch_and_a_vanished_workflow(stack: 
     assert repaired_vanished.status is S.FAILED and "does not exist" in (repaired_vanished.error or "")
     assert (await client.retry_process(vanished)).status is S.DISPATCHED  # Failed can run again
     assert not (await client.reconcile(dry_run=True)).differences
+
+
+async def test_after_a_postgres_restart_every_public_call_works_first_time(stack: FaultStack, client: Workflowable):
+    """Pooled and hot connections die with the server; each call after it must check or replace
+    them, not fail once with a driver error. And a call made while Postgres is down keeps trying
+    to connect for a while, then raises `DatabaseUnavailable`."""
+    await client.save_workflow(three_steps("restarted"), activate=True)
+    stack.start_worker()
+    ran = await trigger(client, 2)  # every pool has open connections to lose
+    waiting = await trigger(client, 1, go=False)
+    await wait_until_all(client, ran, S.COMPLETED, timeout=60)
+    await wait_until_all(client, waiting, S.PENDING, timeout=60)
+    stack.stop_postgres()
+    stack.start_postgres()
+    (pending,) = waiting
+    calls = {
+        "trigger_event": lambda: client.trigger_event(FaultEvent(n=7)),
+        "get_process": lambda: client.get_process(ran[0]),
+        "wait_for_process": lambda: client.wait_for_process(ran[1], timeout=10),
+        "wake_process": lambda: client.wake_process(pending),
+        "get_live_state": lambda: client.get_live_state(pending),
+        "pause_process": lambda: client.pause_process(pending),
+        "resume_process": lambda: client.resume_process(pending),
+        "process_runs": lambda: client.process_runs(),
+        "reconcile": lambda: client.reconcile(dry_run=True),
+        "clone_workflow": lambda: client.clone_workflow("restarted", "restarted-copy"),
+        "activate_workflow": lambda: client.activate_workflow("restarted"),
+        "register": lambda: client.register(FaultEvent),
+        "list_locks": lambda: client.list_locks(),
+        "cancel_process": lambda: client.cancel_process(pending),
+    }
+    failed = {}
+    for name, call in calls.items():
+        try:
+            await call()
+        except Exception as exc:  # every failure is reported at once
+            failed[name] = repr(exc)
+    assert not failed, failed
+    stack.stop_postgres()
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises(DatabaseUnavailable, match="the mirror's Postgres is unavailable"):
+            await client.get_process(ran[0])
+        assert asyncio.get_running_loop().time() - started > CONNECT_WITHIN / 2  # it kept trying first
+        back = asyncio.create_task(asyncio.sleep(2))
+        back.add_done_callback(lambda _: stack.start_postgres())  # Postgres returns while the call tries
+        assert (await client.get_process(ran[0])).status is S.COMPLETED
+    finally:
+        if stack.postgres._server is None:
+            stack.start_postgres()
+
+
+async def test_a_trigger_while_temporal_is_down_leaves_the_process_created_for_the_sweep(stack: FaultStack, client: Workflowable):
+    """The process row is written, its workflow's start is not: the caller is told which process
+    waits and who starts it, and the sweep does once Temporal is back."""
+    await client.save_workflow(three_steps("temporal-down"), activate=True)
+    stack.start_worker()
+    await wait_until_all(client, await trigger(client, 1), S.COMPLETED, timeout=60)  # the worker is up
+    stack.temporal.stop()
+    try:
+        with pytest.raises(TemporalUnavailable, match="stays Created: the process-runs sweep or dispatch_process starts it later") as caught:
+            await client.trigger_event(FaultEvent(n=1))
+    finally:
+        await stack.restart_temporal(down_for=0)
+    found = re.search(r"workflow of process (\d+)", str(caught.value))
+    assert found is not None, caught.value
+    process_id = int(found.group(1))
+    assert (await client.get_process(process_id)).status is S.CREATED
+    assert (await client.process_runs()).dispatched >= 1
+    await wait_until_all(client, [process_id], S.COMPLETED, timeout=90)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -45,18 +47,43 @@ async def test_a_statement_error_is_raised_as_is_and_the_connection_is_reused(cl
     await all_closed(client, "wf-statements-reuse")
 
 
-async def test_a_dropped_connection_is_transient_and_replaced(client, database_url):
+async def test_an_idle_connection_the_server_dropped_is_replaced_before_use(client, database_url):
     statements = Statements(named(database_url, "wf-statements-drop"), size=2)
     try:
         pid = await statements.scalar(sa.text("SELECT pg_backend_pid()"), {})
+        async with client.engine.connect() as conn:  # as a Postgres restart does to every connection
+            await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await eventually(lambda: _gone(client, pid))
+        assert await statements.scalar(sa.text("SELECT pg_backend_pid()"), {}) != pid  # no error: a new connection
+    finally:
+        await statements.close()
+
+
+async def _gone(client, pid: int) -> bool:
+    async with client.engine.connect() as conn:
+        return not await conn.scalar(sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
+
+
+async def test_a_connection_dropped_mid_statement_is_transient_and_replaced(client, database_url):
+    statements = Statements(named(database_url, "wf-statements-mid"), size=1)
+    try:
+        pid = await statements.scalar(sa.text("SELECT pg_backend_pid()"), {})
+        sleeping = asyncio.create_task(statements.scalar(sa.text("SELECT pg_sleep(30)"), {}))
+        await eventually(lambda: _running(client, pid, "pg_sleep"))
         async with client.engine.connect() as conn:
             await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         with pytest.raises(psycopg.OperationalError) as raised:
-            await statements.scalar(sa.text("SELECT 1"), {})
+            await asyncio.wait_for(sleeping, 10)
         assert is_transient(raised.value)  # the activities' writes retry on it
         assert await statements.scalar(sa.text("SELECT pg_backend_pid()"), {}) != pid  # a new connection
     finally:
         await statements.close()
+
+
+async def _running(client, pid: int, text: str) -> bool:
+    async with client.engine.connect() as conn:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND query LIKE :text AND state = 'active'"
+        return bool(await conn.scalar(sa.text(query), {"pid": pid, "text": f"%{text}%"}))
 
 
 async def test_dispose_closes_the_engines_statements(client, database_url):
