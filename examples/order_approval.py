@@ -37,8 +37,8 @@ from workflowable import (
     build_worker,
     run,
 )
-from workflowable.devstack import dev_stack
-from workflowable.reporting_sql import ATTEMPTS_OF_PROCESS, FAILED_ATTEMPTS
+from workflowable.db.reporting_sql import ATTEMPTS_OF_PROCESS, FAILED_ATTEMPTS
+from workflowable.ops.devstack import dev_stack
 from workflowable.states import AttemptStatus
 
 

@@ -18,8 +18,8 @@ import pytest
 
 from workflowable import Catalog, Settings, Workflowable, build_worker
 from workflowable.connection import connect_temporal
-from workflowable.database import create_engine, dispose, upgrade
-from workflowable.devstack import EmbeddedPostgres, TemporalDevServer
+from workflowable.db.database import create_engine, dispose, upgrade
+from workflowable.ops.devstack import EmbeddedPostgres, TemporalDevServer
 
 
 @pytest.fixture(scope="session")

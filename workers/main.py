@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from workflowable.cli import main
+from workflowable.ops.cli import main
 
 if __name__ == "__main__":
     main(["worker", *sys.argv[1:]])

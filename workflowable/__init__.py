@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .client import Workflowable
+from .db.reporting import Attempt, Process, Token
+from .db.versions import SwapInfo
 from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, NoParameters, WorkflowEvent
 from .dispatch import SweepResult
 from .errors import (
@@ -33,13 +35,11 @@ from .errors import (
     WorkflowNotEditable,
     WorkflowNotFound,
 )
-from .exiting import run
 from .graph import Condition, WorkflowDefinition
+from .ops.exiting import run
 from .reconcile import Difference, ReconcileResult
-from .reporting import Attempt, Process, Token
 from .settings import Settings
 from .states import AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus
-from .versions import SwapInfo
 from .worker import build_worker
 from .workflows.locks import LockState
 from .workflows.messages import ProcessState

@@ -22,12 +22,12 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from . import versions
-from .database import is_transient
+from .db import versions
+from .db.database import is_transient
+from .db.mirror import AttemptKey, Mirror
 from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext
 from .dispatch import SweepResult, process_runs, start_process_workflow
 from .errors import InvalidParameters, InvalidToken, NonRetryable, ProcessNotFound, UnknownType
-from .mirror import AttemptKey, Mirror
 from .settings import DEFAULT_MAX_PROCESS_TOKENS_BYTES, DEFAULT_MAX_TOKEN_BYTES
 from .states import ProcessStatus
 from .workflows.locks import LOCK_WORKFLOW, LockInput, LockRequest, lock_workflow_id

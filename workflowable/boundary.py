@@ -22,7 +22,7 @@ from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import TemporalError as SdkError
 from temporalio.service import RPCError, RPCStatusCode
 
-from .database import is_transient
+from .db.database import is_transient
 from .errors import (
     DatabaseError,
     DatabaseUnavailable,

@@ -21,10 +21,13 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from . import catalog, versions
 from .boundary import TEMPORAL_TRANSIENT, check_id, public_api
-from .connection import connect_temporal
-from .database import create_engine, database_url, dispose
+from .connection import connect_temporal, database_url
+from .db import catalog, versions
+from .db.database import create_engine, dispose
+from .db.mirror import DispatchTarget, Mirror
+from .db.reporting import Process, Token, get_process
+from .db.versions import SwapInfo
 from .definitions import WorkflowEvent, check_token_sizes
 from .dispatch import SweepResult, install_schedule, process_runs, start_process_workflow
 from .errors import (
@@ -41,12 +44,9 @@ from .errors import (
     WorkflowableError,
 )
 from .graph import WorkflowDefinition
-from .mirror import DispatchTarget, Mirror
 from .reconcile import ReconcileResult, reconcile
-from .reporting import Process, Token, get_process
 from .settings import Settings
 from .states import SWEPT, ProcessStatus, Request, SwapStatus, WorkflowStatus
-from .versions import SwapInfo
 from .workflows.locks import LOCK_WORKFLOW, LockState, lock_workflow_id
 from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessPlan, ProcessState, Signals, workflow_id_for
 from .workflows.swaps import SwapInput, SwapWorkflow, swap_workflow_id

@@ -1,4 +1,5 @@
-"""Connecting to Temporal as the settings say: address, namespace, TLS, API key, payload codec.
+"""Finding the servers as the settings say: the mirror's URL (or the dev stack's Postgres), and
+Temporal's address, namespace, TLS, API key and payload codec.
 
 The one place that does it, so the client, the worker, the CLI and `workflowable check` all
 connect the same way. Secrets are read from the settings, never printed.
@@ -33,6 +34,16 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
         client_private_key=read(settings.temporal_tls_key, "TLS client key"),
         domain=settings.temporal_tls_server_name,
     )
+
+
+def database_url(settings: Settings) -> str:
+    """The configured URL of the mirror or, when none is set, the dev stack's embedded Postgres
+    under the state folder (started if it is not running)."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    from .ops.devstack import EmbeddedPostgres  # only the dev stack needs it
+
+    return EmbeddedPostgres(settings.state_dir).start()
 
 
 async def connect_temporal(settings: Settings) -> Client:

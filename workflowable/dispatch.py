@@ -29,8 +29,8 @@ from temporalio.common import Priority, SearchAttributePair, TypedSearchAttribut
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from .db.mirror import DispatchTarget, count_due, fail_dispatch, lock_due, mark_dispatched
 from .errors import TemporalUnavailable
-from .mirror import DispatchTarget, count_due, fail_dispatch, lock_due, mark_dispatched
 from .states import ProcessStatus
 from .workflows.messages import (
     EVENT_ATTRIBUTE,

@@ -22,8 +22,8 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from .mirror import mark_dispatched, repair_status
-from .models import attempts, processes
+from .db.mirror import mark_dispatched, repair_status
+from .db.models import attempts, processes
 from .states import AttemptStatus, ProcessStatus
 from .workflows.messages import PROCESS_WORKFLOW, PROCESS_WORKFLOW_V1, process_id_of, workflow_id_for
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .workflows.messages import DEFAULT_LOCK_LEASE_SECONDS
+
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 #: Temporal refuses payloads over 2 MB and every activity carries all of a process's tokens:
 #: 256 KiB a token keeps a process with a few large tokens well inside that.
@@ -50,7 +52,7 @@ class Settings(BaseSettings):
         description="Folder for the dev stack: embedded Postgres data, Temporal's database file.",
     )
     lock_lease: float = Field(
-        default=30.0,
+        default=DEFAULT_LOCK_LEASE_SECONDS,
         gt=0,
         description="Seconds a process that stopped renewing (terminated, no worker) keeps its lock key.",
     )

@@ -11,8 +11,8 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from .activities import ProcessActivities
+from .db.mirror import DEFAULT_LOCK_LEASE, Mirror
 from .definitions import Catalog
-from .mirror import DEFAULT_LOCK_LEASE, Mirror
 from .settings import DEFAULT_CHECKS_PER_RUN, DEFAULT_MAX_PROCESS_TOKENS_BYTES, DEFAULT_MAX_TOKEN_BYTES
 from .workflows.locks import LockWorkflow
 from .workflows.process import ProcessWorkflow
@@ -20,10 +20,11 @@ from .workflows.process_v1 import ProcessWorkflowV1
 from .workflows.swaps import SwapWorkflow
 from .workflows.sweep import ProcessRunsWorkflow
 
-#: The workflow imports only states and messages, but the package's __init__ pulls in the client
-#: side too; passing the package through keeps the sandbox from re-importing all of it.
+#: Heartbeats go out at most this often, so a cancel reaches a running activity within seconds.
 HEARTBEAT_THROTTLE = timedelta(seconds=1)
 
+#: Workflow code imports only states and its own modules, but importing any module of the
+#: package runs its __init__; passing the package through keeps the sandbox from re-importing it.
 SANDBOX = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflowable"))
 
 
@@ -50,7 +51,6 @@ def build_worker(
     the first keep running on the code that began them."""
     mirror = Mirror(engine, lock_lease=lock_lease, checks_per_run=checks_per_run)
     activities = ProcessActivities(mirror, catalog, max_token_bytes=max_token_bytes, max_process_tokens_bytes=max_process_tokens_bytes)
-    # Heartbeats go out at most once a second, so a cancel reaches an activity within seconds.
     options.setdefault("max_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
     options.setdefault("default_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
     return Worker(

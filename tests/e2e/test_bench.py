@@ -11,7 +11,7 @@ from tests.e2e.test_cli import ROOT
 
 def test_the_benchmark_runs_and_reports_every_figure():
     result = subprocess.run(
-        [sys.executable, "-m", "workflowable.cli", "bench", "--quick", "--json"],
+        [sys.executable, "-m", "workflowable", "bench", "--quick", "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -14,7 +14,7 @@ from tests.e2e.cli_app import CliEvent, Shout
 from workflowable import ProcessStatus, WorkflowDefinition
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKFLOWABLE = [sys.executable, "-m", "workflowable.cli"]
+WORKFLOWABLE = [sys.executable, "-m", "workflowable"]
 
 
 def environment(settings, **extra: str) -> dict[str, str]:

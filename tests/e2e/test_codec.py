@@ -15,7 +15,7 @@ from tests.conftest import serving, unique
 from tests.e2e.test_dispatch import run_cli
 from workflowable import ActivityContext, ActivityType, ProcessStatus, Workflowable, WorkflowDefinition, WorkflowEvent
 from workflowable.codec import EncryptionCodec, InvalidPayloadKey, codec_from
-from workflowable.devstack import temporal_binary
+from workflowable.ops.devstack import temporal_binary
 from workflowable.workflows.messages import workflow_id_for
 
 

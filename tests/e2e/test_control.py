@@ -14,7 +14,7 @@ from temporalio.client import WorkflowExecutionStatus
 from tests.conftest import eventually, serving, unique
 from tests.e2e.flows import GATE, TYPES, Boom, FailEvent, GateOpen, QuickEvent, Sleep, SlowEvent, UnservedEvent, WaitEvent
 from workflowable import Condition, InvalidStateChange, ProcessStatus, WorkflowDefinition
-from workflowable.devstack import temporal_binary
+from workflowable.ops.devstack import temporal_binary
 from workflowable.states import AttemptStatus, Request
 from workflowable.workflows.messages import workflow_id_for
 
@@ -283,7 +283,7 @@ async def test_unknown_process_ids_are_a_typed_error(client):
 async def test_reconcile_reports_a_process_ended_in_the_mirror_whose_run_is_open(client, worker):
     """The last Success write completed the process, then every worker stopped before the run
     closed: reconcile reports it and writes nothing."""
-    from workflowable.models import processes
+    from workflowable.db.models import processes
     from workflowable.reconcile import STILL_CLOSING
 
     process_id = await in_state(client, S.DISPATCHED)  # its run is open; no worker serves its queue

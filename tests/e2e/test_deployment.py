@@ -12,7 +12,7 @@ from tests.e2e.cli_app import WhoAmI, WhoAmIEvent
 from tests.e2e.test_cli import ROOT, WORKFLOWABLE, environment
 from tests.e2e.test_dispatch import run_cli
 from workflowable import ProcessStatus, WorkflowDefinition
-from workflowable.devstack import TemporalDevServer
+from workflowable.ops.devstack import TemporalDevServer
 
 
 async def test_check_passes_against_the_dev_stack(settings):

@@ -162,8 +162,8 @@ async def test_a_run_of_the_first_workflow_type_completes_after_the_upgrade(clie
     from temporalio.worker import Worker
 
     from workflowable.activities import ProcessActivities
+    from workflowable.db.mirror import Mirror
     from workflowable.definitions import Catalog
-    from workflowable.mirror import Mirror
     from workflowable.workflows.messages import PROCESS_WORKFLOW_V1, ProcessInput
 
     WaitingEvent.task_queue = task_queue

@@ -31,8 +31,8 @@ from workflowable import (
     WorkflowDefinition,
     WorkflowEvent,
 )
-from workflowable.database import sqlalchemy_url
-from workflowable.reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS, VIEWS
+from workflowable.db.database import sqlalchemy_url
+from workflowable.db.reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS, VIEWS
 
 S = ProcessStatus
 

@@ -20,7 +20,7 @@ from workflowable import (
     WorkflowDefinition,
     WorkflowEvent,
 )
-from workflowable.reporting_sql import ATTEMPTS_OF_PROCESS, FAILED_ATTEMPTS
+from workflowable.db.reporting_sql import ATTEMPTS_OF_PROCESS, FAILED_ATTEMPTS
 from workflowable.states import AttemptStatus
 from workflowable.workflows.messages import PROCESS_WORKFLOW, STATUS_ATTRIBUTE, WORKFLOW_ATTRIBUTE, workflow_id_for
 

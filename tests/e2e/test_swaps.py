@@ -21,8 +21,8 @@ from workflowable import (
     WorkflowEvent,
     WorkflowStatus,
 )
+from workflowable.db.models import swap_audits, workflows
 from workflowable.errors import InvalidSwap, SwapInProgress
-from workflowable.models import swap_audits, workflows
 from workflowable.states import SwapStatus
 
 S = ProcessStatus
@@ -198,7 +198,7 @@ async def _swap_is(wf: Workflowable, swap_id: int, status: SwapStatus) -> bool:
 
 async def _audit(wf: Workflowable, swap_id: int) -> dict[int, tuple[str | None, str | None, int]]:
     """from process -> (old activity name, new activity name, new process)."""
-    from workflowable.models import activities
+    from workflowable.db.models import activities
 
     old_activity, new_activity = activities.alias("old_activity"), activities.alias("new_activity")
     async with wf.engine.connect() as conn:
@@ -214,7 +214,7 @@ async def _audit(wf: Workflowable, swap_id: int) -> dict[int, tuple[str | None, 
 async def test_verify_integrity_names_the_missing_token_and_exits_non_zero(client, settings):
     from tests.e2e.integrity_app import HasAddress, Invoice, Ship, Shipment
     from tests.e2e.test_dispatch import run_cli
-    from workflowable.integrity import missing_tokens
+    from workflowable.db.integrity import missing_tokens
 
     assert missing_tokens(Shipment, [Ship, HasAddress]) == {Ship: ("postal-address",), HasAddress: ("postal-address",)}
     assert missing_tokens(Invoice, [Ship, HasAddress]) == {}

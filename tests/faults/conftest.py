@@ -16,8 +16,8 @@ from temporalio.client import WorkflowExecutionStatus
 
 from tests.e2e.test_cli import ROOT, WORKFLOWABLE, environment
 from workflowable import ProcessStatus, Settings, Workflowable
-from workflowable.database import upgrade
-from workflowable.devstack import EmbeddedPostgres, TemporalDevServer, stop_child
+from workflowable.db.database import upgrade
+from workflowable.ops.devstack import EmbeddedPostgres, TemporalDevServer, stop_child
 from workflowable.workflows.messages import STATUS_ATTRIBUTE, workflow_id_for
 
 APP = "tests.faults.app:TYPES"
@@ -98,7 +98,7 @@ async def client(stack: FaultStack) -> AsyncIterator[Workflowable]:
 
 
 async def count_in(client: Workflowable, ids: list[int], *statuses: ProcessStatus) -> int:
-    from workflowable.models import processes
+    from workflowable.db.models import processes
 
     async with client.engine.connect() as conn:
         query = sa.select(sa.func.count()).where(processes.c.id.in_(ids), processes.c.workflow_process_status_id.in_([int(s) for s in statuses]))

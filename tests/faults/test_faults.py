@@ -21,9 +21,9 @@ from tests.faults.conftest import (
     wait_until_all,
 )
 from workflowable import DatabaseUnavailable, ProcessStatus, TemporalUnavailable, Workflowable
-from workflowable.database import CONNECT_WITHIN
-from workflowable.devstack import temporal_binary
-from workflowable.models import processes
+from workflowable.db.database import CONNECT_WITHIN
+from workflowable.db.models import processes
+from workflowable.ops.devstack import temporal_binary
 from workflowable.workflows.messages import workflow_id_for
 
 S = ProcessStatus

@@ -33,7 +33,7 @@ from workflowable import (
     WorkflowDefinition,
     WorkflowEvent,
 )
-from workflowable.database import upgrade
+from workflowable.db.database import upgrade
 
 
 class Fuzzed(WorkflowEvent):

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tests.conftest import unique
 from workflowable import ActivityType, ProcessStatus, WorkflowDefinition, WorkflowEvent
-from workflowable.mirror import AttemptKey
+from workflowable.db.mirror import AttemptKey
 from workflowable.states import TRANSITIONS, AttemptStatus
 from workflowable.workflows.messages import StatusChange
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from workflowable.database import upgrade
+from workflowable.db.database import upgrade
 
 
 async def test_status_tables_hold_the_seeded_ids(client):

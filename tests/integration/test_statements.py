@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import eventually
-from workflowable.database import Statements, create_engine, dispose, is_transient, statements_for
+from workflowable.db.database import Statements, create_engine, dispose, is_transient, statements_for
 
 BACKENDS = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from workflowable.cli import app, load_types
+from workflowable.ops.cli import app, load_types
 from workflowable.settings import Settings
 from workflowable.workflows.messages import SEARCH_ATTRIBUTES
 
@@ -92,7 +92,7 @@ def test_commands_are_real_entry_points(service):
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r'ENTRYPOINT \["workflowable"\]', dockerfile)
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["workflowable"] == "workflowable.cli:main"
+    assert scripts["workflowable"] == "workflowable.ops.cli:main"
     health = SERVICES["worker"]["healthcheck"]["test"]
     assert health[1] == "workflowable" and (health[2],) in registered_commands()
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import FailureError
 
-from .messages import Signals
+from .messages import DEFAULT_LOCK_LEASE_SECONDS, Signals
 
 LOCK_WORKFLOW = "WorkflowableLock"
 LOCK_ID_PREFIX = "workflowable-lock-"
@@ -61,7 +61,7 @@ class LockGrant:
 
 @dataclass
 class LockState:
-    """The `state` query: who holds the key, until when, and who waits, in order."""
+    """The `current` query: who holds the key, until when, and who waits, in order."""
 
     key: str
     holder: str | None
@@ -73,7 +73,7 @@ class LockState:
 @workflow.defn(name=LOCK_WORKFLOW)
 class LockWorkflow:
     def __init__(self) -> None:
-        self.state = LockInput(key="", lease_seconds=30)
+        self.state = LockInput(key="", lease_seconds=DEFAULT_LOCK_LEASE_SECONDS)
         self.changed = False
 
     @workflow.run

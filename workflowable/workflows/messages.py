@@ -13,6 +13,10 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey
 
+#: Seconds a process that stopped renewing keeps its lock key: the one default (the setting
+#: WORKFLOWABLE_LOCK_LEASE takes it from here; the plan carries the lease to the workflow).
+DEFAULT_LOCK_LEASE_SECONDS = 30.0
+
 #: The workflow type that interprets every workflow graph (process.py), and its ids. Runs
 #: started before it replaced the first type keep running on that one (process_v1.py).
 PROCESS_WORKFLOW = "WorkflowProcessV2"
@@ -117,7 +121,7 @@ class ProcessPlan:
     tokens: dict[str, str]
     steps_taken: int  #: attempt rows so far belong to steps 1..steps_taken
     lock_key: str | None = None
-    lock_lease_seconds: float = 30.0
+    lock_lease_seconds: float = DEFAULT_LOCK_LEASE_SECONDS
     #: re-checks of the transitions a run makes before it continues as new (history stays bounded)
     checks_per_run: int = 500
 

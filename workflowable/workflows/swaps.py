@@ -91,7 +91,3 @@ class SwapWorkflow:
     def dispatch_now(self) -> None:
         """Start now rather than at the scheduled time."""
         self.now = True
-
-    @workflow.query
-    def still_to_move(self) -> int | None:
-        return self.remaining

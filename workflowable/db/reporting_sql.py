@@ -82,12 +82,3 @@ AVERAGE_DURATION = (
     "SELECT AVG(EXTRACT(EPOCH FROM (completed_at - started_at))) AS avg_execution_time "
     "FROM workflow_process_activity_logs WHERE workflow_activity_id = :activity_id"
 )
-#: Processes that have been in one status longer than an interval (e.g. '1 hour').
-STUCK_PROCESSES = """
-    SELECT p.id, w.name AS workflow_name, s.name AS status, p.updated_at, now() - p.updated_at AS in_status_for
-    FROM workflow_processes p
-    JOIN workflows w ON w.id = p.workflow_id
-    JOIN workflow_process_statuses s ON s.id = p.workflow_process_status_id
-    WHERE p.workflow_process_status_id = :status_id AND p.updated_at < now() - CAST(:older_than AS interval)
-    ORDER BY p.updated_at
-"""

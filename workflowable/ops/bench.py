@@ -27,14 +27,15 @@ import sqlalchemy as sa
 from temporalio import activity, workflow
 from temporalio.worker import Worker
 
-from .client import Workflowable
-from .database import create_engine, database_url, dispose
-from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, WorkflowEvent
+from ..client import Workflowable
+from ..connection import database_url
+from ..db.database import create_engine, dispose
+from ..db.reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS
+from ..definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, WorkflowEvent
+from ..graph import Condition, WorkflowDefinition
+from ..settings import Settings
+from ..worker import HEARTBEAT_THROTTLE, SANDBOX, build_worker
 from .devstack import stop_child
-from .graph import Condition, WorkflowDefinition
-from .reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS
-from .settings import Settings
-from .worker import HEARTBEAT_THROTTLE, SANDBOX, build_worker
 
 # (a) the baseline: plain Temporal
 
@@ -147,7 +148,7 @@ async def paced(count: int, rate: float, one: Callable[[int], Awaitable[float]],
 async def servers(settings: Settings | None) -> AsyncIterator[Settings]:
     """Settings pointing at servers: the given ones, or a fresh dev stack stopped afterwards."""
     if settings is not None and settings.database_url is not None and settings.temporal_address is not None:
-        from .database import upgrade
+        from ..db.database import upgrade
 
         upgrade(settings.database_url.get_secret_value())
         yield settings
@@ -405,7 +406,7 @@ async def waiting_memory(client: Workflowable, settings: Settings, config: Confi
         WORKFLOWABLE_TEMPORAL_NAMESPACE=settings.temporal_namespace,
     )
     worker = subprocess.Popen(
-        [sys.executable, "-m", "workflowable.cli", "worker", "--app", "workflowable.bench:TYPES", "--queue", queue],
+        [sys.executable, "-m", "workflowable", "worker", "--app", "workflowable.ops.bench:TYPES", "--queue", queue],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

@@ -15,9 +15,10 @@ from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .definitions import ActivityType, ConditionType, WorkflowEvent
-from .errors import InvalidDefinition, InvalidWorkflowStatusChange, WorkflowNotEditable
-from .graph import WorkflowDefinition
+from ..definitions import ActivityType, ConditionType, WorkflowEvent
+from ..errors import InvalidDefinition, InvalidWorkflowStatusChange, WorkflowNotEditable
+from ..graph import WorkflowDefinition
+from ..states import WorkflowStatus
 from .models import (
     activities,
     activity_parameters,
@@ -30,7 +31,6 @@ from .models import (
     transitions,
     workflows,
 )
-from .states import WorkflowStatus
 from .versions import count_live, find_workflow
 
 #: Allowed workflow status moves (the original let Activate run even from Archived; we do not).

@@ -22,9 +22,9 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
-from .errors import WorkflowableError
-from .settings import DEFAULT_TEMPORAL_ADDRESS, Settings
-from .workflows.messages import SEARCH_ATTRIBUTES
+from ..errors import WorkflowableError
+from ..settings import DEFAULT_TEMPORAL_ADDRESS, Settings
+from ..workflows.messages import SEARCH_ATTRIBUTES
 
 #: The web UI's port in the dev stack, as `temporal server start-dev` has it by default.
 DEV_UI_PORT = 8233
@@ -173,7 +173,7 @@ class EmbeddedPostgres:
 async def dev_stack(settings: Settings, *, log: Callable[[str], None] = print) -> AsyncIterator[Settings]:
     """Start whatever `settings` leaves unset (Postgres, Temporal), migrate, and yield settings
     that point at the running servers. Everything started here is stopped on exit."""
-    from .database import upgrade
+    from ..db.database import upgrade
 
     started: list[EmbeddedPostgres | TemporalDevServer] = []
     try:

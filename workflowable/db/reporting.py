@@ -10,10 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .errors import ProcessNotFound
+from ..errors import ProcessNotFound
+from ..states import AttemptStatus, ProcessStatus
+from ..workflows.messages import workflow_id_for
 from .models import activities, attempts, events, processes, tokens, workflows
-from .states import AttemptStatus, ProcessStatus
-from .workflows.messages import workflow_id_for
 
 
 @dataclass(frozen=True)

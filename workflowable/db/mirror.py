@@ -18,8 +18,19 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..errors import ProcessNotFound
+from ..settings import DEFAULT_CHECKS_PER_RUN
+from ..states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus, sources_of
+from ..workflows.messages import (
+    DEFAULT_LOCK_LEASE_SECONDS,
+    ActivityStep,
+    ConditionStep,
+    ProcessPlan,
+    StatusChange,
+    StatusWrite,
+    TransitionStep,
+)
 from .database import statements_for
-from .errors import ProcessNotFound
 from .models import (
     activities,
     activity_parameters,
@@ -34,16 +45,13 @@ from .models import (
     transitions,
     workflows,
 )
-from .settings import DEFAULT_CHECKS_PER_RUN
-from .states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus, sources_of
 from .versions import holding_swaps
-from .workflows.messages import ActivityStep, ConditionStep, ProcessPlan, StatusChange, StatusWrite, TransitionStep
 
 if TYPE_CHECKING:
     from .reporting import Process
 
 #: How long a process holds its lock key without renewing it (it renews every third of that).
-DEFAULT_LOCK_LEASE = timedelta(seconds=30)
+DEFAULT_LOCK_LEASE = timedelta(seconds=DEFAULT_LOCK_LEASE_SECONDS)
 
 
 @dataclass(frozen=True)

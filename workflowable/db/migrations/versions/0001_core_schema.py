@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from workflowable.models import SEEDS
+from workflowable.db.models import SEEDS
 
 revision = '0001'
 down_revision = None

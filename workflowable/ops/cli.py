@@ -20,26 +20,26 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .boundary import translate
+from ..boundary import translate
+from ..client import Workflowable
+from ..connection import connect_temporal, database_url
+from ..db.database import create_engine, dispose, grant_reporting, upgrade
+from ..db.integrity import IntegrityProblem, verify_integrity
+from ..db.reporting import Process, ProcessSummary, Report, build_report, list_attempts, list_processes
+from ..db.versions import SwapInfo
+from ..definitions import Catalog
+from ..dispatch import SweepResult
+from ..errors import WorkflowableError
+from ..reconcile import ReconcileResult
+from ..settings import Settings
+from ..states import AttemptStatus, ProcessStatus
+from ..worker import build_worker
+from ..workflows.locks import LockState
+from ..workflows.messages import PROCESS_RUNS_SCHEDULE, process_id_of
 from .checks import Check, run_checks
-from .client import Workflowable
-from .connection import connect_temporal
-from .database import create_engine, database_url, dispose, grant_reporting, upgrade
-from .definitions import Catalog
 from .devstack import dev_stack
-from .dispatch import SweepResult
-from .errors import WorkflowableError
 from .exiting import exit_now, status_of
-from .integrity import IntegrityProblem, verify_integrity
-from .reconcile import ReconcileResult
 from .report_html import render_html
-from .reporting import Process, ProcessSummary, Report, build_report, list_attempts, list_processes
-from .settings import Settings
-from .states import AttemptStatus, ProcessStatus
-from .versions import SwapInfo
-from .worker import build_worker
-from .workflows.locks import LockState
-from .workflows.messages import PROCESS_RUNS_SCHEDULE, process_id_of
 
 app = typer.Typer(help="Event-triggered workflow processes on Temporal, mirrored to Postgres.", no_args_is_help=True)
 db_app = typer.Typer(help="The mirror's schema.", no_args_is_help=True)

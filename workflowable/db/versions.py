@@ -19,8 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .boundary import check_id
-from .errors import InvalidArgument, InvalidSwap, InvalidWorkflowStatusChange, WorkflowNotFound
+from ..boundary import check_id
+from ..errors import InvalidArgument, InvalidSwap, InvalidWorkflowStatusChange, WorkflowNotFound
+from ..states import TERMINAL, ProcessStatus, SwapStatus, WorkflowStatus
 from .models import (
     activities,
     activity_parameters,
@@ -34,7 +35,6 @@ from .models import (
     transitions,
     workflows,
 )
-from .states import TERMINAL, ProcessStatus, SwapStatus, WorkflowStatus
 
 S = ProcessStatus
 LIVE = [int(s) for s in ProcessStatus if s not in TERMINAL]

@@ -12,12 +12,12 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.service import RPCError
 
-from .codec import codec_from
-from .connection import connect_temporal
-from .database import MIGRATIONS, create_engine, database_url, dispose
-from .errors import WorkflowableError
-from .settings import Settings
-from .workflows.messages import SEARCH_ATTRIBUTES
+from ..codec import codec_from
+from ..connection import connect_temporal, database_url
+from ..db.database import MIGRATIONS, create_engine, dispose
+from ..errors import WorkflowableError
+from ..settings import Settings
+from ..workflows.messages import SEARCH_ATTRIBUTES
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from workflowable.reporting_sql import VIEWS
+from workflowable.db.reporting_sql import VIEWS
 
 revision = "0004"
 down_revision = "0003"

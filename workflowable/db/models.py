@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from .states import AttemptStatus, ProcessStatus, SwapStatus, WorkflowStatus
+from ..states import AttemptStatus, ProcessStatus, SwapStatus, WorkflowStatus
 
 
 def _timestamp(*, nullable: bool = True, default_now: bool = False, index: bool = False) -> sa.Column:

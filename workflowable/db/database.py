@@ -16,8 +16,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .errors import DatabaseNotConfigured, WorkflowableError
-from .settings import Settings
+from ..errors import DatabaseNotConfigured, WorkflowableError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -28,15 +27,6 @@ def sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     raise DatabaseNotConfigured(f"not a Postgres URL: {sa.engine.make_url(url).render_as_string(hide_password=True)}")
-
-
-def database_url(settings: Settings) -> str:
-    """The configured URL or, when none is set, the embedded Postgres under the state folder."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    from .devstack import EmbeddedPostgres  # only the dev stack needs it
-
-    return EmbeddedPostgres(settings.state_dir).start()
 
 
 #: How long opening a connection keeps trying while Postgres cannot be reached (down, restarting,

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .definitions import Catalog, WorkflowEvent
+from ..definitions import Catalog, WorkflowEvent
+from ..states import WorkflowStatus
 from .models import activities, activity_types, condition_types, conditions, events, transitions, workflows
-from .states import WorkflowStatus
 
 
 @dataclass(frozen=True)

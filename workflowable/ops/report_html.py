@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from .reporting import Report
+from ..db.reporting import Report
 
 PAGE = """<!doctype html>
 <html lang="en">

@@ -1,11 +1,11 @@
-"""Alembic environment: the URL comes from `workflowable.database.upgrade`, never from a file."""
+"""Alembic environment: the URL comes from `workflowable.db.database.upgrade`, never from a file."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import context
 
-from workflowable.models import SQLModel
+from workflowable.db.models import SQLModel
 
 config = context.config
 url = str(config.attributes.get("url") or config.get_main_option("sqlalchemy.url"))

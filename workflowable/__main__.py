@@ -1,0 +1,5 @@
+"""`python -m workflowable ...`: the `workflowable` command."""
+
+from workflowable.ops.cli import main
+
+main()
