@@ -179,7 +179,15 @@ class WorkflowProcessTokenRow(_Timestamps, table=True):
     __tablename__ = "workflow_process_tokens"
     # Values are not capped, so a btree on them would refuse large ones; a hash index serves
     # the documented look-up of processes by token value (`WHERE key = .. AND value = ..`).
-    __table_args__ = (sa.Index("ix_workflow_process_tokens_value", "value", postgresql_using="hash"),)
+    __table_args__ = (
+        sa.Index("ix_workflow_process_tokens_value", "value", postgresql_using="hash"),
+        # The outputs of one attempt (an earlier Success found by a retried step); input tokens have none.
+        sa.Index(
+            "ix_workflow_process_tokens_attempt",
+            "workflow_process_activity_log_id",
+            postgresql_where=sa.text("workflow_process_activity_log_id IS NOT NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
     workflow_process_id: int = Field(sa_column=_fk("workflow_processes.id"))
@@ -204,6 +212,8 @@ class WorkflowProcessActivityLogRow(_Timestamps, table=True):
     # One row per attempt; activities retry, so the row is upserted on this key.
     __table_args__ = (
         sa.UniqueConstraint("workflow_process_id", "temporal_run_id", "step", "attempt", name="workflow_process_activity_logs_attempt_key"),
+        # Lets the per-activity duration queries read the index alone.
+        sa.Index("ix_workflow_process_activity_logs_activity_times", "workflow_activity_id", "started_at", "completed_at"),
     )
 
     id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)

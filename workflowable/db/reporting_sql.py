@@ -3,7 +3,8 @@ documents. Plain SQL on purpose: it is what a reporting user reads and runs."""
 
 from __future__ import annotations
 
-#: View name -> its SELECT. Migration 0004 creates them; a later change is a new migration.
+#: View name -> its SELECT, as the schema has them now. Migration 0004 created them from its own
+#: copy; a change here needs a new migration (tests/integration/test_schema.py says so).
 VIEWS: dict[str, str] = {
     # One row per attempt, with names and its duration in seconds (NULL while In Progress).
     "workflow_process_activity_log_durations": """

@@ -10,12 +10,18 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from workflowable.db.models import SEEDS
-
 revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
+
+
+#: The seeds this migration wrote, as it wrote them (a migration never reads live code).
+SEEDS: dict[str, list[dict[str, object]]] = {
+    "workflow_statuses": [{"id": 1, "name": "Draft"}, {"id": 2, "name": "Active"}, {"id": 3, "name": "Deactivated"}, {"id": 4, "name": "Archived"}],
+    "workflow_process_statuses": [{"id": 1, "name": "Created"}, {"id": 2, "name": "Pending"}, {"id": 3, "name": "Dispatched"}, {"id": 4, "name": "Running"}, {"id": 5, "name": "Paused"}, {"id": 6, "name": "Failed"}, {"id": 7, "name": "Completed"}, {"id": 8, "name": "Cancelled"}],
+    "workflow_process_activity_log_statuses": [{"id": 1, "name": "In Progress"}, {"id": 2, "name": "Success"}, {"id": 3, "name": "Failure"}],
+}
 
 
 def upgrade() -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from workflowable.db.models import SEEDS
-
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
@@ -32,6 +30,10 @@ def _fk(name: str, target: str, *, nullable: bool = False) -> sa.Column:
     return sa.Column(name, sa.BigInteger, sa.ForeignKey(target, ondelete="CASCADE"), nullable=nullable)
 
 
+#: The seeds this migration wrote, as it wrote them.
+SWAP_STATUSES: list[dict[str, object]] = [{"id": 1, "name": "Draft"}, {"id": 2, "name": "Scheduled"}, {"id": 3, "name": "Dispatched"}, {"id": 4, "name": "Processing"}, {"id": 5, "name": "Completed"}]
+
+
 def upgrade() -> None:
     op.create_table(
         "workflow_swap_statuses",
@@ -41,7 +43,7 @@ def upgrade() -> None:
     )
     op.bulk_insert(
         sa.table("workflow_swap_statuses", sa.column("id", sa.BigInteger), sa.column("name", sa.String)),
-        SEEDS["workflow_swap_statuses"],
+        SWAP_STATUSES,
     )
     op.create_table(
         "workflow_swaps",
