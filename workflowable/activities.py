@@ -26,7 +26,7 @@ from .db import versions
 from .db.database import is_transient
 from .db.mirror import AttemptKey, Mirror
 from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext
-from .dispatch import SweepResult, process_runs, start_process_workflow
+from .dispatch import SweepResult, process_runs, start_and_record
 from .errors import InvalidParameters, InvalidToken, NonRetryable, ProcessNotFound, UnknownType
 from .settings import DEFAULT_MAX_PROCESS_TOKENS_BYTES, DEFAULT_MAX_TOKEN_BYTES
 from .states import ProcessStatus
@@ -190,14 +190,11 @@ class ProcessActivities:
     async def swap_finish(self, swap_id: int) -> str:
         """Complete the swap and dispatch the processes it held back."""
         held = await versions.finish_swap(self.mirror.engine, swap_id)
+        started_paused = functools.partial(versions.mark_started_paused, self.mirror.engine)
         for process_id in held.created:
-            run_id = await start_process_workflow(activity.client(), await self.mirror.dispatch_target(process_id))
-            if run_id is not None:
-                await self.mirror.mark_dispatched(process_id, run_id)
+            await start_and_record(activity.client(), self.mirror, await self.mirror.dispatch_target(process_id))
         for process_id in held.paused:  # their workflows wait, paused, for a resume
-            run_id = await start_process_workflow(activity.client(), await self.mirror.dispatch_target(process_id))
-            if run_id is not None:
-                await versions.mark_started_paused(self.mirror.engine, process_id, run_id)
+            await start_and_record(activity.client(), self.mirror, await self.mirror.dispatch_target(process_id), record=started_paused)
         return f"swap {swap_id} completed; {len(held.created)} held-back processes dispatched, {len(held.paused)} started paused"
 
     @activity.defn(name=Activities.SWAP_PROCESS)

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from .boundary import TEMPORAL_TRANSIENT, check_id, public_api
+from .boundary import check_id, public_api
 from .connection import connect_temporal, database_url
 from .db import catalog, versions
 from .db.database import create_engine, dispose
@@ -29,22 +24,20 @@ from .db.mirror import DispatchTarget, Mirror
 from .db.reporting import Process, Token, get_process
 from .db.versions import SwapInfo
 from .definitions import WorkflowEvent, check_token_sizes
-from .dispatch import SweepResult, install_schedule, process_runs, start_process_workflow
+from .dispatch import SweepResult, install_schedule, process_runs, start_and_record
 from .errors import (
-    DispatchFailed,
     InvalidArgument,
     InvalidEventPayload,
     InvalidStateChange,
     InvalidSwap,
     RequestTimeout,
     SwapInProgress,
-    TemporalError,
-    TemporalUnavailable,
     WaitTimeout,
     WorkflowableError,
 )
 from .graph import WorkflowDefinition
 from .reconcile import ReconcileResult, reconcile
+from .requests import apply_request, live_handle
 from .settings import Settings
 from .states import SWEPT, ProcessStatus, Request, SwapStatus, WorkflowStatus
 from .workflows.locks import LOCK_WORKFLOW, LockState, lock_workflow_id
@@ -244,29 +237,8 @@ class Workflowable:
         self, target: DispatchTarget, queue: str | None = None, *, plan: ProcessPlan | None = None, eager: bool = False
     ) -> datetime | None:
         """Start the process's workflow and mark it Dispatched; when it was (None: not by this call)."""
-        run_id = await self._start(target, queue, plan=plan, eager=eager)
-        if run_id is None:
-            return None
-        return await self.mirror.mark_dispatched(target.process_id, run_id)
-
-    async def _start(self, target: DispatchTarget, queue: str | None = None, *, plan: ProcessPlan | None = None, eager: bool = False) -> str | None:
-        """`start_process_workflow`, with an explicit outcome when Temporal does not start it:
-        refused for good (its payload, say), the process is marked Failed with the reason and
-        `DispatchFailed` raised; not reached or refused for now, it stays as it was and the
-        error says who starts it later."""
-        try:
-            return await start_process_workflow(self.temporal, target, queue, plan=plan, eager=eager)
-        except RPCError as err:
-            if err.status is RPCStatusCode.INVALID_ARGUMENT:
-                reason = f"Temporal refused to start its workflow: {err.message}"
-                await self.mirror.fail_dispatch(target.process_id, target.status, reason)
-                raise DispatchFailed(target.process_id, reason) from None
-            later = "the process-runs sweep or dispatch_process starts it later" if target.status in SWEPT else "retry_process tries again"
-            error = TemporalUnavailable if err.status in TEMPORAL_TRANSIENT else TemporalError
-            raise error(
-                f"Temporal did not start the workflow of process {target.process_id} ({err.status.name}: {err.message}); "
-                f"it stays {target.status.label}: {later}"
-            ) from err
+        _, dispatched_at = await start_and_record(self.temporal, self.mirror, target, queue, plan=plan, eager=eager)
+        return dispatched_at  # type: ignore[return-value]
 
     async def _new_dispatch(self, target: DispatchTarget, workflow_id: int, input_tokens: Mapping[str, str], lock_key: str | None) -> datetime | None:
         """Dispatch a process just created, with its plan so that its workflow need not read it
@@ -312,15 +284,14 @@ class Workflowable:
         target = await self.mirror.dispatch_target(check_id(process_id))
         if not Request.RETRY.allowed_from(target.status):
             raise InvalidStateChange(process_id, target.status, Request.RETRY.value)
-        run_id = await self._start(target)
+        run_id, _ = await start_and_record(self.temporal, self.mirror, target)
         if run_id is None:
             raise WorkflowableError(f"process {process_id} is Failed in the mirror but its workflow is running; run reconcile")
-        await self.mirror.mark_dispatched(process_id, run_id)
         return await self.get_process(process_id)
 
     async def wake_process(self, process_id: int) -> None:
         """Check a Pending process's transitions now rather than at its next_run_at."""
-        handle = await self._live_handle(check_id(process_id))
+        handle = await live_handle(self.temporal, check_id(process_id))
         if handle is not None:
             try:
                 await handle.signal(Signals.WAKE)
@@ -334,7 +305,7 @@ class Workflowable:
     async def get_live_state(self, process_id: int, *, timeout: float = 10.0) -> ProcessState | None:
         """The running workflow's own view of the process (its `state` query); None without one.
         A worker answers the query: `RequestTimeout` if none does within `timeout` seconds."""
-        handle = await self._live_handle(check_id(process_id))
+        handle = await live_handle(self.temporal, check_id(process_id))
         if handle is None:
             return None
         try:
@@ -369,16 +340,6 @@ class Workflowable:
                 found.append(state)
         return sorted(found, key=lambda state: state.key)
 
-    async def _live_handle(self, process_id: int) -> WorkflowHandle[Any, Any] | None:
-        handle = self.temporal.get_workflow_handle(workflow_id_for(process_id))
-        try:
-            description = await handle.describe()
-        except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:
-                return None
-            raise
-        return handle if description.status is WorkflowExecutionStatus.RUNNING else None
-
     async def get_process(self, process_id: int) -> Process:
         """Status, position, timestamps, tokens and attempts of one process, from the mirror."""
         return await get_process(self.engine, check_id(process_id))
@@ -412,91 +373,10 @@ class Workflowable:
         return await self.get_process(process.id)
 
     async def _request(self, process_id: int, request: Request, timeout: float) -> Process:
-        """Check the request against the mirror, then apply it where the process is: in the
-        mirror while its workflow has not begun (telling the workflow, if there is one, by a
-        durable signal or cancel request), else through its live workflow (an update, which
-        the workflow's own check may still refuse)."""
-        process_id, timeout = check_id(process_id), _seconds(timeout)
-        for _ in range(3):  # the process may move between the look and the write
-            process = await self.get_process(process_id)
-            if not request.allowed_from(process.status):
-                raise InvalidStateChange(process_id, process.status, request.value)
-            if _not_begun(process):
-                if await self.mirror.apply_before_run(process, request):
-                    if ProcessStatus.DISPATCHED in (process.status, process.paused_from):
-                        await self._tell_workflow(process_id, request)
-                    return await self.get_process(process_id)
-                continue
-            handle = await self._live_handle(process_id)
-            if handle is None:  # its workflow ended outside Workflowable (terminated, say)
-                resume_to = ProcessStatus.CREATED if process.first_run_at is None else ProcessStatus.PENDING
-                if await self.mirror.apply_before_run(process, request, resume_to=resume_to):
-                    return await self.get_process(process_id)
-                continue
-            await self._update(handle, process, request, timeout)
-            return await self.get_process(process_id)
-        raise WorkflowableError(f"process {process_id} kept changing state; {request.value} was not applied, try again")
-
-    async def _tell_workflow(self, process_id: int, request: Request) -> None:
-        handle = self.temporal.get_workflow_handle(workflow_id_for(process_id))
-        try:
-            if request is Request.CANCEL:
-                await handle.cancel()
-            else:
-                await handle.signal(request.value)
-        except RPCError as err:
-            if err.status is not RPCStatusCode.NOT_FOUND:
-                raise
-
-    async def _update(self, handle: WorkflowHandle[Any, Any], process: Process, request: Request, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(_update_when_admitted(handle, request), timeout)
-        except WorkflowUpdateFailedError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type == "InvalidStateChange":
-                raise InvalidStateChange(process.id, ProcessStatus(cause.details[1]), request.value) from None
-            raise
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            raise RequestTimeout(process.id, request.value, timeout, process.queue) from None
-        except RPCError as err:
-            if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-                raise RequestTimeout(process.id, request.value, timeout, process.queue) from None
-            if err.status is not RPCStatusCode.NOT_FOUND:
-                raise
-            # The workflow ended between the check and the request (Temporal gives no answer to
-            # an update it had not handed the workflow yet). A cancel has its effect either way.
-            status = (await self.get_process(process.id)).status
-            if request is Request.CANCEL and status is ProcessStatus.CANCELLED:
-                return
-            raise InvalidStateChange(process.id, status, request.value) from None
-
-
-#: Answers that mean "send it again": the server holds too many updates for the workflow (it
-#: admits about ten at a time), or it aborted them while the workflow's task was redone.
-RESEND = frozenset({RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.ABORTED, RPCStatusCode.UNAVAILABLE})
-
-
-async def _update_when_admitted(handle: WorkflowHandle[Any, Any], request: Request) -> None:
-    """Send the update until the server takes it. It keeps one id, so a resend of an update the
-    workflow already applied returns that outcome instead of applying it twice. The caller
-    bounds the whole by its timeout."""
-    update_id = f"{request.value}-{uuid.uuid4()}"
-    pause = 0.05
-    while True:
-        try:
-            await handle.execute_update(request.value, id=update_id, result_type=str)
-            return
-        except RPCError as err:
-            if err.status not in RESEND:
-                raise
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 1.0)
-
-
-def _not_begun(process: Process) -> bool:
-    """No worker has begun the process's workflow: it is Created or Dispatched, or paused from there."""
-    waiting = (ProcessStatus.CREATED, ProcessStatus.DISPATCHED)
-    return process.status in waiting or (process.status is ProcessStatus.PAUSED and process.paused_from in waiting)
+        """Apply a request (requests.py says how), then read the process as it is now."""
+        process_id = check_id(process_id)
+        await apply_request(self.temporal, self.mirror, process_id, request, _seconds(timeout))
+        return await self.get_process(process_id)
 
 
 def _seconds(timeout: object) -> float:

@@ -8,7 +8,7 @@ for a run this call really started.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,9 +29,10 @@ from temporalio.common import Priority, SearchAttributePair, TypedSearchAttribut
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from .db.mirror import DispatchTarget, count_due, fail_dispatch, lock_due, mark_dispatched
-from .errors import TemporalUnavailable
-from .states import ProcessStatus
+from .boundary import TEMPORAL_TRANSIENT
+from .db.mirror import DispatchTarget, Mirror, count_due, fail_dispatch, lock_due, mark_dispatched
+from .errors import DispatchFailed, TemporalError, TemporalUnavailable
+from .states import SWEPT, ProcessStatus
 from .workflows.messages import (
     EVENT_ATTRIBUTE,
     PROCESS_ID_ATTRIBUTE,
@@ -91,6 +92,45 @@ async def start_process_workflow(
     except WorkflowAlreadyStartedError:
         return None
     return handle.first_execution_run_id
+
+
+Record = Callable[[int, str], Awaitable[object]]
+
+
+async def start_and_record(
+    temporal: Client,
+    mirror: Mirror,
+    target: DispatchTarget,
+    queue: str | None = None,
+    *,
+    plan: ProcessPlan | None = None,
+    eager: bool = False,
+    record: Record | None = None,
+) -> tuple[str | None, object]:
+    """The one way a process's workflow is started, one process at a time (the sweep starts
+    a locked batch, below): start it, then record the run in the mirror with `record`
+    (default: mark it Dispatched, which returns when). Returns the run id (None if a run of that
+    id was live already: nothing recorded) and what `record` returned.
+
+    When Temporal does not start it, the outcome is explicit: refused for good (its payload,
+    say), the process is marked Failed with the reason and `DispatchFailed` raised; not reached,
+    or refused for now, it stays as it was and the error says who starts it later."""
+    try:
+        run_id = await start_process_workflow(temporal, target, queue, plan=plan, eager=eager)
+    except RPCError as err:
+        if err.status is RPCStatusCode.INVALID_ARGUMENT:
+            reason = f"Temporal refused to start its workflow: {err.message}"
+            await mirror.fail_dispatch(target.process_id, target.status, reason)
+            raise DispatchFailed(target.process_id, reason) from None
+        later = "the process-runs sweep or dispatch_process starts it later" if target.status in SWEPT else "retry_process tries again"
+        error = TemporalUnavailable if err.status in TEMPORAL_TRANSIENT else TemporalError
+        raise error(
+            f"Temporal did not start the workflow of process {target.process_id} ({err.status.name}: {err.message}); "
+            f"it stays {target.status.label}: {later}"
+        ) from err
+    if run_id is None:
+        return None, None
+    return run_id, await (record or mirror.mark_dispatched)(target.process_id, run_id)
 
 
 @dataclass

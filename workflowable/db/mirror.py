@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -47,9 +47,6 @@ from .models import (
 )
 from .versions import holding_swaps
 
-if TYPE_CHECKING:
-    from .reporting import Process
-
 #: How long a process holds its lock key without renewing it (it renews every third of that).
 DEFAULT_LOCK_LEASE = timedelta(seconds=DEFAULT_LOCK_LEASE_SECONDS)
 
@@ -64,6 +61,17 @@ class DispatchTarget:
     workflow_name: str
     event_name: str
     priority: int
+
+
+@dataclass(frozen=True)
+class ProcessHead:
+    """Where a process stands, for a request to be checked against: one row, no tokens or attempts."""
+
+    id: int
+    status: ProcessStatus
+    paused_from: ProcessStatus | None
+    first_run_at: datetime | None
+    queue: str
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,17 @@ class Mirror:
                 graph = await self._load_graph(conn, workflow_id)
         return graph
 
-    async def apply_before_run(self, process: Process, request: Request, *, resume_to: ProcessStatus | None = None) -> bool:
+    async def head(self, process_id: int) -> ProcessHead:
+        """The process's status and what a request needs beside it, in one read of one row."""
+        columns = (processes.c.workflow_process_status_id, processes.c.paused_from_status_id, processes.c.first_run_at, processes.c.queue)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(*columns).where(processes.c.id == process_id))).one_or_none()
+        if row is None:
+            raise ProcessNotFound(process_id)
+        paused_from = None if row.paused_from_status_id is None else ProcessStatus(row.paused_from_status_id)
+        return ProcessHead(process_id, ProcessStatus(row.workflow_process_status_id), paused_from, row.first_run_at, row.queue)
+
+    async def apply_before_run(self, process: ProcessHead, request: Request, *, resume_to: ProcessStatus | None = None) -> bool:
         """Apply a request to a process whose workflow has not begun (or has ended outside
         Workflowable): pause records the status to return to, resume returns there (or to
         `resume_to`), cancel ends it. False if the process moved meanwhile."""

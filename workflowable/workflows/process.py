@@ -58,7 +58,10 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
 
 class InvalidRequest(ApplicationError):
-    """An update's answer: the request is not valid in the process's live state (or came too late)."""
+    """An update's answer: the request is not valid in the process's live state (or came too late).
+    Its type and details are what a client reads back (`status_in`); recorded histories hold them."""
+
+    TYPE = "InvalidStateChange"
 
     def __init__(self, process_id: int, status: ProcessStatus, request: Request) -> None:
         super().__init__(
@@ -66,9 +69,16 @@ class InvalidRequest(ApplicationError):
             process_id,
             int(status),
             request.value,
-            type="InvalidStateChange",
+            type=self.TYPE,
             non_retryable=True,
         )
+
+    @classmethod
+    def status_in(cls, error: BaseException | None) -> ProcessStatus | None:
+        """The process's status an update's failure names, if it is this refusal."""
+        if isinstance(error, ApplicationError) and error.type == cls.TYPE and len(error.details) >= 2:
+            return ProcessStatus(error.details[1])
+        return None
 
 
 @workflow.defn(name=PROCESS_WORKFLOW)

@@ -1,0 +1,126 @@
+"""Pause, resume and cancel: how a request reaches a process, wherever it stands.
+
+Checked against the mirror first (one row: `Mirror.head`). While no worker has begun the
+process's workflow, the request is applied in the mirror, and a workflow that exists is told by
+a durable signal (or Temporal's cancel). Once it has begun, the request goes to the live
+workflow as an update: the workflow checks it against its own state (refusing it with
+`InvalidRequest`), applies it, and answers once the mirror shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from .db.mirror import Mirror, ProcessHead
+from .errors import InvalidStateChange, RequestTimeout, WorkflowableError
+from .states import ProcessStatus, Request
+from .workflows.messages import workflow_id_for
+from .workflows.process import InvalidRequest
+
+#: Answers that mean "send it again": the server holds too many updates for the workflow (it
+#: admits about ten at a time), or it aborted them while the workflow's task was redone.
+RESEND = frozenset({RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.ABORTED, RPCStatusCode.UNAVAILABLE})
+
+
+async def apply_request(temporal: Client, mirror: Mirror, process_id: int, request: Request, timeout: float) -> None:
+    """Apply `request` where the process is; returns once the mirror shows it."""
+    for _ in range(3):  # the process may move between the look and the write
+        process = await mirror.head(process_id)
+        if not request.allowed_from(process.status):
+            raise InvalidStateChange(process_id, process.status, request.value)
+        if _not_begun(process):
+            if await mirror.apply_before_run(process, request):
+                if ProcessStatus.DISPATCHED in (process.status, process.paused_from):
+                    await _tell_workflow(temporal, process_id, request)
+                return
+            continue
+        handle = await live_handle(temporal, process_id)
+        if handle is None:  # its workflow ended outside Workflowable (terminated, say)
+            resume_to = ProcessStatus.CREATED if process.first_run_at is None else ProcessStatus.PENDING
+            if await mirror.apply_before_run(process, request, resume_to=resume_to):
+                return
+            continue
+        await _update(handle, mirror, process, request, timeout)
+        return
+    raise WorkflowableError(f"process {process_id} kept changing state; {request.value} was not applied, try again")
+
+
+async def live_handle(temporal: Client, process_id: int) -> WorkflowHandle[Any, Any] | None:
+    """The handle of the process's running workflow; None if it has none running."""
+    handle = temporal.get_workflow_handle(workflow_id_for(process_id))
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return handle if description.status is WorkflowExecutionStatus.RUNNING else None
+
+
+def _not_begun(process: ProcessHead) -> bool:
+    """No worker has begun the process's workflow: it is Created or Dispatched, or paused from there."""
+    waiting = (ProcessStatus.CREATED, ProcessStatus.DISPATCHED)
+    return process.status in waiting or (process.status is ProcessStatus.PAUSED and process.paused_from in waiting)
+
+
+async def _tell_workflow(temporal: Client, process_id: int, request: Request) -> None:
+    handle = temporal.get_workflow_handle(workflow_id_for(process_id))
+    try:
+        if request is Request.CANCEL:
+            await handle.cancel()
+        else:
+            await handle.signal(request.value)
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+
+
+async def _update(handle: WorkflowHandle[Any, Any], mirror: Mirror, process: ProcessHead, request: Request, timeout: float) -> None:
+    try:
+        await asyncio.wait_for(_update_when_admitted(handle, request), timeout)
+    except WorkflowUpdateFailedError as err:
+        refused_at = InvalidRequest.status_in(err.cause)
+        if refused_at is not None:
+            raise InvalidStateChange(process.id, refused_at, request.value) from None
+        raise
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        raise RequestTimeout(process.id, request.value, timeout, process.queue) from None
+    except RPCError as err:
+        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise RequestTimeout(process.id, request.value, timeout, process.queue) from None
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        # The workflow ended between the check and the request (Temporal gives no answer to
+        # an update it had not handed the workflow yet). A cancel has its effect either way.
+        status = (await mirror.head(process.id)).status
+        if request is Request.CANCEL and status is ProcessStatus.CANCELLED:
+            return
+        raise InvalidStateChange(process.id, status, request.value) from None
+
+
+async def _update_when_admitted(handle: WorkflowHandle[Any, Any], request: Request) -> None:
+    """Send the update until the server takes it. It keeps one id, so a resend of an update the
+    workflow already applied returns that outcome instead of applying it twice. The caller
+    bounds the whole by its timeout."""
+    update_id = f"{request.value}-{uuid.uuid4()}"
+    pause = 0.05
+    while True:
+        try:
+            await handle.execute_update(request.value, id=update_id, result_type=str)
+            return
+        except RPCError as err:
+            if err.status not in RESEND:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 1.0)
