@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .client import Workflowable
-from .db.reporting import Attempt, Process, Token
+from .db.integrity import IntegrityProblem
+from .db.reporting import Attempt, Process, ProcessSummary, Report, Token
 from .db.versions import SwapInfo
 from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, NoParameters, WorkflowEvent
 from .dispatch import SweepResult
@@ -62,6 +63,9 @@ __all__ = [
     "run",
     # reading
     "Process",
+    "ProcessSummary",
+    "Report",
+    "IntegrityProblem",
     "ProcessState",
     "Token",
     "Attempt",

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import (
@@ -20,10 +20,11 @@ from .boundary import check_id, public_api
 from .connection import connect_temporal, database_url
 from .db import catalog, versions
 from .db.database import create_engine, dispose
+from .db.integrity import IntegrityProblem, verify_integrity
 from .db.mirror import DispatchTarget, Mirror
-from .db.reporting import Process, Token, get_process
+from .db.reporting import Process, ProcessSummary, Report, Token, build_report, get_process, list_attempts, list_processes
 from .db.versions import SwapInfo
-from .definitions import WorkflowEvent, check_token_sizes
+from .definitions import Catalog, WorkflowEvent, check_token_sizes
 from .dispatch import SweepResult, install_schedule, process_runs, start_and_record
 from .errors import (
     InvalidArgument,
@@ -39,7 +40,7 @@ from .graph import WorkflowDefinition
 from .reconcile import ReconcileResult, reconcile
 from .requests import apply_request, live_handle
 from .settings import Settings
-from .states import SWEPT, ProcessStatus, Request, SwapStatus, WorkflowStatus
+from .states import SWEPT, AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus
 from .workflows.locks import LOCK_WORKFLOW, LockState, lock_workflow_id
 from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessPlan, ProcessState, Signals, workflow_id_for
 from .workflows.swaps import SwapInput, SwapWorkflow, swap_workflow_id
@@ -344,6 +345,38 @@ class Workflowable:
         """Status, position, timestamps, tokens and attempts of one process, from the mirror."""
         return await get_process(self.engine, check_id(process_id))
 
+    async def list_processes(
+        self,
+        *,
+        status: ProcessStatus | None = None,
+        workflow: str | None = None,
+        event: str | None = None,
+        limit: int = 50,
+    ) -> list[ProcessSummary]:
+        """Processes, newest first, filtered by status, workflow name and event name."""
+        return await list_processes(self.engine, status=status, workflow=workflow, event=event, limit=_limit(limit))
+
+    async def list_attempts(
+        self,
+        *,
+        activity: str | None = None,
+        status: AttemptStatus | None = None,
+        process_id: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Attempts (rows of the durations view), newest first, filtered by activity name, status and process."""
+        process_id = None if process_id is None else check_id(process_id)
+        return await list_attempts(self.engine, activity=activity, status=status, process_id=process_id, limit=_limit(limit))
+
+    async def report(self) -> Report:
+        """Processes per status and, per activity, attempts, outcomes and durations."""
+        return await build_report(self.engine)
+
+    async def verify_integrity(self, catalog: Catalog) -> tuple[int, list[IntegrityProblem]]:
+        """(workflows checked, problems): every input token an activity or condition type of a
+        saved workflow requires is given by the workflow's event."""
+        return await verify_integrity(self.engine, catalog)
+
     async def reconcile(self, *, dry_run: bool = False, progress: Callable[[int, int], None] | None = None) -> ReconcileResult:
         """Compare every process not Completed or Cancelled with its Temporal workflow and repair
         what differs (a workflow terminated outside Workflowable, a lost write, attempts left
@@ -377,6 +410,12 @@ class Workflowable:
         process_id = check_id(process_id)
         await apply_request(self.temporal, self.mirror, process_id, request, _seconds(timeout))
         return await self.get_process(process_id)
+
+
+def _limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 100_000:
+        raise InvalidArgument(f"limit is a number of rows from 1 to 100,000, got {limit!r}")
+    return limit
 
 
 def _seconds(timeout: object) -> float:

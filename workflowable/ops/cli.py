@@ -24,8 +24,8 @@ from ..boundary import translate
 from ..client import Workflowable
 from ..connection import connect_temporal, database_url
 from ..db.database import create_engine, dispose, grant_reporting, upgrade
-from ..db.integrity import IntegrityProblem, verify_integrity
-from ..db.reporting import Process, ProcessSummary, Report, build_report, list_attempts, list_processes
+from ..db.integrity import IntegrityProblem
+from ..db.reporting import Process, ProcessSummary, Report
 from ..db.versions import SwapInfo
 from ..definitions import Catalog
 from ..dispatch import SweepResult
@@ -386,7 +386,7 @@ def verify_integrity_command(app_spec: AppOption = None) -> None:
     catalog = Catalog.of(load_types(app_spec or Settings().app))
 
     async def check(client: Workflowable) -> tuple[int, list[IntegrityProblem]]:
-        return await verify_integrity(client.engine, catalog)
+        return await client.verify_integrity(catalog)
 
     checked, problems = _run(_with_client(check))
     for problem in problems:
@@ -451,7 +451,7 @@ def processes_command(
     """List processes, filtered by status, workflow and event."""
 
     async def read(client: Workflowable) -> list[ProcessSummary]:
-        return await list_processes(client.engine, status=_status(status, ProcessStatus), workflow=workflow, event=event, limit=limit)
+        return await client.list_processes(status=_status(status, ProcessStatus), workflow=workflow, event=event, limit=limit)
 
     rows: list[ProcessSummary] = _run(_with_client(read))
     table = Table("id", "workflow", "event", "status", "at activity", "lock key", "next run", "changed", title=f"{len(rows)} processes")
@@ -498,7 +498,7 @@ def attempts_command(
     """List activity attempts, filtered by activity, status (In Progress, Success, Failure) and process."""
 
     async def read(client: Workflowable) -> list[dict[str, Any]]:
-        return await list_attempts(client.engine, activity=activity, status=_status(status, AttemptStatus), process_id=process, limit=limit)
+        return await client.list_attempts(activity=activity, status=_status(status, AttemptStatus), process_id=process, limit=limit)
 
     rows: list[dict[str, Any]] = _run(_with_client(read))
     table = Table("id", "process", "workflow", "activity", "step", "attempt", "status", "started", "seconds", "error", title=f"{len(rows)} attempts")
@@ -511,7 +511,7 @@ def attempts_command(
 @app.command("report")
 def report_command(html: Annotated[Path | None, typer.Option("--html", help="Also write a page with charts to this file.")] = None) -> None:
     """Processes per status and, per activity, attempts, outcomes and durations."""
-    report: Report = _run(_with_client(lambda c: build_report(c.engine)))
+    report: Report = _run(_with_client(lambda c: c.report()))
     statuses = Table("status", "processes", title=f"{report.processes} processes")
     for name, count in report.status_counts.items():
         statuses.add_row(name, str(count))
