@@ -117,3 +117,24 @@ def test_no_import_cycle_at_import_time():
         if start not in done:
             visit(start, [start])
     assert not cycles, cycles
+
+
+def test_the_public_api_loads_on_first_use_and_names_each_home_once():
+    """`workflowable/__init__.py` maps each public name to its module (_EXPORTS) and imports them
+    all for type checkers only: the two agree, and every name resolves."""
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    guarded = next(node for node in tree.body if isinstance(node, ast.If))  # if TYPE_CHECKING:
+    typed = {alias.name: node.module for node in guarded.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert typed == workflowable._EXPORTS
+    assert sorted(workflowable.__all__) == sorted(workflowable._EXPORTS)
+    for name in workflowable.__all__:
+        assert getattr(workflowable, name) is not None
+
+
+def test_importing_the_states_loads_neither_the_client_nor_the_drivers():
+    import subprocess
+    import sys
+
+    code = "import sys, workflowable.states; print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'psycopg', 'cryptography') or m == 'workflowable.client'))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    assert loaded == "[]", loaded

@@ -463,9 +463,9 @@ async def lock_due(conn: AsyncConnection, *, limit: int, skip: list[int]) -> lis
 # clean (no error; its attempts keep theirs). Moves to Dispatched without a new run (a resume,
 # a wait for a lock key) go through _move and keep dispatched_at.
 MARK_DISPATCHED = sa.text(
-    """
+    f"""
     UPDATE workflow_processes AS p
-    SET workflow_process_status_id = 3, temporal_run_id = started.run_id, dispatched_at = now(),
+    SET workflow_process_status_id = {ProcessStatus.DISPATCHED:d}, temporal_run_id = started.run_id, dispatched_at = now(),
         error = NULL, paused_from_status_id = NULL, updated_at = now()
     FROM unnest(CAST(:ids AS bigint[]), CAST(:runs AS text[])) AS started(id, run_id)
     WHERE p.id = started.id
@@ -554,7 +554,7 @@ async def repair_status(conn: AsyncConnection, process_id: int, seen: ProcessSta
 
 # Closes an attempt (Success or Failure). A closed attempt stays closed: a late or repeated
 # write must not reopen or rewrite it, hence the WHERE on the update. Returns its id if it wrote.
-CLOSE_ATTEMPT = """
+CLOSE_ATTEMPT = f"""
     INSERT INTO workflow_process_activity_logs
         (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
          started_at, completed_at, step, attempt, temporal_run_id, error)
@@ -564,7 +564,7 @@ CLOSE_ATTEMPT = """
         completed_at = excluded.completed_at,
         error = excluded.error,
         updated_at = now()
-    WHERE workflow_process_activity_logs.workflow_process_activity_log_status_id = 1
+    WHERE workflow_process_activity_logs.workflow_process_activity_log_status_id = {AttemptStatus.IN_PROGRESS:d}
     RETURNING id
 """
 FAIL_ATTEMPT = sa.text(CLOSE_ATTEMPT)
@@ -582,10 +582,10 @@ SUCCEED_ATTEMPT = sa.text(
     )
     UPDATE workflow_processes
     SET last_workflow_activity_id = :activity_id, updated_at = now(),
-        workflow_process_status_id = CASE WHEN :completes AND workflow_process_status_id = 4 THEN 7 ELSE workflow_process_status_id END,
-        completed_at = CASE WHEN :completes AND workflow_process_status_id = 4 THEN now() ELSE completed_at END
+        workflow_process_status_id = CASE WHEN :completes AND workflow_process_status_id = {ProcessStatus.RUNNING:d} THEN {ProcessStatus.COMPLETED:d} ELSE workflow_process_status_id END,
+        completed_at = CASE WHEN :completes AND workflow_process_status_id = {ProcessStatus.RUNNING:d} THEN now() ELSE completed_at END
     WHERE id = :process_id AND EXISTS (SELECT 1 FROM closed)
-    RETURNING workflow_process_status_id = 7
+    RETURNING workflow_process_status_id = {ProcessStatus.COMPLETED:d}
     """
 )
 
@@ -597,7 +597,7 @@ def _open_attempt(source: str, when: str) -> str:
     return f"""
     done AS (
         SELECT id FROM workflow_process_activity_logs
-        WHERE workflow_process_id = :process_id AND step = :step AND workflow_process_activity_log_status_id = 2
+        WHERE workflow_process_id = :process_id AND step = :step AND workflow_process_activity_log_status_id = {AttemptStatus.SUCCESS:d}
         LIMIT 1
     ), opened AS (
         INSERT INTO workflow_process_activity_logs
