@@ -34,7 +34,6 @@ from .errors import (
     RequestTimeout,
     SwapInProgress,
     WaitTimeout,
-    WorkflowableError,
 )
 from .graph import WorkflowDefinition
 from .reconcile import ReconcileResult, reconcile
@@ -287,7 +286,7 @@ class Workflowable:
             raise InvalidStateChange(process_id, target.status, Request.RETRY.value)
         run_id, _ = await start_and_record(self.temporal, self.mirror, target)
         if run_id is None:
-            raise WorkflowableError(f"process {process_id} is Failed in the mirror but its workflow is running; run reconcile")
+            raise InvalidStateChange(process_id, target.status, "retry (its workflow is still running: run reconcile)")
         return await self.get_process(process_id)
 
     async def wake_process(self, process_id: int) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from temporalio.client import Client, TLSConfig
 
 from .codec import data_converter
-from .errors import TemporalUnavailable, WorkflowableError
+from .errors import InvalidArgument, TemporalUnavailable
 from .settings import Settings
 
 
@@ -26,7 +26,7 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
         try:
             return Path(str(path)).read_bytes()
         except OSError as exc:
-            raise WorkflowableError(f"cannot read the {what} file {path}: {exc.strerror}") from None
+            raise InvalidArgument(f"cannot read the {what} file {path}: {exc.strerror}") from None
 
     return TLSConfig(
         server_root_ca_cert=read(settings.temporal_tls_ca, "TLS CA"),

@@ -16,7 +16,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ..errors import DatabaseNotConfigured, WorkflowableError
+from ..errors import DatabaseNotConfigured, InvalidArgument
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -207,7 +207,7 @@ def grant_reporting(url: str, role: str, *, password: str | None = None) -> bool
     from psycopg import sql
 
     if not role or len(role) > 63:
-        raise WorkflowableError(f"a Postgres role name is 1 to 63 characters, got {role!r}")
+        raise InvalidArgument(f"a Postgres role name is 1 to 63 characters, got {role!r}")
     with psycopg.connect(plain_url(url), autocommit=True) as conn:
         schema = conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None

@@ -29,7 +29,7 @@ from ..db.reporting import Process, ProcessSummary, Report
 from ..db.versions import SwapInfo
 from ..definitions import Catalog
 from ..dispatch import SweepResult
-from ..errors import WorkflowableError
+from ..errors import InvalidArgument, WorkflowableError
 from ..reconcile import ReconcileResult
 from ..settings import Settings
 from ..states import AttemptStatus, ProcessStatus
@@ -67,14 +67,14 @@ QueueOption = Annotated[list[str] | None, typer.Option("--queue", "-q", help="Ta
 def load_types(spec: str | None) -> list[type]:
     """Import 'module:attribute' and return the list of types it names."""
     if not spec or ":" not in spec:
-        raise WorkflowableError(f"--app wants 'module:attribute' naming a list of types, got {spec!r}")
+        raise InvalidArgument(f"--app wants 'module:attribute' naming a list of types, got {spec!r}")
     module_name, attribute = spec.split(":", 1)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # like `python -m`: the app lives beside where it is run
     try:
         types = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
-        raise WorkflowableError(f"cannot load {spec!r}: {exc}") from None
+        raise InvalidArgument(f"cannot load {spec!r}: {exc}") from None
     return list(types)
 
 
@@ -434,7 +434,7 @@ def _status(name: str | None, kind: type[ProcessStatus] | type[AttemptStatus]) -
     for status in kind:
         if status.label.lower() == name.lower() or status.name.lower() == name.lower():
             return status
-    raise WorkflowableError(f"unknown status {name!r}; one of: {', '.join(s.label for s in kind)}")
+    raise InvalidArgument(f"unknown status {name!r}; one of: {', '.join(s.label for s in kind)}")
 
 
 def _when(value: datetime | None) -> str:
