@@ -39,7 +39,7 @@ def test_db_upgrade_is_repeatable(settings):
 def test_a_bad_app_is_a_clear_error(settings):
     result = subprocess.run([*WORKFLOWABLE, "worker", "--app", "no.such.module:TYPES"], env=environment(settings), cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input
     assert "cannot load 'no.such.module:TYPES'" in result.stderr
 
 
@@ -94,3 +94,54 @@ async def test_the_worker_command_runs_processes_and_stops_on_ctrl_c(client, set
             worker.wait(timeout=10)
     assert worker.returncode == 0, output
     assert "Worker serving" in output and "Shout" in output and "Stopping" in output
+
+
+def run_cli(settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*WORKFLOWABLE, *args], env=environment(settings), cwd=ROOT, capture_output=True, text=True, timeout=120, input=stdin)
+
+
+async def test_trigger_and_read_back_in_every_output_format(client, settings):
+    """A script's round trip: trigger from the command line (JSON inline, from a file, from
+    stdin), then read the processes, one process and its attempts as JSON and CSV."""
+    import csv
+    import io
+    import json
+
+    name = unique("cli-trigger")
+    flow = WorkflowDefinition(name, event=CliEvent)
+    flow.start(flow.activity("shout", Shout))
+    await client.save_workflow(flow, activate=True)
+    try:
+        made = run_cli(settings, "trigger", "CliEvent", "--app", "tests.e2e.cli_app:TYPES", "-d", '{"word": "hi"}', "--no-dispatch", "-o", "json")
+        assert made.returncode == 0, made.stderr
+        (created,) = [p for p in json.loads(made.stdout) if p["workflow_name"] == name]
+        assert created["status"] == "Created" and isinstance(created["id"], int)
+        from_stdin = run_cli(settings, "trigger", "CliEvent", "--app", "tests.e2e.cli_app:TYPES", "-d", "-", "--no-dispatch", "-o", "json", stdin='{"word": "yo"}')
+        assert from_stdin.returncode == 0, from_stdin.stderr
+        listed = json.loads(run_cli(settings, "processes", "--workflow", name, "-o", "json").stdout)
+        assert {p["id"] for p in listed} >= {created["id"]} and all(p["status"] == "Created" for p in listed)
+        table = list(csv.DictReader(io.StringIO(run_cli(settings, "processes", "--workflow", name, "-o", "csv").stdout)))
+        assert {int(row["id"]) for row in table} == {p["id"] for p in listed} and table[0]["status"] == "Created"
+        shown = json.loads(run_cli(settings, "process", "show", str(created["id"]), "-o", "json").stdout)
+        assert shown["id"] == created["id"] and {t["key"]: t["value"] for t in shown["tokens"]} == {"word": "hi"}
+        attempts = run_cli(settings, "attempts", "--process", str(created["id"]), "-o", "csv")
+        assert attempts.returncode == 0 and attempts.stdout.strip() == ""  # none yet: not even a header without columns
+    finally:
+        await client.deactivate_workflow(name)
+        for process in await client.list_processes(workflow=name):
+            await client.cancel_process(process.id)
+
+
+def test_exit_codes_tell_failures_apart(settings):
+    cases = [
+        (["process", "show", str(10**30)], 3, "no workflow process has id"),
+        (["trigger", "CliEvent", "--app", "tests.e2e.cli_app:TYPES", "-d", "{not json"], 2, "--data is not JSON"),
+        (["trigger", "Nope", "--app", "tests.e2e.cli_app:TYPES"], 2, "no event 'Nope' among the app's types; they are: CliEvent, WhoAmIEvent"),
+        (["trigger", "CliEvent", "--app", "tests.e2e.cli_app:TYPES", "-d", '{"word": 7}'], 2, "invalid payload for event CliEvent: word"),
+        (["trigger", "CliEvent", "--app", "tests.e2e.cli_app:TYPES", "-d", "[1]"], 2, "must be a JSON object"),
+    ]
+    for args, code, message in cases:
+        result = run_cli(settings, *args)
+        assert (result.returncode, message in result.stderr) == (code, True), (args, result.returncode, result.stderr)
+    version = run_cli(settings, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("workflowable ")

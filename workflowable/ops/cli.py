@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import importlib
 import json
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields, is_dataclass
 from datetime import datetime, timedelta
+from enum import Enum, StrEnum
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -25,11 +28,24 @@ from ..client import Workflowable
 from ..connection import connect_temporal, database_url
 from ..db.database import create_engine, dispose, grant_reporting, upgrade
 from ..db.integrity import IntegrityProblem
-from ..db.reporting import Process, ProcessSummary, Report
+from ..db.reporting import Attempt, Process, ProcessSummary, Report
 from ..db.versions import SwapInfo
-from ..definitions import Catalog
+from ..definitions import Catalog, WorkflowEvent
 from ..dispatch import SweepResult
-from ..errors import InvalidArgument, WorkflowableError
+from ..errors import (
+    DatabaseUnavailable,
+    InvalidArgument,
+    InvalidDefinition,
+    InvalidEventPayload,
+    InvalidParameters,
+    InvalidStateChange,
+    InvalidToken,
+    ProcessNotFound,
+    RequestTimeout,
+    TemporalUnavailable,
+    WorkflowableError,
+    WorkflowNotFound,
+)
 from ..reconcile import ReconcileResult
 from ..settings import Settings
 from ..states import AttemptStatus, ProcessStatus
@@ -56,6 +72,83 @@ app.add_typer(swap_app, name="swap")
 console = Console(width=None if sys.stdout.isatty() else 200)
 #: Errors go to stderr, one line each, so that a script can keep stdout for results.
 errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+class Output(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+OutputOption = Annotated[
+    Output,
+    typer.Option("--output", "-o", help="table for people; json (an array of objects) or csv (a header, then a row per record) for scripts."),
+]
+
+
+def emit(records: list[dict[str, Any]], output: Output, table: Callable[[], Table], *, columns: list[str] | None = None) -> None:
+    """Print records as a table, as JSON or as CSV (times in ISO 8601 with their offset,
+    statuses by name, absent values as null or an empty field)."""
+    records = [_plain(record) for record in records]
+    if output is Output.TABLE:
+        console.print(table())
+    elif output is Output.JSON:
+        print(json.dumps(records, indent=2, ensure_ascii=False))
+    else:
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns or (list(records[0]) if records else []), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({key: "" if value is None else value for key, value in record.items()} for record in records)
+
+
+def _plain(value: Any) -> Any:
+    """`value` as JSON holds it: statuses by name (before int: they are IntEnums), times in ISO 8601."""
+    if isinstance(value, Enum):
+        return value.label if hasattr(value, "label") else value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return {field.name: _plain(getattr(value, field.name)) for field in fields(value)}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+#: The exit status of each kind of failure, so that a script can tell them apart (2 is also
+#: what a command line that does not parse gives).
+EXIT_CODES: list[tuple[type[WorkflowableError], int]] = [
+    (ProcessNotFound, 3),
+    (WorkflowNotFound, 3),
+    (DatabaseUnavailable, 4),
+    (TemporalUnavailable, 4),
+    (RequestTimeout, 4),
+    (InvalidArgument, 2),
+    (InvalidEventPayload, 2),
+    (InvalidToken, 2),
+    (InvalidParameters, 2),
+    (InvalidDefinition, 2),
+    (InvalidStateChange, 5),
+]
+
+
+def exit_code(exc: WorkflowableError) -> int:
+    """2 bad input, 3 not found, 4 a server unavailable or not answering, 5 not valid in the
+    process's status, 1 anything else."""
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), 1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"workflowable {metadata.version('workflowable')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Event-triggered workflow processes on Temporal, mirrored to Postgres."""
 
 AppOption = Annotated[
     str | None,
@@ -120,7 +213,7 @@ async def serve(settings: Settings, types: list[type], queues: list[str], *, rea
 
 def fail(exc: WorkflowableError) -> NoReturn:
     errors.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
-    raise typer.Exit(1)
+    raise typer.Exit(exit_code(exc))
 
 
 def _run(coroutine: Awaitable[Any]) -> Any:
@@ -424,6 +517,55 @@ def db_grant_reporting(
     console.print(f"Role {role!r} {'created and ' if created else ''}granted SELECT on the mirror's tables and views.")
 
 
+@app.command("trigger")
+def trigger_command(
+    event: Annotated[str, typer.Argument(help="The event's name (its class name), one of the app's types.")],
+    data: Annotated[str, typer.Option("--data", "-d", help="The event's fields as a JSON object; @FILE reads it from a file, - from stdin.")] = "{}",
+    app_spec: AppOption = None,
+    dispatch: Annotated[bool, typer.Option("--dispatch/--no-dispatch", help="Start the processes now, or leave them Created.")] = True,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Trigger EVENT: a process for each Active workflow bound to it, started at once.
+
+    Example: workflowable trigger OrderPlaced --app examples.order_approval:TYPES -d '{"order_id": 1, "amount": 120, "customer": "ada"}'"""
+    settings = Settings()
+    event_type = _event_type(load_types(app_spec or settings.app), event)
+    fields_given = _json_object(data)
+    created: list[Process] = _run(_with_client(lambda c: c.trigger_event(event_type(**fields_given), dispatch=dispatch)))
+
+    def table() -> Table:
+        shown = Table("id", "workflow", "status", "queue", title=f"{len(created)} processes of {event}")
+        for p in created:
+            shown.add_row(str(p.id), p.workflow_name, p.status.label, p.queue)
+        return shown
+
+    emit([{"id": p.id, "workflow_name": p.workflow_name, "status": p.status, "queue": p.queue} for p in created], output, table)
+    if not created and output is Output.TABLE:
+        errors.print(f"No Active workflow is bound to {event}: nothing was created.")
+
+
+def _event_type(types: list[type], name: str) -> type[WorkflowEvent]:
+    events = {t.event_name(): t for t in types if isinstance(t, type) and issubclass(t, WorkflowEvent)}
+    if name not in events:
+        raise InvalidArgument(f"no event {name!r} among the app's types; they are: {', '.join(sorted(events)) or 'none'}")
+    return events[name]
+
+
+def _json_object(data: str) -> dict[str, Any]:
+    """--data as given: JSON text, @FILE or - (stdin)."""
+    if data == "-":
+        data = sys.stdin.read()
+    elif data.startswith("@"):
+        data = Path(data[1:]).read_text(encoding="utf-8")
+    try:
+        parsed = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"--data is not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise InvalidArgument(f"--data must be a JSON object of the event's fields, got {type(parsed).__name__}")
+    return parsed
+
+
 StatusOption = Annotated[str | None, typer.Option("--status", "-s", help="A status name, e.g. Paused.")]
 LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many rows, newest first.")]
 
@@ -447,23 +589,38 @@ def processes_command(
     workflow: Annotated[str | None, typer.Option(help="A workflow name.")] = None,
     event: Annotated[str | None, typer.Option(help="An event name (its class name).")] = None,
     limit: LimitOption = 50,
+    output: OutputOption = Output.TABLE,
 ) -> None:
-    """List processes, filtered by status, workflow and event."""
+    """List processes, filtered by status, workflow and event.
+
+    Example: workflowable processes --status Failed --workflow order-approval -o json"""
 
     async def read(client: Workflowable) -> list[ProcessSummary]:
         return await client.list_processes(status=_status(status, ProcessStatus), workflow=workflow, event=event, limit=limit)
 
     rows: list[ProcessSummary] = _run(_with_client(read))
-    table = Table("id", "workflow", "event", "status", "at activity", "lock key", "next run", "changed", title=f"{len(rows)} processes")
-    for p in rows:
-        table.add_row(str(p.id), p.workflow_name, p.event_name, p.status.label, p.position_name or "-", p.lock_key or "-", _when(p.next_run_at), _when(p.updated_at))
-    console.print(table)
+
+    def table() -> Table:
+        shown = Table("id", "workflow", "event", "status", "at activity", "lock key", "next run", "changed", title=f"{len(rows)} processes")
+        for p in rows:
+            shown.add_row(str(p.id), p.workflow_name, p.event_name, p.status.label, p.position_name or "-", p.lock_key or "-", _when(p.next_run_at), _when(p.updated_at))
+        return shown
+
+    emit([_plain(p) for p in rows], output, table, columns=[f.name for f in fields(ProcessSummary)])
 
 
 @process_app.command("show")
-def process_show(process_id: ProcessId) -> None:
-    """One process: its status, tokens (and the activity that wrote each) and its attempts as a timeline."""
+def process_show(process_id: ProcessId, output: OutputOption = Output.TABLE) -> None:
+    """One process: its status, tokens (and the activity that wrote each) and its attempts as a timeline.
+
+    Example: workflowable process show 42 -o json (csv: its attempts)"""
     process: Process = _run(_with_client(lambda c: c.get_process(process_id)))
+    if output is Output.JSON:
+        print(json.dumps(_plain(process), indent=2, ensure_ascii=False))
+        return
+    if output is Output.CSV:
+        emit([_plain(a) for a in process.attempts], output, Table, columns=[f.name for f in fields(Attempt)])
+        return
     console.print(
         f"[bold]Process {process.id}[/] of workflow {process.workflow_name!r}: [bold]{process.status.label}[/]"
         + (f" (paused from {process.paused_from.label})" if process.paused_from else "")
@@ -494,24 +651,46 @@ def attempts_command(
     status: StatusOption = None,
     process: Annotated[int | None, typer.Option(help="A process id.")] = None,
     limit: LimitOption = 100,
+    output: OutputOption = Output.TABLE,
 ) -> None:
-    """List activity attempts, filtered by activity, status (In Progress, Success, Failure) and process."""
+    """List activity attempts, filtered by activity, status (In Progress, Success, Failure) and process.
+
+    Example: workflowable attempts --status Failure --limit 20 -o csv"""
 
     async def read(client: Workflowable) -> list[dict[str, Any]]:
         return await client.list_attempts(activity=activity, status=_status(status, AttemptStatus), process_id=process, limit=limit)
 
     rows: list[dict[str, Any]] = _run(_with_client(read))
-    table = Table("id", "process", "workflow", "activity", "step", "attempt", "status", "started", "seconds", "error", title=f"{len(rows)} attempts")
-    for r in rows:
-        seconds = f"{r['duration_seconds']:.3f}" if r["duration_seconds"] is not None else "-"
-        table.add_row(str(r["id"]), str(r["workflow_process_id"]), r["workflow_name"], r["activity_name"], str(r["step"]), str(r["attempt"]), r["status"], _when(r["started_at"]), seconds, r["error"] or "")
-    console.print(table)
+
+    def table() -> Table:
+        shown = Table("id", "process", "workflow", "activity", "step", "attempt", "status", "started", "seconds", "error", title=f"{len(rows)} attempts")
+        for r in rows:
+            seconds = f"{r['duration_seconds']:.3f}" if r["duration_seconds"] is not None else "-"
+            shown.add_row(str(r["id"]), str(r["workflow_process_id"]), r["workflow_name"], r["activity_name"], str(r["step"]), str(r["attempt"]), r["status"], _when(r["started_at"]), seconds, r["error"] or "")
+        return shown
+
+    emit(rows, output, table)
 
 
 @app.command("report")
-def report_command(html: Annotated[Path | None, typer.Option("--html", help="Also write a page with charts to this file.")] = None) -> None:
-    """Processes per status and, per activity, attempts, outcomes and durations."""
+def report_command(
+    html: Annotated[Path | None, typer.Option("--html", help="Also write a page with charts to this file.")] = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Processes per status and, per activity, attempts, outcomes and durations.
+
+    Example: workflowable report --html report.html; workflowable report -o json (csv: the activities)"""
     report: Report = _run(_with_client(lambda c: c.report()))
+    if html is not None:
+        html.write_text(render_html(report), encoding="utf-8")
+        errors.print(f"Wrote {html}.")
+    if output is Output.JSON:
+        whole = {"status_counts": report.status_counts, "activities": report.activities, "generated_at": report.generated_at}
+        print(json.dumps(_plain(whole), indent=2))
+        return
+    if output is Output.CSV:
+        emit(report.activities, output, Table)
+        return
     statuses = Table("status", "processes", title=f"{report.processes} processes")
     for name, count in report.status_counts.items():
         statuses.add_row(name, str(count))
@@ -522,9 +701,6 @@ def report_command(html: Annotated[Path | None, typer.Option("--html", help="Als
         stats = [f"{a[k]:.3f}" if a[k] is not None else "-" for k in ("avg_seconds", "p50_seconds", "p95_seconds")]
         per_activity.add_row(a["workflow_name"], a["activity_name"], str(a["attempts"]), str(a["successes"]), str(a["failures"]), rate, *stats)
     console.print(per_activity)
-    if html is not None:
-        html.write_text(render_html(report), encoding="utf-8")
-        console.print(f"Wrote {html}.")
 
 
 @db_app.command("upgrade")
@@ -573,8 +749,9 @@ def main(args: list[str] | None = None) -> None:
         errors.print(f"[red]error:[/] invalid settings: {exc}", soft_wrap=True, highlight=False)
         code = 1
     except Exception as exc:  # every other error as one line, never a traceback
-        errors.print(f"[red]error:[/] {translate(exc)}", soft_wrap=True, highlight=False)
-        code = 1
+        error = translate(exc)
+        errors.print(f"[red]error:[/] {error}", soft_wrap=True, highlight=False)
+        code = exit_code(error)
     exit_now(code)
 
 
