@@ -129,13 +129,14 @@ async def test_cli_views(client, mixed, settings):
     failed = next(p for p in processes if p.status is S.FAILED)
     code, output = await run_cli(settings, "processes", "--status", "failed", "--workflow", flow.name, "--limit", "100")
     assert code == 0, output
-    assert f"{sum(p.status is S.FAILED for p in processes)} processes" in output and str(failed.id) in output
+    failures = sum(p.status is S.FAILED for p in processes)
+    assert f"{failures} {'process' if failures == 1 else 'processes'}" in output and str(failed.id) in output
     code, output = await run_cli(settings, "process", "show", str(failed.id))
     assert code == 0 and "Failed" in output and "RuntimeError: odd" in output and "(input)" in output, output
     code, output = await run_cli(settings, "attempts", "--activity", "risky", "--status", "Failure", "--process", str(failed.id))
     assert code == 0 and "2 attempts" in output, output
     code, output = await run_cli(settings, "processes", "--status", "nonsense")
-    assert code == 1 and "unknown status 'nonsense'" in output
+    assert code == 2 and "unknown status 'nonsense'" in output  # 2: bad input
 
 
 def chromium() -> str:

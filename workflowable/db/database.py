@@ -188,8 +188,8 @@ def statements_for(engine: AsyncEngine) -> Statements:
     return statements
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Run the Alembic migrations up to `revision`."""
+def upgrade(url: str, revision: str = "head") -> str:
+    """Run the Alembic migrations up to `revision`; the revision the database is at now."""
     from alembic import command
     from alembic.config import Config
 
@@ -197,6 +197,9 @@ def upgrade(url: str, revision: str = "head") -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = sqlalchemy_url(url)
     command.upgrade(config, revision)
+    with psycopg.connect(plain_url(url)) as conn:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return row[0] if row else "base"
 
 
 def grant_reporting(url: str, role: str, *, password: str | None = None) -> bool:

@@ -231,9 +231,9 @@ async def _with_client(use: Callable[[Workflowable], Awaitable[Any]]) -> Any:
 def _steer(process_id: int, verb: str, use: Callable[[Workflowable], Awaitable[Process | None]]) -> None:
     process = _run(_with_client(use))
     if process is None:
-        console.print(f"Process {process_id}: {verb} sent.")
+        console.print(f"Process {process_id}: {verb}.")
     else:
-        console.print(f"Process {process_id} is [bold]{process.status.label}[/] ({verb}).")
+        console.print(f"Process {process_id} is [bold]{process.status.label}[/].")
 
 
 ProcessId = Annotated[int, typer.Argument(help="The process's id (workflow_processes.id).")]
@@ -266,7 +266,7 @@ def process_retry(process_id: ProcessId) -> None:
 @process_app.command("wake")
 def process_wake(process_id: ProcessId) -> None:
     """Check a Pending process's transitions now."""
-    _steer(process_id, "wake-up", lambda c: c.wake_process(process_id))
+    _steer(process_id, "wake sent (a waiting process checks its transitions now; a running one carries on)", lambda c: c.wake_process(process_id))
 
 
 @process_app.command("dispatch")
@@ -485,9 +485,9 @@ def verify_integrity_command(app_spec: AppOption = None) -> None:
     for problem in problems:
         console.print(f"[red]missing[/]  {problem.describe()}", soft_wrap=True, highlight=False)
     if problems:
-        console.print(f"{len(problems)} problems in {checked} workflows.")
+        console.print(f"{_count(len(problems), 'problem')} in {_count(checked, 'workflow')}.")
         raise typer.Exit(1)
-    console.print(f"ok: {checked} workflows, every type gets the input tokens it needs.")
+    console.print(f"ok: {_count(checked, 'workflow')}, every type gets the input tokens it needs.")
 
 
 @schedule_app.command("install")
@@ -566,7 +566,8 @@ def _json_object(data: str) -> dict[str, Any]:
     return parsed
 
 
-StatusOption = Annotated[str | None, typer.Option("--status", "-s", help="A status name, e.g. Paused.")]
+StatusOption = Annotated[str | None, typer.Option("--status", "-s", help="A process status, e.g. Paused.")]
+AttemptStatusOption = Annotated[str | None, typer.Option("--status", "-s", help="An attempt status: In Progress, Success or Failure.")]
 LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many rows, newest first.")]
 
 
@@ -577,6 +578,10 @@ def _status(name: str | None, kind: type[ProcessStatus] | type[AttemptStatus]) -
         if status.label.lower() == name.lower() or status.name.lower() == name.lower():
             return status
     raise InvalidArgument(f"unknown status {name!r}; one of: {', '.join(s.label for s in kind)}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}es" if noun.endswith("s") else f"{n} {noun}s"
 
 
 def _when(value: datetime | None) -> str:
@@ -601,9 +606,10 @@ def processes_command(
     rows: list[ProcessSummary] = _run(_with_client(read))
 
     def table() -> Table:
-        shown = Table("id", "workflow", "event", "status", "at activity", "lock key", "next run", "changed", title=f"{len(rows)} processes")
+        shown = Table("id", "workflow", "event", "status", "last activity done", "lock key", "next run", "changed", title=_count(len(rows), "process"))
         for p in rows:
-            shown.add_row(str(p.id), p.workflow_name, p.event_name, p.status.label, p.position_name or "-", p.lock_key or "-", _when(p.next_run_at), _when(p.updated_at))
+            next_run = "-" if p.status.is_terminal else _when(p.next_run_at)
+            shown.add_row(str(p.id), p.workflow_name, p.event_name, p.status.label, p.position_name or "(none yet)", p.lock_key or "-", next_run, _when(p.updated_at))
         return shown
 
     emit([_plain(p) for p in rows], output, table, columns=[f.name for f in fields(ProcessSummary)])
@@ -648,7 +654,7 @@ def process_show(process_id: ProcessId, output: OutputOption = Output.TABLE) -> 
 @app.command("attempts")
 def attempts_command(
     activity: Annotated[str | None, typer.Option(help="An activity name.")] = None,
-    status: StatusOption = None,
+    status: AttemptStatusOption = None,
     process: Annotated[int | None, typer.Option(help="A process id.")] = None,
     limit: LimitOption = 100,
     output: OutputOption = Output.TABLE,
@@ -707,10 +713,10 @@ def report_command(
 def db_upgrade(revision: str = "head") -> None:
     """Create or migrate the mirror's tables (Alembic)."""
     try:
-        upgrade(database_url(Settings()), revision)
+        now = upgrade(database_url(Settings()), revision)
     except WorkflowableError as exc:
         fail(exc)
-    console.print(f"Mirror schema at revision {revision}.")
+    console.print(f"Mirror schema at revision {now}.")
 
 
 @app.command()
