@@ -10,8 +10,10 @@ with `workflowable dev --app examples.order_approval:TYPES`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
+import signal
 import sys
 import time
 
@@ -37,8 +39,8 @@ from workflowable import (
     build_worker,
     run,
 )
-from workflowable.db.reporting_sql import ATTEMPTS_OF_PROCESS, FAILED_ATTEMPTS
-from workflowable.ops.devstack import dev_stack
+from workflowable.db.reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS
+from workflowable.ops.devstack import DEV_UI_PORT, dev_stack
 from workflowable.states import AttemptStatus
 
 
@@ -155,20 +157,54 @@ async def run_demo(settings: Settings, orders: int, console: Console) -> bool:
             failed = (await conn.execute(sa.text(FAILED_ATTEMPTS), {"failure_status_id": int(AttemptStatus.FAILURE)})).all()
             console.print(f"[bold]Seed query 2[/]: {FAILED_ATTEMPTS.replace(':failure_status_id', str(int(AttemptStatus.FAILURE)))};")
             console.print(f"{len(failed)} failed attempts.")
+            activity_id = rows[0]["workflow_activity_id"] if rows else None
+            average = (await conn.execute(sa.text(AVERAGE_DURATION), {"activity_id": activity_id})).scalar()
+            console.print(f"[bold]Seed query 3[/]: {AVERAGE_DURATION.replace(':activity_id', str(activity_id))};")
+            console.print(f"avg_execution_time: {average if average is not None else '-'} s")
         return all(p.status is ProcessStatus.COMPLETED for p in processes)
 
 
-async def main(orders: int = 20) -> int:
+async def main(orders: int = 20, *, keep: bool = False) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=120)  # logs: wide enough for the table
     async with dev_stack(Settings(), log=console.print) as settings:
         ok = await run_demo(settings, orders, console)
-    console.print("[green]Every demo process Completed.[/]" if ok else "[red]Some demo processes did not complete.[/]")
+        console.print("[green]Every demo process Completed.[/]" if ok else "[red]Some demo processes did not complete.[/]")
+        if keep:
+            await _until_interrupted(console, settings)
     return 0 if ok else 1
 
 
+async def _until_interrupted(console: Console, settings: Settings) -> None:
+    """Leave the stack up for a look around (web UI, psql, the CLI) until Ctrl-C or SIGTERM."""
+    console.print("\nThe stack stays up. In another shell, with the same WORKFLOWABLE_* settings, `workflowable processes` lists the processes.")
+    if Settings().temporal_address is None:
+        console.print(f"Temporal's web UI: http://localhost:{DEV_UI_PORT}")
+    if Settings().database_url is None:  # the embedded Postgres: no password, a Unix socket
+        console.print(f'The mirror in psql: psql "{settings.database_url.get_secret_value() if settings.database_url else ""}"')
+    console.print("Ctrl-C stops everything the demo started.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="scripts/demo", description="Run order-approval processes on a dev stack it brings up.")
+    parser.add_argument("orders", nargs="?", type=int, default=20, help="how many orders to place (default 20)")
+    parser.add_argument("--keep", action="store_true", help="leave the stack up afterwards, until Ctrl-C")
+    return parser.parse_args(argv)
+
+
 async def demo() -> None:
-    raise SystemExit(await main(int(sys.argv[1]) if len(sys.argv) > 1 else 20))
+    options = arguments(sys.argv[1:])
+    raise SystemExit(await main(options.orders, keep=options.keep))
 
 
 if __name__ == "__main__":
-    run(demo())
+    # Run this module as `examples.order_approval`, not as `__main__`: the catalog records types
+    # by their import path, and a script that later triggers examples.order_approval.OrderPlaced
+    # must find the workflows the demo saved.
+    from examples.order_approval import demo as module_demo
+
+    run(module_demo())
