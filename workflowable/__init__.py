@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from .graph import Condition, WorkflowDefinition
     from .ops.exiting import run
     from .reconcile import Difference, ReconcileResult
+    from .requests import BulkResult
     from .settings import Settings
     from .states import AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus
     from .worker import build_worker
@@ -103,6 +104,7 @@ _EXPORTS: dict[str, str] = {
     "run": "ops.exiting",
     "Difference": "reconcile",
     "ReconcileResult": "reconcile",
+    "BulkResult": "requests",
     "Settings": "settings",
     "AttemptStatus": "states",
     "ProcessStatus": "states",
@@ -141,6 +143,7 @@ __all__ = [
     "SweepResult",
     "LockState",
     "ReconcileResult",
+    "BulkResult",
     "Difference",
     "Request",
     "ProcessStatus",

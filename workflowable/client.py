@@ -37,7 +37,7 @@ from .errors import (
 )
 from .graph import WorkflowDefinition
 from .reconcile import ReconcileResult, reconcile
-from .requests import apply_request, live_handle
+from .requests import BulkResult, apply_request, apply_to_each, live_handle
 from .settings import Settings
 from .states import SWEPT, AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus
 from .workflows.locks import LOCK_WORKFLOW, LockState, lock_workflow_id
@@ -350,10 +350,44 @@ class Workflowable:
         status: ProcessStatus | None = None,
         workflow: str | None = None,
         event: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        token: tuple[str, str] | None = None,
         limit: int = 50,
     ) -> list[ProcessSummary]:
-        """Processes, newest first, filtered by status, workflow name and event name."""
-        return await list_processes(self.engine, status=status, workflow=workflow, event=event, limit=_limit(limit))
+        """Processes, newest first, filtered by status, workflow name, event name, creation time
+        and a token (key, value) they hold."""
+        for when in (created_after, created_before):
+            if when is not None and (not isinstance(when, datetime) or when.tzinfo is None):
+                raise InvalidArgument(f"created_after and created_before are timezone-aware datetimes, got {when!r}")
+        return await list_processes(
+            self.engine, status=status, workflow=workflow, event=event,
+            created_after=created_after, created_before=created_before, token=token, limit=_limit(limit),
+        )
+
+    async def apply_to_processes(
+        self,
+        request: Request,
+        process_ids: Iterable[int],
+        *,
+        timeout: float = 30.0,
+        concurrency: int = 8,
+        progress: Callable[[BulkResult], None] | None = None,
+    ) -> BulkResult:
+        """Pause, resume, cancel or retry many processes, `concurrency` at a time: which were
+        done, which were refused (not valid in their status, or not found) and which failed
+        (and why). Each is the single request, so running it again after an interruption
+        refuses what was done and does the rest."""
+        if not isinstance(request, Request):
+            raise InvalidArgument(f"request is a Request (pause, resume, cancel, retry), got {request!r}")
+        ids = [check_id(process_id) for process_id in process_ids]
+        one = {
+            Request.PAUSE: lambda i: self.pause_process(i, timeout=timeout),
+            Request.RESUME: lambda i: self.resume_process(i, timeout=timeout),
+            Request.CANCEL: lambda i: self.cancel_process(i, timeout=timeout),
+            Request.RETRY: self.retry_process,
+        }[request]
+        return await apply_to_each(ids, one, concurrency=concurrency, progress=progress)
 
     async def list_attempts(
         self,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio.client import (
@@ -23,7 +25,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from .db.mirror import Mirror, ProcessHead
-from .errors import InvalidStateChange, RequestTimeout, WorkflowableError
+from .errors import InvalidStateChange, ProcessNotFound, RequestTimeout, WorkflowableError
 from .states import ProcessStatus, Request
 from .workflows.messages import workflow_id_for
 from .workflows.process import InvalidRequest
@@ -124,3 +126,45 @@ async def _update_when_admitted(handle: WorkflowHandle[Any, Any], request: Reque
                 raise
         await asyncio.sleep(pause)
         pause = min(pause * 2, 1.0)
+
+
+@dataclass
+class BulkResult:
+    """What a request to many processes did, process by process."""
+
+    total: int
+    done: list[int] = field(default_factory=list)
+    refused: dict[int, str] = field(default_factory=dict)  #: not valid in its status, or not found
+    failed: dict[int, str] = field(default_factory=dict)  #: any other error (unavailable, timed out)
+
+    @property
+    def finished(self) -> int:
+        return len(self.done) + len(self.refused) + len(self.failed)
+
+
+async def apply_to_each(
+    process_ids: list[int],
+    one: Callable[[int], Awaitable[object]],
+    *,
+    concurrency: int,
+    progress: Callable[[BulkResult], None] | None,
+) -> BulkResult:
+    """`one(id)` for each id, `concurrency` at a time, every outcome sorted into the result."""
+    result = BulkResult(total=len(process_ids))
+    slots = asyncio.Semaphore(max(1, concurrency))
+
+    async def each(process_id: int) -> None:
+        async with slots:
+            try:
+                await one(process_id)
+                result.done.append(process_id)
+            except (InvalidStateChange, ProcessNotFound) as exc:
+                result.refused[process_id] = str(exc)
+            except WorkflowableError as exc:
+                result.failed[process_id] = str(exc)
+        if progress is not None:
+            progress(result)
+
+    await asyncio.gather(*(each(process_id) for process_id in process_ids))
+    result.done.sort()
+    return result

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.conftest import unique
 from tests.e2e.cli_app import CliEvent, Shout
-from workflowable import ProcessStatus, WorkflowDefinition
+from workflowable import ProcessStatus, Request, WorkflowDefinition
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWABLE = [sys.executable, "-m", "workflowable"]
@@ -145,3 +145,33 @@ def test_exit_codes_tell_failures_apart(settings):
         assert (result.returncode, message in result.stderr) == (code, True), (args, result.returncode, result.stderr)
     version = run_cli(settings, "--version")
     assert version.returncode == 0 and version.stdout.startswith("workflowable ")
+
+
+async def test_bulk_requests_choose_by_filter_or_stdin_list_first_and_ask_before_many(client, settings):
+    import json
+
+    name = unique("cli-bulk")
+    flow = WorkflowDefinition(name, event=CliEvent)
+    flow.start(flow.activity("shout", Shout))
+    await client.save_workflow(flow, activate=True)
+    try:
+        made = [(await client.trigger_event(CliEvent(word=f"w{n}"), dispatch=False)) for n in range(7)]
+        ids = sorted(p.id for batch in made for p in batch if p.workflow_name == name)
+        assert len(ids) == 7
+        listed = run_cli(settings, "process", "cancel", "--workflow", name, "--dry-run")
+        assert listed.returncode == 0 and "7 processes chosen, 7 in a status that allows cancel" in listed.stdout, listed.stdout
+        assert all(p.status is ProcessStatus.CREATED for p in await client.list_processes(workflow=name))
+        unconfirmed = run_cli(settings, "process", "cancel", "--workflow", name)  # stdin is not a terminal: no prompt
+        assert unconfirmed.returncode == 2 and "confirm with --yes" in unconfirmed.stderr, unconfirmed.stderr
+        paused = run_cli(settings, "process", "pause", "--stdin", stdin="\n".join(str(i) for i in ids[:2]))
+        assert paused.returncode == 0 and "pause: 2 done, 0 refused, 0 failed" in paused.stdout, (paused.stdout, paused.stderr)
+        done = run_cli(settings, "process", "cancel", "--workflow", name, "--yes")
+        assert done.returncode == 0 and "cancel: 7 done, 0 refused, 0 failed" in done.stdout, (done.stdout, done.stderr)
+        again = run_cli(settings, "process", "cancel", "--workflow", name, "--yes")  # safe to run again
+        assert again.returncode == 0 and "0 in a status that allows cancel" in again.stdout
+        statuses = json.loads(run_cli(settings, "processes", "--workflow", name, "-o", "json").stdout)
+        assert sorted(p["id"] for p in statuses) == ids and {p["status"] for p in statuses} == {"Cancelled"}
+        result = await client.apply_to_processes(Request.RESUME, [*ids[:2], 2**62])
+        assert result.done == [] and set(result.refused) == {*ids[:2], 2**62} and "is Cancelled" in result.refused[ids[0]]
+    finally:
+        await client.deactivate_workflow(name)

@@ -167,9 +167,13 @@ async def list_processes(
     status: ProcessStatus | None = None,
     workflow: str | None = None,
     event: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    token: tuple[str, str] | None = None,
     limit: int = 50,
 ) -> list[ProcessSummary]:
-    """The newest processes, filtered by status, workflow name and event name."""
+    """The newest processes, filtered by status, workflow name, event name, when they were
+    created, and a token (key, value) they hold."""
     position = activities.alias("position")
     query = (
         sa.select(
@@ -194,6 +198,14 @@ async def list_processes(
         query = query.where(workflows.c.name == workflow)
     if event is not None:
         query = query.where(events.c.name == event)
+    if created_after is not None:
+        query = query.where(processes.c.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(processes.c.created_at < created_before)
+    if token is not None:  # the hash index on the value finds the few rows with it
+        key, value = token
+        holds = sa.select(tokens.c.id).where(tokens.c.workflow_process_id == processes.c.id, tokens.c.value == value, tokens.c.key == key)
+        query = query.where(holds.exists())
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return [

@@ -47,8 +47,9 @@ from ..errors import (
     WorkflowNotFound,
 )
 from ..reconcile import ReconcileResult
+from ..requests import BulkResult
 from ..settings import Settings
-from ..states import AttemptStatus, ProcessStatus
+from ..states import AttemptStatus, ProcessStatus, Request
 from ..worker import build_worker
 from ..workflows.locks import LockState
 from ..workflows.messages import PROCESS_RUNS_SCHEDULE, process_id_of
@@ -239,28 +240,115 @@ def _steer(process_id: int, verb: str, use: Callable[[Workflowable], Awaitable[P
 ProcessId = Annotated[int, typer.Argument(help="The process's id (workflow_processes.id).")]
 
 
-@process_app.command("pause")
-def process_pause(process_id: ProcessId) -> None:
-    """Pause: the attempt in flight finishes, no new one starts."""
-    _steer(process_id, "paused", lambda c: c.pause_process(process_id))
+#: More processes than this need --yes (or a yes at the prompt) before a request goes to them.
+CONFIRM_ABOVE = 5
+WhenOption = typer.Option(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"], help="ISO 8601; without an offset: local time.")
 
 
-@process_app.command("resume")
-def process_resume(process_id: ProcessId) -> None:
-    """Resume a Paused process where it was."""
-    _steer(process_id, "resumed", lambda c: c.resume_process(process_id))
+#: The client's call for one process, per request.
+ONE_PROCESS: dict[Request, Callable[[Workflowable, int], Awaitable[Process]]] = {
+    Request.PAUSE: lambda client, process_id: client.pause_process(process_id),
+    Request.RESUME: lambda client, process_id: client.resume_process(process_id),
+    Request.CANCEL: lambda client, process_id: client.cancel_process(process_id),
+    Request.RETRY: lambda client, process_id: client.retry_process(process_id),
+}
 
 
-@process_app.command("cancel")
-def process_cancel(process_id: ProcessId) -> None:
-    """Cancel a live process, the activity in flight included."""
-    _steer(process_id, "cancelled", lambda c: c.cancel_process(process_id))
+def _steering_command(request: Request, summary: str) -> None:
+    """Register `process <request>`: one process by id, or many by ids, filters or stdin."""
+
+    def command(
+        process_ids: Annotated[list[int] | None, typer.Argument(help="Process ids; without any, the filters (or --stdin) choose.", show_default=False)] = None,
+        status: StatusOption = None,
+        workflow: Annotated[str | None, typer.Option(help="Only processes of this workflow.")] = None,
+        event: Annotated[str | None, typer.Option(help="Only processes of this event (its class name).")] = None,
+        created_after: Annotated[datetime | None, WhenOption] = None,
+        created_before: Annotated[datetime | None, WhenOption] = None,
+        token: Annotated[str | None, typer.Option(help="KEY=VALUE: only processes holding this token.")] = None,
+        stdin: Annotated[bool, typer.Option("--stdin", help="Read process ids from stdin, one per line.")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="List the processes it would go to; change nothing.")] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help=f"Go ahead without asking when more than {CONFIRM_ABOVE} processes are chosen.")] = False,
+    ) -> None:
+        filters = {"status": status, "workflow": workflow, "event": event, "created_after": created_after, "created_before": created_before, "token": token}
+        if process_ids and len(process_ids) == 1 and not stdin and not dry_run and not any(filters.values()):
+            (process_id,) = process_ids
+            _steer(process_id, request.value, lambda c: ONE_PROCESS[request](c, process_id))
+            return
+        ids = list(process_ids or []) + (_ids_from(sys.stdin.read()) if stdin else [])
+        _steer_many(request, ids, filters, dry_run=dry_run, yes=yes)
+
+    command.__doc__ = f"""{summary}
+
+    One process by id, or many: by ids, by filters, or ids on stdin; --dry-run lists them first.
+
+    Example: workflowable process {request.value} 42; workflowable process {request.value} --status Paused --workflow orders --dry-run"""
+    command.__name__ = f"process_{request.value}"
+    process_app.command(request.value)(command)
 
 
-@process_app.command("retry")
-def process_retry(process_id: ProcessId) -> None:
-    """Run a Failed process again from its last successful activity."""
-    _steer(process_id, "retried", lambda c: c.retry_process(process_id))
+for _request, _help in (
+    (Request.PAUSE, "Pause: the attempt in flight finishes, no new one starts."),
+    (Request.RESUME, "Resume Paused processes where they were."),
+    (Request.CANCEL, "Cancel live processes, the activity in flight included."),
+    (Request.RETRY, "Run Failed processes again from their last successful activity."),
+):
+    _steering_command(_request, _help)
+
+
+def _ids_from(text: str) -> list[int]:
+    try:
+        return [int(line) for line in text.split() if line.strip()]
+    except ValueError as exc:
+        raise InvalidArgument(f"--stdin wants process ids, one per line: {exc}") from None
+
+
+def _steer_many(request: Request, ids: list[int], filters: dict[str, Any], *, dry_run: bool, yes: bool) -> None:
+    async def choose(client: Workflowable) -> list[ProcessSummary]:
+        if not any(filters.values()):
+            return [await _summary(client, process_id) for process_id in dict.fromkeys(ids)]
+        token = None
+        if filters["token"] is not None:
+            key, sep, value = filters["token"].partition("=")
+            if not sep or not key:
+                raise InvalidArgument(f"--token wants KEY=VALUE, got {filters['token']!r}")
+            token = (key, value)
+        chosen = await client.list_processes(
+            status=_status(filters["status"], ProcessStatus), workflow=filters["workflow"], event=filters["event"],
+            created_after=_aware(filters["created_after"]), created_before=_aware(filters["created_before"]), token=token, limit=100_000,
+        )
+        return [p for p in chosen if not ids or p.id in ids]
+
+    chosen: list[ProcessSummary] = _run(_with_client(choose))
+    valid = [p for p in chosen if request.allowed_from(p.status)]
+    console.print(f"{_count(len(chosen), 'process')} chosen, {len(valid)} in a status that allows {request.value}.")
+    if dry_run or not valid:
+        table = Table("id", "workflow", "status", f"{request.value}?", title=f"{request.value} would go to {_count(len(valid), 'process')}")
+        for p in chosen:
+            table.add_row(str(p.id), p.workflow_name, p.status.label, "yes" if p in valid else "no: not in its status")
+        console.print(table)
+        return
+    if len(valid) > CONFIRM_ABOVE and not yes:
+        if not sys.stdin.isatty() or not typer.confirm(f"{request.value} {_count(len(valid), 'process')}?"):
+            raise InvalidArgument(f"{request.value} would go to {_count(len(valid), 'process')}: confirm with --yes (or list them with --dry-run)")
+    with Progress(TextColumn(request.value), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=errors, transient=True) as bar:
+        task = bar.add_task(request.value, total=len(valid))
+        result: BulkResult = _run(
+            _with_client(lambda c: c.apply_to_processes(request, [p.id for p in valid], progress=lambda r: bar.update(task, completed=r.finished)))
+        )
+    console.print(f"{request.value}: {len(result.done)} done, {len(result.refused)} refused, {len(result.failed)} failed.")
+    for process_id, reason in [*result.refused.items(), *result.failed.items()][:20]:
+        errors.print(f"  process {process_id}: {reason}", soft_wrap=True, highlight=False)
+    if result.failed:
+        raise typer.Exit(4 if all("unavailable" in reason or "did not acknowledge" in reason for reason in result.failed.values()) else 1)
+
+
+async def _summary(client: Workflowable, process_id: int) -> ProcessSummary:
+    p = await client.get_process(process_id)
+    return ProcessSummary(p.id, p.workflow_name, "", p.status, p.position_name, p.lock_key, p.next_run_at, None)
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    return None if when is None or when.tzinfo is not None else when.astimezone()
 
 
 @process_app.command("wake")
