@@ -305,7 +305,8 @@ def _ids_from(text: str) -> list[int]:
 def _steer_many(request: Request, ids: list[int], filters: dict[str, Any], *, dry_run: bool, yes: bool) -> None:
     async def choose(client: Workflowable) -> list[ProcessSummary]:
         if not any(filters.values()):
-            return [await _summary(client, process_id) for process_id in dict.fromkeys(ids)]
+            found = [await _summary(client, process_id) for process_id in dict.fromkeys(ids)]
+            return [p for p in found if p is not None]
         token = None
         if filters["token"] is not None:
             key, sep, value = filters["token"].partition("=")
@@ -342,8 +343,13 @@ def _steer_many(request: Request, ids: list[int], filters: dict[str, Any], *, dr
         raise typer.Exit(4 if all("unavailable" in reason or "did not acknowledge" in reason for reason in result.failed.values()) else 1)
 
 
-async def _summary(client: Workflowable, process_id: int) -> ProcessSummary:
-    p = await client.get_process(process_id)
+async def _summary(client: Workflowable, process_id: int) -> ProcessSummary | None:
+    """The process as a list shows it; None (said on stderr) if there is none of that id."""
+    try:
+        p = await client.get_process(process_id)
+    except ProcessNotFound as exc:
+        errors.print(f"skipped: {exc}")
+        return None
     return ProcessSummary(p.id, p.workflow_name, "", p.status, p.position_name, p.lock_key, p.next_run_at, None)
 
 
