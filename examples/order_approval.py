@@ -160,7 +160,7 @@ async def run_demo(settings: Settings, orders: int, console: Console) -> bool:
             activity_id = rows[0]["workflow_activity_id"] if rows else None
             average = (await conn.execute(sa.text(AVERAGE_DURATION), {"activity_id": activity_id})).scalar()
             console.print(f"[bold]Seed query 3[/]: {AVERAGE_DURATION.replace(':activity_id', str(activity_id))};")
-            console.print(f"avg_execution_time: {average if average is not None else '-'} s")
+            console.print(f"avg_execution_time: {'-' if average is None else f'{float(average):.3f}'} s")
         return all(p.status is ProcessStatus.COMPLETED for p in processes)
 
 
