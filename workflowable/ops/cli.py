@@ -61,7 +61,7 @@ from .report_html import render_html
 app = typer.Typer(help="Event-triggered workflow processes on Temporal, mirrored to Postgres.", no_args_is_help=True)
 db_app = typer.Typer(help="The mirror's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-process_app = typer.Typer(help="Steer one process: pause, resume, cancel, retry, wake, dispatch.", no_args_is_help=True)
+process_app = typer.Typer(help="Steer processes: pause, resume, cancel, retry (one or many), wake, dispatch, show.", no_args_is_help=True)
 app.add_typer(process_app, name="process")
 schedule_app = typer.Typer(help="The Temporal Schedule that runs the process-runs sweep.", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
@@ -150,6 +150,7 @@ def _options(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """Event-triggered workflow processes on Temporal, mirrored to Postgres."""
+
 
 AppOption = Annotated[
     str | None,
@@ -320,6 +321,8 @@ def _steer_many(request: Request, ids: list[int], filters: dict[str, Any], *, dr
         return [p for p in chosen if not ids or p.id in ids]
 
     chosen: list[ProcessSummary] = _run(_with_client(choose))
+    if len(chosen) == 100_000:
+        errors.print("The filters chose 100,000 processes, the most one run takes: run it again for the rest.")
     valid = [p for p in chosen if request.allowed_from(p.status)]
     console.print(f"{_count(len(chosen), 'process')} chosen, {len(valid)} in a status that allows {request.value}.")
     if dry_run or not valid:
@@ -340,7 +343,7 @@ def _steer_many(request: Request, ids: list[int], filters: dict[str, Any], *, dr
     for process_id, reason in [*result.refused.items(), *result.failed.items()][:20]:
         errors.print(f"  process {process_id}: {reason}", soft_wrap=True, highlight=False)
     if result.failed:
-        raise typer.Exit(4 if all("unavailable" in reason or "did not acknowledge" in reason for reason in result.failed.values()) else 1)
+        raise typer.Exit(1)
 
 
 async def _summary(client: Workflowable, process_id: int) -> ProcessSummary | None:
