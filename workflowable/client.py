@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import (
@@ -33,6 +33,7 @@ from .errors import (
     InvalidSwap,
     RequestTimeout,
     SwapInProgress,
+    TemporalError,
     WaitTimeout,
 )
 from .graph import WorkflowDefinition
@@ -60,11 +61,14 @@ class Workflowable:
         self.mirror = Mirror(engine, checks_per_run=settings.checks_per_run)
 
     @classmethod
-    async def connect(cls, settings: Settings | None = None) -> Workflowable:
-        """Connect to the mirror and to Temporal as `settings` (default: the environment) say."""
+    async def connect(cls, settings: Settings | None = None, *, mirror_only: bool = False) -> Workflowable:
+        """Connect to the mirror and to Temporal as `settings` (default: the environment) say.
+        `mirror_only`: for reads of the mirror (processes, attempts, reports), without Temporal,
+        and without starting the dev stack's Postgres if it is not running; a method that needs
+        Temporal then raises `TemporalError`."""
         settings = settings or Settings()
-        engine = create_engine(database_url(settings))
-        temporal = await connect_temporal(settings)
+        engine = create_engine(database_url(settings, start=not mirror_only))
+        temporal = cast(Client, _MirrorOnly()) if mirror_only else await connect_temporal(settings)
         return cls(settings, engine, temporal)
 
     async def close(self) -> None:
@@ -443,6 +447,13 @@ class Workflowable:
         process_id = check_id(process_id)
         await apply_request(self.temporal, self.mirror, process_id, request, _seconds(timeout))
         return await self.get_process(process_id)
+
+
+class _MirrorOnly:
+    """Stands in for Temporal's client in a client connected to the mirror only."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise TemporalError("this client reads the mirror only (Workflowable.connect(mirror_only=True)); connect without it to reach Temporal")
 
 
 def _limit(limit: object) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 from temporalio.client import Client, TLSConfig
 
 from .codec import data_converter
-from .errors import InvalidArgument, TemporalUnavailable
+from .errors import DatabaseNotConfigured, InvalidArgument, TemporalUnavailable
 from .settings import Settings
 
 
@@ -36,14 +36,21 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
-def database_url(settings: Settings) -> str:
+def database_url(settings: Settings, *, start: bool = True) -> str:
     """The configured URL of the mirror or, when none is set, the dev stack's embedded Postgres
-    under the state folder (started if it is not running)."""
+    under the state folder: started if it is not running, or with `start=False` (a command that
+    only reads) attached to only if it runs."""
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
     from .ops.devstack import EmbeddedPostgres  # only the dev stack needs it
 
-    return EmbeddedPostgres(settings.state_dir).start()
+    embedded = EmbeddedPostgres(settings.state_dir)
+    if not start and not embedded.running:
+        raise DatabaseNotConfigured(
+            f"no mirror to read: WORKFLOWABLE_DATABASE_URL is unset and no dev stack runs in {settings.state_dir} "
+            "(start one with `workflowable dev`)"
+        )
+    return embedded.start()
 
 
 async def connect_temporal(settings: Settings) -> Client:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.conftest import unique
 from tests.e2e.cli_app import CliEvent, Shout
-from workflowable import ProcessStatus, Request, WorkflowDefinition
+from workflowable import ProcessStatus, Request, Settings, WorkflowDefinition
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWABLE = [sys.executable, "-m", "workflowable"]
@@ -175,3 +175,32 @@ async def test_bulk_requests_choose_by_filter_or_stdin_list_first_and_ask_before
         assert result.done == [] and set(result.refused) == {*ids[:2], 2**62} and "is Cancelled" in result.refused[ids[0]]
     finally:
         await client.deactivate_workflow(name)
+
+
+def test_read_commands_need_only_the_mirror_and_start_no_server(settings, state_dir, tmp_path):
+    import json
+
+    from workflowable.ops.devstack import free_port
+
+    nowhere = {**environment(settings), "WORKFLOWABLE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}  # no Temporal there
+    for args in (["processes", "-o", "json"], ["attempts", "--limit", "1"], ["report", "-o", "json"]):
+        result = subprocess.run([*WORKFLOWABLE, *args], env=nowhere, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, (args, result.stderr)
+    assert isinstance(json.loads(subprocess.run([*WORKFLOWABLE, "processes", "-o", "json"], env=nowhere, cwd=ROOT, capture_output=True, text=True, timeout=120).stdout), list)
+    steer = subprocess.run([*WORKFLOWABLE, "process", "pause", "1"], env=nowhere, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert steer.returncode == 4 and "cannot connect to Temporal" in steer.stderr, steer.stderr  # a request needs Temporal
+
+    # No database configured and no dev stack running: an error, and no Postgres started for it.
+    unset = {key: value for key, value in environment(settings).items() if key != "WORKFLOWABLE_DATABASE_URL"}
+    empty = subprocess.run([*WORKFLOWABLE, "processes"], env={**unset, "WORKFLOWABLE_STATE_DIR": str(tmp_path)}, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert empty.returncode == 1 and "no mirror to read" in empty.stderr, empty.stderr
+    assert not (tmp_path / "postgres").exists()
+
+    # The dev stack's Postgres (here the session's, in its state folder) is attached to and let go.
+    handles = state_dir / "postgres" / ".handle_pids.json"
+    if Settings().database_url is None:  # the session runs its own embedded Postgres (unless one is configured)
+        reader = subprocess.Popen([*WORKFLOWABLE, "processes"], env={**unset, "WORKFLOWABLE_STATE_DIR": str(state_dir)}, cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _, err = reader.communicate(timeout=120)
+        assert reader.returncode == 0, err
+        assert reader.pid not in json.loads(handles.read_text() or "[]"), "the command left its handle on the server"

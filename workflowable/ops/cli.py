@@ -225,8 +225,10 @@ def _run(coroutine: Awaitable[Any]) -> Any:
         fail(exc)
 
 
-async def _with_client(use: Callable[[Workflowable], Awaitable[Any]]) -> Any:
-    async with await Workflowable.connect(Settings()) as client:
+async def _with_client(use: Callable[[Workflowable], Awaitable[Any]], *, mirror_only: bool = False) -> Any:
+    """`use(client)`; `mirror_only` for commands that only read the mirror: they need no
+    Temporal and start no server."""
+    async with await Workflowable.connect(Settings(), mirror_only=mirror_only) as client:
         return await use(client)
 
 
@@ -578,7 +580,7 @@ def verify_integrity_command(app_spec: AppOption = None) -> None:
     async def check(client: Workflowable) -> tuple[int, list[IntegrityProblem]]:
         return await client.verify_integrity(catalog)
 
-    checked, problems = _run(_with_client(check))
+    checked, problems = _run(_with_client(check, mirror_only=True))
     for problem in problems:
         console.print(f"[red]missing[/]  {problem.describe()}", soft_wrap=True, highlight=False)
     if problems:
@@ -700,7 +702,7 @@ def processes_command(
     async def read(client: Workflowable) -> list[ProcessSummary]:
         return await client.list_processes(status=_status(status, ProcessStatus), workflow=workflow, event=event, limit=limit)
 
-    rows: list[ProcessSummary] = _run(_with_client(read))
+    rows: list[ProcessSummary] = _run(_with_client(read, mirror_only=True))
 
     def table() -> Table:
         shown = Table("id", "workflow", "event", "status", "last activity done", "lock key", "next run", "changed", title=_count(len(rows), "process"))
@@ -717,7 +719,7 @@ def process_show(process_id: ProcessId, output: OutputOption = Output.TABLE) -> 
     """One process: its status, tokens (and the activity that wrote each) and its attempts as a timeline.
 
     Example: workflowable process show 42 -o json (csv: its attempts)"""
-    process: Process = _run(_with_client(lambda c: c.get_process(process_id)))
+    process: Process = _run(_with_client(lambda c: c.get_process(process_id), mirror_only=True))
     if output is Output.JSON:
         print(json.dumps(_plain(process), indent=2, ensure_ascii=False))
         return
@@ -763,7 +765,7 @@ def attempts_command(
     async def read(client: Workflowable) -> list[dict[str, Any]]:
         return await client.list_attempts(activity=activity, status=_status(status, AttemptStatus), process_id=process, limit=limit)
 
-    rows: list[dict[str, Any]] = _run(_with_client(read))
+    rows: list[dict[str, Any]] = _run(_with_client(read, mirror_only=True))
 
     def table() -> Table:
         shown = Table("id", "process", "workflow", "activity", "step", "attempt", "status", "started", "seconds", "error", title=f"{len(rows)} attempts")
@@ -783,7 +785,7 @@ def report_command(
     """Processes per status and, per activity, attempts, outcomes and durations.
 
     Example: workflowable report --html report.html; workflowable report -o json (csv: the activities)"""
-    report: Report = _run(_with_client(lambda c: c.report()))
+    report: Report = _run(_with_client(lambda c: c.report(), mirror_only=True))
     if html is not None:
         html.write_text(render_html(report), encoding="utf-8")
         errors.print(f"Wrote {html}.")

