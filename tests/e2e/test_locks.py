@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from datetime import timedelta
 
@@ -111,6 +112,10 @@ async def test_cancelling_or_pausing_a_waiting_process_takes_it_out_of_line(clie
 
     code, output = await run_cli(settings, "locks", "customer:cy")
     assert code == 0 and str(holder.id) in output and str(last.id) in output, output
+    code, output = await run_cli(settings, "locks", "customer:cy", "-o", "json")
+    assert code == 0 and json.loads(output) == [
+        {"key": "customer:cy", "holder_process_id": holder.id, "expires_at": json.loads(output)[0]["expires_at"], "waiting_process_ids": [last.id]}
+    ], output
 
     await client.cancel_process(holder.id)  # the next in line gets the key
     assert (await client.wait_for_process(last.id, timeout=30)).status is S.COMPLETED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 
 import pytest
@@ -246,6 +247,9 @@ async def test_the_cli_clones_replaces_and_shows_swaps(client, settings):
     swap_id = int(output.split()[1].rstrip(":"))
     code, output = await run_cli(settings, "swap", "status", str(swap_id))
     assert code == 0 and "Draft" in output and "(the start)" in output and "left behind" in output, output
+    code, output = await run_cli(settings, "swap", "status", str(swap_id), "-o", "json")
+    shown = json.loads(output)
+    assert code == 0 and (shown["id"], shown["status"], shown["activity_map"]["b"], shown["transfer_output_tokens"]) == (swap_id, "Draft", None, False), output
     code, output = await run_cli(settings, "swap", "schedule", str(swap_id), "--at", "2099-06-15T12:00:00+00:00")
     assert code == 0 and "Scheduled" in output and "scheduled 2099-06-15" in output, output
     code, output = await run_cli(settings, "swap", "schedule", str(swap_id), "--at", "2099-06-15T12:00:00+00:00")

@@ -358,6 +358,10 @@ async def _summary(client: Workflowable, process_id: int) -> ProcessSummary | No
     return ProcessSummary(p.id, p.workflow_name, "", p.status, p.position_name, p.lock_key, p.next_run_at, None)
 
 
+def _number(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
 def _aware(when: datetime | None) -> datetime | None:
     return None if when is None or when.tzinfo is not None else when.astimezone()
 
@@ -434,8 +438,13 @@ def check() -> None:
 
 
 @app.command("locks")
-def locks(key: Annotated[str | None, typer.Argument(help="One lock key (default: every held or awaited key).")] = None) -> None:
-    """Show who holds each lock key and who waits for it, first in line first."""
+def locks(
+    key: Annotated[str | None, typer.Argument(help="One lock key (default: every held or awaited key).")] = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Show who holds each lock key and who waits for it, first in line first.
+
+    Example: workflowable locks; workflowable locks customer-7 -o json"""
 
     async def read(client: Workflowable) -> list[LockState]:
         if key is None:
@@ -444,15 +453,28 @@ def locks(key: Annotated[str | None, typer.Argument(help="One lock key (default:
         return [state] if state else []
 
     states: list[LockState] = _run(_with_client(read))
-    if not states:
+    if not states and output is Output.TABLE:
         console.print("No lock key is held or awaited." if key is None else f"Nobody holds or waits for {key!r}.")
         return
-    table = Table("lock key", "held by process", "lease until", "waiting processes (in order)")
-    for state in states:
-        holder = process_id_of(state.holder) if state.holder else "-"
-        until = state.expires_at.isoformat(timespec="seconds") if state.holder and state.expires_at else "-"
-        table.add_row(state.key, holder, until, ", ".join(process_id_of(w) for w in state.waiting) or "-")
-    console.print(table)
+
+    def table() -> Table:
+        shown = Table("lock key", "held by process", "lease until", "waiting processes (in order)")
+        for state in states:
+            holder = process_id_of(state.holder) if state.holder else "-"
+            until = state.expires_at.isoformat(timespec="seconds") if state.holder and state.expires_at else "-"
+            shown.add_row(state.key, holder, until, ", ".join(process_id_of(w) for w in state.waiting) or "-")
+        return shown
+
+    records = [
+        {
+            "key": state.key,
+            "holder_process_id": _number(process_id_of(state.holder)) if state.holder else None,
+            "expires_at": state.expires_at if state.holder else None,
+            "waiting_process_ids": [_number(process_id_of(w)) for w in state.waiting],
+        }
+        for state in states
+    ]
+    emit(records, output, table)
 
 
 @app.command("process-runs")
@@ -567,9 +589,17 @@ def swap_dispatch(swap_id: Annotated[int, typer.Argument(help="The swap's id.")]
 
 
 @swap_app.command("status")
-def swap_status(swap_id: Annotated[int, typer.Argument(help="The swap's id.")]) -> None:
-    """A swap's status, activity map and progress."""
-    _show_swap(_run(_with_client(lambda c: c.get_swap(swap_id))))
+def swap_status(swap_id: Annotated[int, typer.Argument(help="The swap's id.")], output: OutputOption = Output.TABLE) -> None:
+    """A swap's status, activity map and progress.
+
+    Example: workflowable swap status 3 -o json"""
+    swap: SwapInfo = _run(_with_client(lambda c: c.get_swap(swap_id), mirror_only=True))
+    if output is Output.TABLE:
+        _show_swap(swap)
+    elif output is Output.JSON:
+        print(json.dumps(_plain(swap), indent=2, ensure_ascii=False))
+    else:  # its activity map, a row per activity of the old workflow
+        emit([{"from_activity": old, "to_activity": new} for old, new in swap.activity_map.items()], output, Table)
 
 
 @app.command("verify-integrity")
