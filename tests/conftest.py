@@ -92,6 +92,27 @@ def run_worker(settings: Settings):
     return functools.partial(serving, settings)
 
 
+@contextlib.contextmanager
+def database_of_its_own(database_url: str, prefix: str) -> Iterable[str]:
+    """The URL of a new, migrated database on the session's server, dropped afterwards: for a
+    test that fills tables or snapshots them whole, away from the others."""
+    import psycopg
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    server = sa.engine.make_url(database_url)
+    own = server.set(database=name).render_as_string(hide_password=False)
+    plain = server.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        upgrade(own)
+        yield own
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 

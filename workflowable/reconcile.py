@@ -114,31 +114,34 @@ async def reconcile(
     return result
 
 
+def to_check() -> sa.CompoundSelect:
+    """The processes reconcile compares with Temporal: every one not Completed or Cancelled
+    (Failed ones too: a retry's new run may have started without its write), and every one with
+    an attempt row In Progress. A UNION of two index scans (status; attempts In Progress), where
+    one WHERE with OR leaves Postgres only a scan of the whole process table."""
+    columns = (processes.c.id, processes.c.workflow_process_status_id, processes.c.paused_from_status_id)
+    not_ended = [int(s) for s in ProcessStatus if s not in (S.COMPLETED, S.CANCELLED)]
+    with_open_attempts = sa.select(attempts.c.workflow_process_id).where(
+        attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS
+    )
+    return sa.union(
+        sa.select(*columns).where(processes.c.workflow_process_status_id.in_(not_ended)),
+        sa.select(*columns).where(processes.c.id.in_(with_open_attempts)),
+    )
+
+
+#: Every attempt row left In Progress, oldest first.
+OPEN_ATTEMPTS = (
+    sa.select(attempts.c.id, attempts.c.workflow_process_id, attempts.c.step, attempts.c.attempt, attempts.c.temporal_run_id)
+    .where(attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS)
+    .order_by(attempts.c.id)
+)
+
+
 async def _load(engine: AsyncEngine) -> list[_Seen]:
-    """Failed processes are checked too: a retry's new run may have started without its write."""
-    checked = [int(s) for s in ProcessStatus if s not in (S.COMPLETED, S.CANCELLED)]
     async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                sa.select(processes.c.id, processes.c.workflow_process_status_id, processes.c.paused_from_status_id).where(
-                    sa.or_(
-                        processes.c.workflow_process_status_id.in_(checked),
-                        processes.c.id.in_(
-                            sa.select(attempts.c.workflow_process_id).where(
-                                attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS
-                            )
-                        ),
-                    )
-                )
-            )
-        ).all()
-        open_rows = (
-            await conn.execute(
-                sa.select(attempts.c.id, attempts.c.workflow_process_id, attempts.c.step, attempts.c.attempt, attempts.c.temporal_run_id)
-                .where(attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS)
-                .order_by(attempts.c.id)
-            )
-        ).all()
+        rows = (await conn.execute(to_check())).all()
+        open_rows = (await conn.execute(OPEN_ATTEMPTS)).all()
     by_process: dict[int, list[OpenAttempt]] = {}
     for row in open_rows:
         by_process.setdefault(row.workflow_process_id, []).append(OpenAttempt(row.id, row.step, row.attempt, row.temporal_run_id))

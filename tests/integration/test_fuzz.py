@@ -14,14 +14,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import pytest
-import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ConfigDict, SecretStr
 
-from tests.conftest import snapshot, unique
+from tests.conftest import database_of_its_own, snapshot, unique
 from workflowable import (
     ActivityType,
     DatabaseError,
@@ -33,7 +31,6 @@ from workflowable import (
     WorkflowDefinition,
     WorkflowEvent,
 )
-from workflowable.db.database import upgrade
 
 
 class Fuzzed(WorkflowEvent):
@@ -52,23 +49,13 @@ class Step(ActivityType):
 @pytest.fixture(scope="module")
 async def fuzz_client(database_url: str, settings: Settings) -> AsyncIterator[Workflowable]:
     """A client on a database of its own, with one Active workflow of `Fuzzed`."""
-    name = f"fuzz_{uuid.uuid4().hex[:8]}"
-    admin = sa.engine.make_url(database_url)
-    own = admin.set(database=name).render_as_string(hide_password=False)
-    plain = admin.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        upgrade(own)
+    with database_of_its_own(database_url, "fuzz") as own:
         queue = f"fuzz-{uuid.uuid4().hex[:8]}"  # no worker: dispatched processes wait there
         async with await Workflowable.connect(settings.model_copy(update={"database_url": SecretStr(own), "task_queue": queue})) as client:
             flow = WorkflowDefinition(unique("fuzzed"), event=Fuzzed)
             flow.start(flow.activity("step", Step))
             await client.save_workflow(flow, activate=True)
             yield client
-    finally:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def typed_and_unchanged(client: Workflowable, call: Callable[[], Awaitable[Any]]) -> Any:

@@ -441,22 +441,29 @@ def _due() -> list[Any]:
     ]
 
 
-async def count_due(conn: AsyncConnection) -> int:
-    return int(await conn.scalar(sa.select(sa.func.count()).select_from(processes).where(*_due())) or 0)
+def due_count() -> sa.Select[Any]:
+    return sa.select(sa.func.count()).select_from(processes).where(*_due())
 
 
-async def lock_due(conn: AsyncConnection, *, limit: int, skip: list[int]) -> list[DispatchTarget]:
-    """Lock the next `limit` due processes, highest workflow priority first, then oldest.
-
+def due_batch(limit: int, skip: list[int]) -> sa.Select[Any]:
+    """The next `limit` due processes, highest workflow priority first, then oldest, locked.
     SKIP LOCKED lets sweeps run side by side: each takes rows the others do not hold."""
-    query = (
+    return (
         _dispatch_query()
         .where(*_due(), processes.c.id.not_in(skip) if skip else sa.true())
         .order_by(sa.desc(priorities.c.priority), processes.c.id)
         .limit(limit)
         .with_for_update(of=processes, skip_locked=True)
     )
-    return [_target(row) for row in await conn.execute(query)]
+
+
+async def count_due(conn: AsyncConnection) -> int:
+    return int(await conn.scalar(due_count()) or 0)
+
+
+async def lock_due(conn: AsyncConnection, *, limit: int, skip: list[int]) -> list[DispatchTarget]:
+    """Lock the next `limit` due processes (`due_batch`)."""
+    return [_target(row) for row in await conn.execute(due_batch(limit, skip))]
 
 
 # What a dispatch (a new Temporal run) writes, whoever records it. A retried process starts

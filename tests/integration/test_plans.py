@@ -1,0 +1,118 @@
+"""Maintenance queries stay on index paths as the mirror grows: each is EXPLAINed against a
+database of its own holding enough finished processes and attempt rows for the planner to care
+(a sequential scan of a few hundred rows is what it rightly picks for a small table), and a
+sequential scan of the process or attempt table fails the test.
+
+The report views still aggregate all history: they are not listed here until they read a window.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from tests.conftest import database_of_its_own
+from workflowable.db.database import create_engine, dispose
+from workflowable.db.mirror import due_batch, due_count
+from workflowable.reconcile import OPEN_ATTEMPTS, to_check
+
+#: Finished processes and their attempt rows put in first (about 60 MB; filled in a few seconds).
+FINISHED, ATTEMPTS_EACH = 200_000, 2
+BIG_TABLES = {"workflow_processes", "workflow_process_activity_logs"}
+
+
+@pytest.fixture(scope="module")
+async def grown(database_url: str):
+    """An engine on a database with one workflow, FINISHED Completed processes with their
+    attempts, a few live ones and a few attempts left In Progress, analyzed."""
+    with database_of_its_own(database_url, "plans") as url:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(sa.text(FILL), {"finished": FINISHED, "each": ATTEMPTS_EACH})
+            async with engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(sa.text("ANALYZE"))
+            yield engine
+        finally:
+            await dispose(engine)
+
+
+FILL = """
+WITH event AS (
+    INSERT INTO workflow_events (name, class_name) VALUES ('Grown', 'tests.Grown') RETURNING id
+), activity_type AS (
+    INSERT INTO workflow_activity_types (name, class_name) VALUES ('Step', 'tests.Step') RETURNING id
+), priority AS (
+    INSERT INTO workflow_priorities (name, priority) VALUES ('grown', 12345) RETURNING id
+), workflow AS (
+    INSERT INTO workflows (name, workflow_event_id, workflow_status_id, workflow_priority_id, retry_interval)
+    SELECT 'grown', event.id, 2, priority.id, 60 FROM event, priority RETURNING id
+), activity AS (
+    INSERT INTO workflow_activities (workflow_id, workflow_activity_type_id, name)
+    SELECT workflow.id, activity_type.id, 'step' FROM workflow, activity_type RETURNING id, workflow_id
+), made AS (
+    INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, last_workflow_activity_id, queue, next_run_at, completed_at)
+    SELECT activity.workflow_id, CASE WHEN n % 1000 = 0 THEN 2 ELSE 7 END, activity.id, 'grown', now(), now()
+    FROM activity, generate_series(1, :finished) AS n
+    RETURNING id, workflow_process_status_id
+)
+INSERT INTO workflow_process_activity_logs
+    (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id, started_at, completed_at, step, attempt, temporal_run_id)
+SELECT made.id, activity.id, CASE WHEN made.id % 5000 = 0 AND attempt = :each THEN 1 ELSE 2 END,
+       now() - interval '1 minute', now(), 1, attempt, 'run'
+FROM made, activity, generate_series(1, :each) AS attempt
+"""
+
+
+def sql(statement: Any) -> str:
+    return str(statement.compile(dialect=postgresql.psycopg.dialect(), compile_kwargs={"literal_binds": True}))
+
+
+async def explain(engine: Any, query: str) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        plan = (await conn.execute(sa.text(f"EXPLAIN (FORMAT JSON) {query}"))).scalar()
+    return (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
+
+
+def scans(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    """(node type, relation) of every node of a plan."""
+    found = [(plan.get("Node Type", ""), plan.get("Relation Name", ""))]
+    for child in plan.get("Plans", []):
+        found += scans(child)
+    return found
+
+
+MAINTENANCE = {
+    "reconcile: processes to compare": lambda: sql(to_check()),
+    "reconcile: attempts left In Progress": lambda: sql(OPEN_ATTEMPTS),
+    "reconcile: ended processes whose run is open": lambda: (
+        "SELECT id, workflow_process_status_id FROM workflow_processes WHERE id IN (5, 17, 123456) AND workflow_process_status_id IN (7, 8)"
+    ),
+    "sweep: due count": lambda: sql(due_count()),
+    "sweep: next batch": lambda: sql(due_batch(200, [])),
+    "process list: newest with a status": lambda: (
+        "SELECT id FROM workflow_processes WHERE workflow_process_status_id = 2 ORDER BY id DESC LIMIT 50"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MAINTENANCE))
+async def test_maintenance_queries_do_not_scan_the_big_tables(grown, name):
+    found = scans(await explain(grown, MAINTENANCE[name]()))
+    sequential = [relation for node, relation in found if node == "Seq Scan" and relation in BIG_TABLES]
+    assert any(relation in BIG_TABLES for _, relation in found), f"{name} reads neither big table: {found}"
+    assert not sequential, f"{name}: sequential scan of {sequential}; plan: {found}"
+
+
+async def test_the_check_sees_a_sequential_scan(grown):
+    """The query reconcile used before, one WHERE with OR, scans the whole process table."""
+    before = (
+        "SELECT id FROM workflow_processes WHERE workflow_process_status_id IN (1, 2, 3, 4, 5, 6) OR id IN "
+        "(SELECT workflow_process_id FROM workflow_process_activity_logs WHERE workflow_process_activity_log_status_id = 1)"
+    )
+    assert ("Seq Scan", "workflow_processes") in scans(await explain(grown, before))
