@@ -77,7 +77,7 @@ def task_queue() -> str:
 @contextlib.asynccontextmanager
 async def serving(settings: Settings, types: Iterable[type], *, task_queue: str, **options: Any) -> AsyncIterator[None]:
     """A worker for `types` on `task_queue`, with its own engine and Temporal client, stopped after."""
-    engine = create_engine(settings.database_url.get_secret_value())  # type: ignore[union-attr]
+    engine = create_engine(settings.database_url.get_secret_value(), worker=True)  # type: ignore[union-attr]
     temporal = await connect_temporal(settings)
     try:
         async with build_worker(temporal, engine, Catalog.of(types), task_queue=task_queue, **options):

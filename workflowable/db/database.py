@@ -30,24 +30,30 @@ def sqlalchemy_url(url: str) -> str:
 
 
 #: How long opening a connection keeps trying while Postgres cannot be reached (down, restarting,
-#: still starting up) before the call that needed it fails with `DatabaseUnavailable`.
-CONNECT_WITHIN = 10.0
+#: still starting up) before the call that needed it fails with `DatabaseUnavailable`. Under the
+#: activities' 10 s heartbeat timeout, for a worker that shares a caller's engine.
+CONNECT_WITHIN = 5.0
 
 
-def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
-    """`pre_ping`: test each pooled connection before use, so that a call after a Postgres
-    restart does not fail once. A worker's engine goes without (a round trip per transaction):
-    its writes retry on a dropped connection anyway. New connections are opened by
-    `connect_with_retry`."""
+def create_engine(url: str, *, pool_size: int = 10, worker: bool = False) -> AsyncEngine:
+    """The engine and, beside it, the hot statements' connections (`statements_for`).
+
+    A caller's engine tests each pooled connection before use (so that a call after a Postgres
+    restart does not fail once) and keeps trying a new connection for CONNECT_WITHIN seconds.
+    A worker's engine (`worker=True`) does neither: its writes retry on their own, heartbeating
+    between tries, and a connect that kept trying would hold up an activity's heartbeats."""
     url = sqlalchemy_url(url)
     conninfo = plain_url(url)
-    return create_async_engine(
+    within = 0.0 if worker else CONNECT_WITHIN
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=pre_ping,
-        async_creator=lambda: connect_with_retry(conninfo),
+        pool_pre_ping=not worker,
+        async_creator=lambda: connect_with_retry(conninfo, within=within),
     )
+    _statements[engine.sync_engine] = Statements(url, pool_size, connect_within=within)
+    return engine
 
 
 def plain_url(url: str) -> str:
@@ -117,8 +123,9 @@ class Statements:
     same `sa.text` ones, compiled once to psycopg's parameter style. A connection that fails or
     is interrupted mid-statement is closed, not reused."""
 
-    def __init__(self, url: str, size: int) -> None:
+    def __init__(self, url: str, size: int, *, connect_within: float = CONNECT_WITHIN) -> None:
         self._conninfo = plain_url(url)
+        self._connect_within = connect_within
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._slots = asyncio.Semaphore(size)
         self._compiled: dict[sa.TextClause, str] = {}
@@ -150,7 +157,7 @@ class Statements:
             if _still_open(conn):
                 return conn
             await conn.close()
-        return await connect_with_retry(self._conninfo, autocommit=True, row_factory=namedtuple_row)
+        return await connect_with_retry(self._conninfo, within=self._connect_within, autocommit=True, row_factory=namedtuple_row)
 
     async def _give_back(self, conn: psycopg.AsyncConnection[Any], *, reusable: bool) -> None:
         if reusable and not conn.closed and not self._closed:

@@ -208,7 +208,7 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
         return time.perf_counter() - started
 
     # The worker has its own engine, as `workflowable worker` has.
-    worker_engine = create_engine(database_url(client.settings), pre_ping=False)
+    worker_engine = create_engine(database_url(client.settings), worker=True)
     baseline_worker = Worker(
         temporal,
         task_queue="bench-a",

@@ -176,7 +176,7 @@ def load_types(spec: str | None) -> list[type]:
 async def serve(settings: Settings, types: list[type], queues: list[str], *, ready: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run one worker per queue until SIGINT or SIGTERM, then shut them down cleanly."""
     catalog = Catalog.of(types)
-    engine = create_engine(database_url(settings), pre_ping=False)
+    engine = create_engine(database_url(settings), worker=True)
     temporal = await connect_temporal(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
