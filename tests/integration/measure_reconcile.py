@@ -1,0 +1,62 @@
+"""Reconcile's selection before (one WHERE with OR) and after (a UNION of two index scans):
+execution times from EXPLAIN ANALYZE on the grown database of test_plans.py, on an embedded
+Postgres of its own, stopped afterwards.
+
+Run: .venv/bin/python -m tests.integration.measure_reconcile [PROCESSES]   (default 200,000)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tests.integration.test_plans import FILL, sql
+from workflowable.db.database import create_engine, dispose, upgrade
+from workflowable.ops.devstack import EmbeddedPostgres
+from workflowable.reconcile import to_check
+
+BEFORE = (
+    "SELECT id, workflow_process_status_id, paused_from_status_id FROM workflow_processes "
+    "WHERE workflow_process_status_id IN (1, 2, 3, 4, 5, 6) OR id IN "
+    "(SELECT workflow_process_id FROM workflow_process_activity_logs WHERE workflow_process_activity_log_status_id = 1)"
+)
+RUNS = 7
+
+
+async def measure(url: str, finished: int) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(FILL), {"finished": finished, "each": 2})
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(sa.text("ANALYZE"))
+            for name, query in (("before (OR)", BEFORE), ("after (UNION)", sql(to_check()))):
+                times = []
+                for _ in range(RUNS):
+                    plan = (await conn.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}"))).scalar()
+                    times.append(plan[0]["Execution Time"])
+                print(f"{name}: median {statistics.median(times):.2f} ms over {RUNS} runs, {finished:,} processes")
+    finally:
+        await dispose(engine)
+
+
+def main() -> None:
+    finished = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    with tempfile.TemporaryDirectory(prefix="workflowable-measure-") as folder:
+        postgres = EmbeddedPostgres(Path(folder), delete_on_stop=True)
+        url = postgres.start()
+        try:
+            upgrade(url)
+            asyncio.run(measure(url, finished))
+        finally:
+            postgres.stop()
+
+
+if __name__ == "__main__":
+    main()
