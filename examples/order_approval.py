@@ -117,7 +117,7 @@ async def run_demo(settings: Settings, orders: int, console: Console) -> bool:
             await client.save_workflow(order_approval(), activate=True)
         except WorkflowNotEditable:
             pass  # saved and activated by an earlier run
-        worker = build_worker(client.temporal, client.engine, Catalog.of(TYPES), task_queue=settings.task_queue)
+        worker = build_worker(client.temporal, client.database, Catalog.of(TYPES), task_queue=settings.task_queue)
         async with worker:
             rng = random.Random(7)
             started = time.monotonic()

@@ -18,7 +18,7 @@ import pytest
 
 from workflowable import Catalog, Settings, Workflowable, build_worker
 from workflowable.connection import connect_temporal
-from workflowable.db.database import create_engine, dispose, upgrade
+from workflowable.db.database import Database, upgrade
 from workflowable.ops.devstack import EmbeddedPostgres, TemporalDevServer
 
 
@@ -76,14 +76,14 @@ def task_queue() -> str:
 
 @contextlib.asynccontextmanager
 async def serving(settings: Settings, types: Iterable[type], *, task_queue: str, **options: Any) -> AsyncIterator[None]:
-    """A worker for `types` on `task_queue`, with its own engine and Temporal client, stopped after."""
-    engine = create_engine(settings.database_url.get_secret_value(), worker=True)  # type: ignore[union-attr]
+    """A worker for `types` on `task_queue`, with its own connections and Temporal client, stopped after."""
+    database = Database.open(settings.database_url.get_secret_value(), worker=True)  # type: ignore[union-attr]
     temporal = await connect_temporal(settings)
     try:
-        async with build_worker(temporal, engine, Catalog.of(types), task_queue=task_queue, **options):
+        async with build_worker(temporal, database, Catalog.of(types), task_queue=task_queue, **options):
             yield
     finally:
-        await dispose(engine)
+        await database.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -19,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from .boundary import check_id, public_api
 from .connection import connect_temporal, database_url
 from .db import catalog, versions
-from .db.database import create_engine, dispose
+from .db.database import Database
 from .db.integrity import IntegrityProblem, verify_integrity
 from .db.mirror import DispatchTarget, Mirror
 from .db.reporting import Process, ProcessSummary, Report, Token, build_report, get_process, list_attempts, list_processes
@@ -54,11 +53,13 @@ class Workflowable:
 
     Every method raises only `WorkflowableError` subclasses (docs/reliability.md lists them)."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, temporal: Client) -> None:
+    def __init__(self, settings: Settings, database: Database, temporal: Client) -> None:
         self.settings = settings
-        self.engine = engine
+        self.database = database
+        #: The SQLAlchemy engine, for a caller's own queries of the mirror (and `build_worker`).
+        self.engine = database.engine
         self.temporal = temporal
-        self.mirror = Mirror(engine, checks_per_run=settings.checks_per_run)
+        self.mirror = Mirror(database, checks_per_run=settings.checks_per_run)
 
     @classmethod
     async def connect(cls, settings: Settings | None = None, *, mirror_only: bool = False) -> Workflowable:
@@ -67,12 +68,12 @@ class Workflowable:
         and without starting the dev stack's Postgres if it is not running; a method that needs
         Temporal then raises `TemporalError`."""
         settings = settings or Settings()
-        engine = create_engine(database_url(settings, start=not mirror_only))
+        database = Database.open(database_url(settings, start=not mirror_only))
         temporal = cast(Client, _MirrorOnly()) if mirror_only else await connect_temporal(settings)
-        return cls(settings, engine, temporal)
+        return cls(settings, database, temporal)
 
     async def close(self) -> None:
-        await dispose(self.engine)
+        await self.database.close()
 
     async def __aenter__(self) -> Workflowable:
         return self

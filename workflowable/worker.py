@@ -11,6 +11,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from .activities import ProcessActivities
+from .db.database import Database
 from .db.mirror import DEFAULT_LOCK_LEASE, Mirror
 from .definitions import Catalog
 from .settings import DEFAULT_CHECKS_PER_RUN, DEFAULT_MAX_PROCESS_TOKENS_BYTES, DEFAULT_MAX_TOKEN_BYTES
@@ -30,7 +31,7 @@ SANDBOX = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_
 
 def build_worker(
     client: Client,
-    engine: AsyncEngine,
+    database: Database | AsyncEngine,
     catalog: Catalog,
     *,
     task_queue: str,
@@ -39,7 +40,7 @@ def build_worker(
     max_process_tokens_bytes: int = DEFAULT_MAX_PROCESS_TOKENS_BYTES,
     checks_per_run: int = DEFAULT_CHECKS_PER_RUN,
     **options: Any,
-) -> Worker:
+) -> ProcessWorker:
     """A Temporal worker serving the process workflows, their lock keys, the sweep, swaps and every
     activity type in `catalog`. `lock_lease`: how long a process that stops renewing (its
     workflow terminated, no worker running it) can keep its lock key from the others;
@@ -48,16 +49,40 @@ def build_worker(
     often a waiting process re-checks its transitions before its run continues as new.
 
     Both process workflow types are registered: runs started before the current one replaced
-    the first keep running on the code that began them."""
-    mirror = Mirror(engine, lock_lease=lock_lease, checks_per_run=checks_per_run)
+    the first keep running on the code that began them.
+
+    `database`: a `Database` (its owner closes it), or an engine (`Workflowable.engine`), beside
+    which the worker opens the hot statements' connections and closes them when it stops."""
+    owns_database = isinstance(database, AsyncEngine)
+    database = Database.around(database) if isinstance(database, AsyncEngine) else database
+    mirror = Mirror(database, lock_lease=lock_lease, checks_per_run=checks_per_run)
     activities = ProcessActivities(mirror, catalog, max_token_bytes=max_token_bytes, max_process_tokens_bytes=max_process_tokens_bytes)
     options.setdefault("max_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
     options.setdefault("default_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
-    return Worker(
+    return ProcessWorker(
         client,
+        database=database,
+        owns_database=owns_database,
         task_queue=task_queue,
         workflows=[ProcessWorkflow, ProcessWorkflowV1, LockWorkflow, ProcessRunsWorkflow, SwapWorkflow],
         activities=activities.all(),
         workflow_runner=SANDBOX,
         **options,
     )
+
+
+class ProcessWorker(Worker):
+    """A Temporal worker whose activities write through `database`; one it opened for itself is
+    closed once it has stopped (`run` ends so whether the worker runs directly or as `async with`)."""
+
+    def __init__(self, *args: Any, database: Database, owns_database: bool, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self.database = database
+        self._owns_database = owns_database
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            if self._owns_database:
+                await self.database.close()

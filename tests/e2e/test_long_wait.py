@@ -78,7 +78,7 @@ async def test_a_process_waits_for_minutes_with_a_bounded_history(client, settin
         flow.transition(ask, ship, when=[Condition(Approved)])
         await client.save_workflow(flow, activate=True)
         flows.append(flow)
-    waiting = Workflowable(settings.model_copy(update={"checks_per_run": CHECKS_PER_RUN}), client.engine, client.temporal)
+    waiting = Workflowable(settings.model_copy(update={"checks_per_run": CHECKS_PER_RUN}), client.database, client.temporal)
     async with run_worker([Step, Approved], task_queue=task_queue, checks_per_run=CHECKS_PER_RUN):
         plain, = await waiting.trigger_event(ApprovalAsked(n=1))
         locked, = await waiting.trigger_event(LockedApprovalAsked(n=1))

@@ -120,7 +120,7 @@ async def test_continued_and_cancelled_runs_replay(client, settings, run_worker,
     slow.start(slow.activity("slow", Sleepy))
     for definition in (flow, slow):
         await client.save_workflow(definition, activate=True)
-    often = Workflowable(settings.model_copy(update={"checks_per_run": 3}), client.engine, client.temporal)
+    often = Workflowable(settings.model_copy(update={"checks_per_run": 3}), client.database, client.temporal)
     async with run_worker([Noop, GateOpen, Sleepy], task_queue=task_queue):
         process, = await often.trigger_event(ContinuedEvent(n=1))
         handle = client.temporal.get_workflow_handle(workflow_id_for(process.id))
@@ -174,7 +174,7 @@ async def test_a_run_of_the_first_workflow_type_completes_after_the_upgrade(clie
     flow.transition(first, last, when=[Condition(GateOpen)])
     await client.save_workflow(flow, activate=True)
     process, = await client.trigger_event(WaitingEvent(n=1), dispatch=False)
-    activities = ProcessActivities(Mirror(client.engine), Catalog.of([Noop, GateOpen])).all()
+    activities = ProcessActivities(Mirror(client.database), Catalog.of([Noop, GateOpen])).all()
     old = Worker(client.temporal, task_queue=task_queue, workflows=[ProcessWorkflowV1, LockWorkflow], activities=activities, workflow_runner=SANDBOX)
     async with old:
         await client.temporal.start_workflow(PROCESS_WORKFLOW_V1, ProcessInput(process.id), id=workflow_id_for(process.id), task_queue=task_queue)

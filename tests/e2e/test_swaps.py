@@ -75,7 +75,7 @@ def version_two(name: str) -> WorkflowDefinition:
 
 async def test_fifty_live_processes_move_to_the_new_version_and_complete(client, settings, run_worker, task_queue):
     Parcel.task_queue = task_queue
-    wf = Workflowable(settings.model_copy(update={"task_queue": task_queue}), client.engine, client.temporal)  # the swap runs here too
+    wf = Workflowable(settings.model_copy(update={"task_queue": task_queue}), client.database, client.temporal)  # the swap runs here too
     old, new = unique("parcel-v1"), unique("parcel-v2")
     await wf.save_workflow(version_one(old), activate=True)
     await wf.save_workflow(version_two(new))

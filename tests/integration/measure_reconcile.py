@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from tests.integration.test_plans import FILL, sql
-from workflowable.db.database import create_engine, dispose, upgrade
+from workflowable.db.database import create_engine, upgrade
 from workflowable.ops.devstack import EmbeddedPostgres
 from workflowable.reconcile import to_check
 
@@ -43,7 +43,7 @@ async def measure(url: str, finished: int) -> None:
                     times.append(plan[0]["Execution Time"])
                 print(f"{name}: median {statistics.median(times):.2f} ms over {RUNS} runs, {finished:,} processes")
     finally:
-        await dispose(engine)
+        await engine.dispose()
 
 
 def main() -> None:

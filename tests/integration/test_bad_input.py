@@ -100,7 +100,7 @@ async def test_payloads_of_the_wrong_types_name_each_field(client, parcel_flow):
 
 
 async def test_a_token_over_the_limit_is_refused_before_anything_starts(client, settings, parcel_flow):
-    limited = Workflowable(settings.model_copy(update={"max_token_bytes": 1000}), client.engine, client.temporal)
+    limited = Workflowable(settings.model_copy(update={"max_token_bytes": 1000}), client.database, client.temporal)
     before = await snapshot(client.engine)
     with pytest.raises(TokenTooLarge) as caught:
         await limited.trigger_event(Consignment(weight=1, label="é" * 501))  # 1,002 bytes of UTF-8
@@ -197,7 +197,7 @@ async def test_a_start_temporal_refuses_for_good_fails_the_process_with_the_reas
     sweep to try forever, and the caller gets a typed error."""
     generous = Workflowable(
         settings.model_copy(update={"max_token_bytes": 4 * 1024 * 1024, "max_process_tokens_bytes": 8 * 1024 * 1024}),
-        client.engine,
+        client.database,
         client.temporal,
     )
     with pytest.raises(DispatchFailed, match="could not be started and is now Failed") as caught:

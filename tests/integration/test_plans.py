@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from tests.conftest import database_of_its_own
-from workflowable.db.database import create_engine, dispose
+from workflowable.db.database import create_engine
 from workflowable.db.mirror import due_batch, due_count
 from workflowable.reconcile import OPEN_ATTEMPTS, to_check
 
@@ -39,7 +39,7 @@ async def grown(database_url: str):
                 await conn.execute(sa.text("ANALYZE"))
             yield engine
         finally:
-            await dispose(engine)
+            await engine.dispose()
 
 
 FILL = """

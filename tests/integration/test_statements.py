@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import eventually
-from workflowable.db.database import Statements, create_engine, dispose, is_transient, statements_for
+from workflowable import Catalog, build_worker
+from workflowable.db.database import Database, Statements, create_engine, is_transient
 
 BACKENDS = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
 
@@ -86,11 +87,30 @@ async def _running(client, pid: int, text: str) -> bool:
         return bool(await conn.scalar(sa.text(query), {"pid": pid, "text": f"%{text}%"}))
 
 
-async def test_dispose_closes_the_engines_statements(client, database_url):
-    engine = create_engine(named(database_url, "wf-statements-dispose"))
-    statements = statements_for(engine)
-    assert statements_for(engine) is statements  # one per engine
-    await statements.scalar(sa.text("SELECT 1"), {})
-    assert await backends(client, "wf-statements-dispose") == 1
-    await dispose(engine)
-    await all_closed(client, "wf-statements-dispose")
+async def test_closing_a_database_closes_its_engine_and_its_statements(client, database_url):
+    database = Database.open(named(database_url, "wf-database-close"), pool_size=2)
+    await database.statements.scalar(sa.text("SELECT 1"), {})
+    async with database.engine.connect() as conn:
+        await conn.scalar(sa.text("SELECT 1"))
+    assert await backends(client, "wf-database-close") == 2  # one of each, idle in their pools
+    await database.close()
+    await all_closed(client, "wf-database-close")
+
+
+async def test_a_worker_on_a_borrowed_engine_closes_only_the_connections_it_opened(client, database_url):
+    engine = create_engine(named(database_url, "wf-database-borrowed"))
+    try:
+        async with engine.connect() as conn:
+            await conn.scalar(sa.text("SELECT 1"))
+        worker = build_worker(client.temporal, engine, Catalog.of([]), task_queue="wf-database-borrowed")
+        async with worker:
+            await worker.database.statements.scalar(sa.text("SELECT 1"), {})
+            assert await backends(client, "wf-database-borrowed") == 2  # the engine's and the worker's
+        await eventually(lambda: _count_is(client, "wf-database-borrowed", 1))  # the engine's stays
+    finally:
+        await engine.dispose()
+    await all_closed(client, "wf-database-borrowed")
+
+
+async def _count_is(client, name: str, count: int) -> bool:
+    return await backends(client, name) == count

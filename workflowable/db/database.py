@@ -1,10 +1,10 @@
-"""The mirror's connection: URL resolution, the async engine, migrations."""
+"""The mirror's one door to Postgres: `Database` (the engine and the hot statements' connections,
+closed together), URL resolution, connecting with retry, migrations."""
 
 from __future__ import annotations
 
 import asyncio
 import select
-import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -36,24 +36,21 @@ CONNECT_WITHIN = 5.0
 
 
 def create_engine(url: str, *, pool_size: int = 10, worker: bool = False) -> AsyncEngine:
-    """The engine and, beside it, the hot statements' connections (`statements_for`).
-
-    A caller's engine tests each pooled connection before use (so that a call after a Postgres
-    restart does not fail once) and keeps trying a new connection for CONNECT_WITHIN seconds.
-    A worker's engine (`worker=True`) does neither: its writes retry on their own, heartbeating
-    between tries, and a connect that kept trying would hold up an activity's heartbeats."""
+    """A SQLAlchemy engine for the mirror. A caller's engine tests each pooled connection before
+    use (so that a call after a Postgres restart does not fail once) and keeps trying a new
+    connection for CONNECT_WITHIN seconds. A worker's engine (`worker=True`) does neither: its
+    writes retry on their own, heartbeating between tries, and a connect that kept trying would
+    hold up an activity's heartbeats."""
     url = sqlalchemy_url(url)
     conninfo = plain_url(url)
     within = 0.0 if worker else CONNECT_WITHIN
-    engine = create_async_engine(
+    return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=not worker,
         async_creator=lambda: connect_with_retry(conninfo, within=within),
     )
-    _statements[engine.sync_engine] = Statements(url, pool_size, connect_within=within)
-    return engine
 
 
 def plain_url(url: str) -> str:
@@ -82,14 +79,6 @@ def _unreachable(exc: psycopg.OperationalError) -> bool:
     """No answer (refused, reset: no SQLSTATE), or an answer that says "later": the server is
     starting up, shutting down or restarting (class 57P)."""
     return exc.sqlstate is None or exc.sqlstate.startswith("57P")
-
-
-async def dispose(engine: AsyncEngine) -> None:
-    """Close the engine's pool and the plain connections its `Statements` opened."""
-    statements = _statements.pop(engine.sync_engine, None)
-    if statements is not None:
-        await statements.close()
-    await engine.dispose()
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -181,18 +170,36 @@ class Statements:
             await conn.close()
 
 
-_statements: weakref.WeakKeyDictionary[sa.Engine, Statements] = weakref.WeakKeyDictionary()
+class Database:
+    """The mirror's connections: `engine` (SQLAlchemy: transactions, reads, the catalog) and
+    `statements` (plain psycopg connections for the hot writes, as many as the engine's pool).
+    `close()` closes both. `Database.open(url)` makes both; `Database.around(engine)` borrows an
+    engine made elsewhere and opens only its own statement connections, which `close()` closes
+    (the engine stays its owner's)."""
 
+    def __init__(self, engine: AsyncEngine, statements: Statements, *, owns_engine: bool) -> None:
+        self.engine = engine
+        self.statements = statements
+        self._owns_engine = owns_engine
 
-def statements_for(engine: AsyncEngine) -> Statements:
-    """The engine's `Statements`, one per engine (a client and a worker sharing an engine share
-    it), with as many connections as the engine's pool; `dispose(engine)` closes them."""
-    statements = _statements.get(engine.sync_engine)
-    if statements is None:
-        pool_size = engine.sync_engine.pool.size() if isinstance(engine.sync_engine.pool, sa.pool.QueuePool) else 10
-        url = engine.url.render_as_string(hide_password=False)
-        statements = _statements[engine.sync_engine] = Statements(url, pool_size)
-    return statements
+    @classmethod
+    def open(cls, url: str, *, pool_size: int = 10, worker: bool = False) -> Database:
+        """Connections to the database at `url` (opened on first use). `worker`: see `create_engine`."""
+        engine = create_engine(url, pool_size=pool_size, worker=worker)
+        statements = Statements(url, pool_size, connect_within=0.0 if worker else CONNECT_WITHIN)
+        return cls(engine, statements, owns_engine=True)
+
+    @classmethod
+    def around(cls, engine: AsyncEngine) -> Database:
+        pool = engine.sync_engine.pool
+        pool_size = pool.size() if isinstance(pool, sa.pool.QueuePool) else 10
+        statements = Statements(engine.url.render_as_string(hide_password=False), pool_size)
+        return cls(engine, statements, owns_engine=False)
+
+    async def close(self) -> None:
+        await self.statements.close()
+        if self._owns_engine:
+            await self.engine.dispose()
 
 
 def upgrade(url: str, revision: str = "head") -> str:

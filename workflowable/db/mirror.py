@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import ProcessNotFound
 from ..settings import DEFAULT_CHECKS_PER_RUN
@@ -30,7 +30,7 @@ from ..workflows.messages import (
     StatusWrite,
     TransitionStep,
 )
-from .database import statements_for
+from .database import Database
 from .models import (
     activities,
     activity_parameters,
@@ -93,15 +93,15 @@ class Mirror:
     """Reads and writes of the process tables, each in its own transaction."""
 
     def __init__(
-        self, engine: AsyncEngine, *, lock_lease: timedelta = DEFAULT_LOCK_LEASE, checks_per_run: int = DEFAULT_CHECKS_PER_RUN
+        self, database: Database, *, lock_lease: timedelta = DEFAULT_LOCK_LEASE, checks_per_run: int = DEFAULT_CHECKS_PER_RUN
     ) -> None:
-        self.engine = engine
+        self.engine = engine = database.engine
         # Writes that are one statement each run in autocommit: no BEGIN and COMMIT round trips
         # around them (half the round trips of an attempt's writes). Postgres makes each
         # statement atomic on its own. The hottest (a dispatch, an attempt's writes) skip
         # SQLAlchemy's per-statement work too.
         self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.statements = statements_for(engine)
+        self.statements = database.statements
         self.lock_lease = lock_lease
         self.checks_per_run = checks_per_run
         self._graphs: dict[int, _Graph] = {}  #: workflow id -> its graph, once it can no longer change

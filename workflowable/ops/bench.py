@@ -29,7 +29,7 @@ from temporalio.worker import Worker
 
 from ..client import Workflowable
 from ..connection import database_url
-from ..db.database import create_engine, dispose
+from ..db.database import Database
 from ..db.reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS
 from ..definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, WorkflowEvent
 from ..graph import Condition, WorkflowDefinition
@@ -207,8 +207,8 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
         await temporal.get_workflow_handle(created[0].temporal_workflow_id).result()
         return time.perf_counter() - started
 
-    # The worker has its own engine, as `workflowable worker` has.
-    worker_engine = create_engine(database_url(client.settings), worker=True)
+    # The worker has its own connections, as `workflowable worker` has.
+    worker_database = Database.open(database_url(client.settings), worker=True)
     baseline_worker = Worker(
         temporal,
         task_queue="bench-a",
@@ -218,7 +218,7 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
-    async with baseline_worker, build_worker(temporal, worker_engine, Catalog.of(TYPES), task_queue="bench-b"):
+    async with baseline_worker, build_worker(temporal, worker_database, Catalog.of(TYPES), task_queue="bench-b"):
         await bounded(min(WARM_UP, config.n), config.concurrency, plain, lambda: None)
         await bounded(min(WARM_UP, config.n), config.concurrency, process, lambda: None)
         triggers.clear()
@@ -247,7 +247,7 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
         for turn, count in turns:
             one, tick = halves[turn]
             latency[turn] += await paced(count, rate, one, tick)
-    await dispose(worker_engine)
+    await worker_database.close()
     await client.deactivate_workflow(flow.name)
 
     def ms(values: list[float], q: float) -> float:

@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from ..codec import codec_from
 from ..connection import connect_temporal, database_url
-from ..db.database import MIGRATIONS, create_engine, dispose
+from ..db.database import MIGRATIONS, create_engine
 from ..errors import WorkflowableError
 from ..settings import Settings
 from ..workflows.messages import SEARCH_ATTRIBUTES
@@ -103,7 +103,7 @@ async def _database_checks(settings: Settings) -> list[Check]:
     except (OSError, sa.exc.SQLAlchemyError) as exc:
         return [Check("Postgres", False, f"cannot connect to {shown}: {str(exc).splitlines()[0]}")]
     finally:
-        await dispose(engine)
+        await engine.dispose()
     head = head_revision()
     if current == head:
         checks.append(Check("schema", True, f"at revision {head}"))

@@ -26,7 +26,7 @@ from rich.table import Table
 from ..boundary import translate
 from ..client import Workflowable
 from ..connection import connect_temporal, database_url
-from ..db.database import create_engine, dispose, grant_reporting, upgrade
+from ..db.database import Database, grant_reporting, upgrade
 from ..db.integrity import IntegrityProblem
 from ..db.reporting import Attempt, Process, ProcessSummary, Report
 from ..db.versions import SwapInfo
@@ -176,7 +176,7 @@ def load_types(spec: str | None) -> list[type]:
 async def serve(settings: Settings, types: list[type], queues: list[str], *, ready: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run one worker per queue until SIGINT or SIGTERM, then shut them down cleanly."""
     catalog = Catalog.of(types)
-    engine = create_engine(database_url(settings), worker=True)
+    database = Database.open(database_url(settings), worker=True)
     temporal = await connect_temporal(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -186,7 +186,7 @@ async def serve(settings: Settings, types: list[type], queues: list[str], *, rea
     workers = [
         build_worker(
             temporal,
-            engine,
+            database,
             catalog,
             task_queue=queue,
             lock_lease=lease,
@@ -208,7 +208,7 @@ async def serve(settings: Settings, types: list[type], queues: list[str], *, rea
     finally:
         for worker in reversed(workers):
             await worker.__aexit__(None, None, None)
-        await dispose(engine)
+        await database.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
