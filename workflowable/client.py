@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from temporalio.client import (
     Client,
@@ -15,19 +15,19 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from . import trigger
 from .boundary import check_id, public_api
 from .connection import connect_temporal, database_url
 from .db import catalog, versions
 from .db.database import Database
 from .db.integrity import IntegrityProblem, verify_integrity
-from .db.mirror import DispatchTarget, Mirror
-from .db.reporting import Process, ProcessSummary, Report, Token, build_report, get_process, list_attempts, list_processes
+from .db.mirror import Mirror
+from .db.reporting import Process, ProcessSummary, Report, build_report, get_process, list_attempts, list_processes
 from .db.versions import SwapInfo
-from .definitions import Catalog, WorkflowEvent, check_token_sizes
+from .definitions import Catalog, WorkflowEvent
 from .dispatch import SweepResult, install_schedule, process_runs, start_and_record
 from .errors import (
     InvalidArgument,
-    InvalidEventPayload,
     InvalidStateChange,
     InvalidSwap,
     RequestTimeout,
@@ -41,10 +41,8 @@ from .requests import BulkResult, apply_request, apply_to_each, live_handle
 from .settings import Settings
 from .states import SWEPT, AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus
 from .workflows.locks import LOCK_WORKFLOW, LockState, lock_workflow_id
-from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessPlan, ProcessState, Signals, workflow_id_for
+from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessState, Signals, workflow_id_for
 from .workflows.swaps import SwapInput, SwapWorkflow, swap_workflow_id
-
-T = TypeVar("T")
 
 
 @public_api
@@ -179,50 +177,7 @@ class Workflowable:
         if the event does not validate. With `dispatch=False`, or a `run_at` in the future, they
         stay Created until `dispatch_process` or the `process-runs` sweep (once due) starts them.
         """
-        if not isinstance(event, WorkflowEvent):
-            raise InvalidEventPayload(type(event).__name__, [{"loc": (), "msg": "not a WorkflowEvent instance"}])
-        if run_at is not None and (not isinstance(run_at, datetime) or run_at.tzinfo is None):
-            raise InvalidArgument(f"run_at must be a timezone-aware datetime, got {run_at!r}")
-        event_type = type(event)
-        checked = event.revalidated()
-        input_tokens, lock_key = checked.to_tokens(), checked.workflow_process_lock_key()
-        check_token_sizes(input_tokens, self.settings.max_token_bytes, total_limit=self.settings.max_process_tokens_bytes)
-        if lock_key is not None and (not isinstance(lock_key, str) or not lock_key or len(lock_key) > 255 or "\x00" in lock_key):
-            raise InvalidArgument(f"{event_type.__name__}.workflow_process_lock_key() must return None or 1 to 255 characters without NUL, got {lock_key!r:.80}")
-        queue = event_type.task_queue or self.settings.task_queue
-        created = await self.mirror.trigger(event_type.class_path(), queue, lock_key, input_tokens, next_run_at=run_at)
-        # Not now: asked so, a time to come, or a running swap holds them back (it dispatches them).
-        dispatching = [dispatch and not p.held and (run_at is None or run_at <= datetime.now(UTC)) for p in created]
-        event_name = event_type.event_name()
-        targets = [DispatchTarget(p.id, ProcessStatus.CREATED, queue, p.workflow_name, event_name, p.priority) for p in created]
-        starts = {t.process_id: self._new_dispatch(t, p.workflow_id, input_tokens, lock_key) for t, p, go in zip(targets, created, dispatching, strict=True) if go}
-        dispatched_at = dict(zip(starts, await _all_or_first_error(starts.values()), strict=True))
-        # As they were when created and dispatched, built from what was written rather than read
-        # back (the caller is often about to trigger the next event). `dispatched_at` is None in
-        # the rare case the worker began the run before the dispatcher's write.
-        input_rows = tuple(Token(key, value, None, None) for key, value in input_tokens.items())
-        return [
-            Process(
-                id=p.id,
-                workflow_id=p.workflow_id,
-                workflow_name=p.workflow_name,
-                status=ProcessStatus.DISPATCHED if go else ProcessStatus.CREATED,
-                paused_from=None,
-                position=None,
-                position_name=None,
-                queue=queue,
-                lock_key=lock_key,
-                dispatched_at=dispatched_at.get(p.id),
-                first_run_at=None,
-                last_run_at=None,
-                next_run_at=p.next_run_at,
-                completed_at=None,
-                error=None,
-                tokens=input_rows,
-                attempts=(),
-            )
-            for p, go in zip(created, dispatching, strict=True)
-        ]
+        return await trigger.trigger_event(self.mirror, self.temporal, self.settings, event, dispatch=dispatch, run_at=run_at)
 
     async def dispatch_process(self, process_id: int, queue: str | None = None) -> Process:
         """Start the Temporal workflow of a Created or Pending process (a no-op if it has one)."""
@@ -235,22 +190,8 @@ class Workflowable:
         async with self.engine.connect() as conn:
             if await versions.is_held(conn, process_id):
                 raise SwapInProgress(f"process {process_id}: a swap of workflow {target.workflow_name!r} is running; it dispatches the process when it completes")
-        await self._dispatch(target, queue)
+        await start_and_record(self.temporal, self.mirror, target, queue)
         return await self.get_process(process_id)
-
-    async def _dispatch(
-        self, target: DispatchTarget, queue: str | None = None, *, plan: ProcessPlan | None = None, eager: bool = False
-    ) -> datetime | None:
-        """Start the process's workflow and mark it Dispatched; when it was (None: not by this call)."""
-        _, dispatched_at = await start_and_record(self.temporal, self.mirror, target, queue, plan=plan, eager=eager)
-        return dispatched_at  # type: ignore[return-value]
-
-    async def _new_dispatch(self, target: DispatchTarget, workflow_id: int, input_tokens: Mapping[str, str], lock_key: str | None) -> datetime | None:
-        """Dispatch a process just created, with its plan so that its workflow need not read it
-        (one local activity less per process); a process with a lock key reads it as it begins.
-        The start is eager: a worker in this process, if there is one, runs it straight away."""
-        plan = None if lock_key is not None else await self.mirror.new_plan(target.process_id, workflow_id, input_tokens)
-        return await self._dispatch(target, plan=plan, eager=True)
 
     async def process_runs(self, *, batch_size: int = 200, progress: Callable[[SweepResult], None] | None = None) -> SweepResult:
         """Dispatch every due Created or Pending process without a live workflow, highest priority first."""
@@ -471,12 +412,3 @@ def _seconds(timeout: object) -> float:
 
 def _swap_id(value: object) -> int:
     return check_id(value, "swap", lambda missing: InvalidSwap(f"no swap has id {missing}"))
-
-
-async def _all_or_first_error(calls: Iterable[Awaitable[T]]) -> list[T]:
-    """Await every call to its end (none left running), then raise the first error, if any."""
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results  # type: ignore[return-value]

@@ -1,0 +1,117 @@
+"""Trigger: an event in, processes out.
+
+The event is checked whole before anything is written (its fields, their sizes, its lock key);
+its processes and their input tokens are then written in one transaction, one per Active
+workflow bound to the event, and each one's workflow is started with its plan, so that the
+workflow need not read it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from temporalio.client import Client
+
+from .db.mirror import DispatchTarget, Mirror
+from .db.reporting import Process, Token
+from .definitions import WorkflowEvent, check_token_sizes
+from .dispatch import start_and_record
+from .errors import InvalidArgument, InvalidEventPayload
+from .settings import Settings
+from .states import ProcessStatus
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CheckedEvent:
+    """An event that passed every check: its type, its fields as tokens, its lock key."""
+
+    event_type: type[WorkflowEvent]
+    tokens: dict[str, str]
+    lock_key: str | None
+
+
+def check_event(event: object, settings: Settings) -> CheckedEvent:
+    """The event as it will be written, or the typed error naming what is wrong with it."""
+    if not isinstance(event, WorkflowEvent):
+        raise InvalidEventPayload(type(event).__name__, [{"loc": (), "msg": "not a WorkflowEvent instance"}])
+    event_type = type(event)
+    checked = event.revalidated()
+    tokens, lock_key = checked.to_tokens(), checked.workflow_process_lock_key()
+    check_token_sizes(tokens, settings.max_token_bytes, total_limit=settings.max_process_tokens_bytes)
+    if lock_key is not None and (not isinstance(lock_key, str) or not lock_key or len(lock_key) > 255 or "\x00" in lock_key):
+        raise InvalidArgument(
+            f"{event_type.__name__}.workflow_process_lock_key() must return None or 1 to 255 characters without NUL, got {lock_key!r:.80}"
+        )
+    return CheckedEvent(event_type, tokens, lock_key)
+
+
+async def trigger_event(
+    mirror: Mirror, temporal: Client, settings: Settings, event: WorkflowEvent, *, dispatch: bool, run_at: datetime | None
+) -> list[Process]:
+    """`Workflowable.trigger_event`: create the event's processes, then dispatch those due now."""
+    if run_at is not None and (not isinstance(run_at, datetime) or run_at.tzinfo is None):
+        raise InvalidArgument(f"run_at must be a timezone-aware datetime, got {run_at!r}")
+    checked = check_event(event, settings)
+    event_type, input_tokens, lock_key = checked.event_type, checked.tokens, checked.lock_key
+    queue = event_type.task_queue or settings.task_queue
+    created = await mirror.trigger(event_type.class_path(), queue, lock_key, input_tokens, next_run_at=run_at)
+    # Not now: asked so, a time to come, or a running swap holds them back (it dispatches them).
+    dispatching = [dispatch and not p.held and (run_at is None or run_at <= datetime.now(UTC)) for p in created]
+    event_name = event_type.event_name()
+    starts = {
+        p.id: _start_new(temporal, mirror, DispatchTarget(p.id, ProcessStatus.CREATED, queue, p.workflow_name, event_name, p.priority), p.workflow_id, checked)
+        for p, go in zip(created, dispatching, strict=True)
+        if go
+    }
+    dispatched_at = dict(zip(starts, await _all_or_first_error(starts.values()), strict=True))
+    # As they were when created and dispatched, built from what was written rather than read
+    # back (the caller is often about to trigger the next event). `dispatched_at` is None in
+    # the rare case the worker began the run before the dispatcher's write.
+    input_rows = tuple(Token(key, value, None, None) for key, value in input_tokens.items())
+    return [
+        Process(
+            id=p.id,
+            workflow_id=p.workflow_id,
+            workflow_name=p.workflow_name,
+            status=ProcessStatus.DISPATCHED if go else ProcessStatus.CREATED,
+            paused_from=None,
+            position=None,
+            position_name=None,
+            queue=queue,
+            lock_key=lock_key,
+            dispatched_at=dispatched_at.get(p.id),
+            first_run_at=None,
+            last_run_at=None,
+            next_run_at=p.next_run_at,
+            completed_at=None,
+            error=None,
+            tokens=input_rows,
+            attempts=(),
+        )
+        for p, go in zip(created, dispatching, strict=True)
+    ]
+
+
+async def _start_new(temporal: Client, mirror: Mirror, target: DispatchTarget, workflow_id: int, event: CheckedEvent) -> datetime | None:
+    """Dispatch a process just created, with its plan so that its workflow need not read it
+    (one local activity less per process); a process with a lock key reads it as it begins.
+    The start is eager: a worker in this process, if there is one, runs it straight away.
+    When it was marked Dispatched (None: its run began before this call's write)."""
+    plan = None if event.lock_key is not None else await mirror.new_plan(target.process_id, workflow_id, event.tokens)
+    _, dispatched_at = await start_and_record(temporal, mirror, target, plan=plan, eager=True)
+    return dispatched_at  # type: ignore[return-value]
+
+
+async def _all_or_first_error(calls: Iterable[Awaitable[T]]) -> list[T]:
+    """Await every call to its end (none left running), then raise the first error, if any."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results  # type: ignore[return-value]
