@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .client import Workflowable
+    from .conditions import TokenEquals, TokenPresent
     from .db.integrity import IntegrityProblem
     from .db.reporting import Attempt, Process, ProcessSummary, Report, Token
     from .db.versions import SwapInfo
@@ -45,12 +46,13 @@ if TYPE_CHECKING:
         WorkflowNotEditable,
         WorkflowNotFound,
     )
-    from .graph import Condition, WorkflowDefinition
+    from .graph import Condition, Listener, WorkflowDefinition
     from .ops.exiting import run
     from .reconcile import Difference, ReconcileResult
     from .requests import BulkResult
     from .settings import Settings
     from .states import AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus
+    from .trigger import Delivered, Triggered
     from .worker import build_worker
     from .workflows.locks import LockState
     from .workflows.messages import ProcessState
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
 #: Each public name and the module that defines it (a test checks it against the imports above).
 _EXPORTS: dict[str, str] = {
     "Workflowable": "client",
+    "TokenEquals": "conditions",
+    "TokenPresent": "conditions",
     "IntegrityProblem": "db.integrity",
     "Attempt": "db.reporting",
     "Process": "db.reporting",
@@ -100,6 +104,7 @@ _EXPORTS: dict[str, str] = {
     "WorkflowNotEditable": "errors",
     "WorkflowNotFound": "errors",
     "Condition": "graph",
+    "Listener": "graph",
     "WorkflowDefinition": "graph",
     "run": "ops.exiting",
     "Difference": "reconcile",
@@ -111,6 +116,8 @@ _EXPORTS: dict[str, str] = {
     "Request": "states",
     "SwapStatus": "states",
     "WorkflowStatus": "states",
+    "Delivered": "trigger",
+    "Triggered": "trigger",
     "build_worker": "worker",
     "LockState": "workflows.locks",
     "ProcessState": "workflows.messages",
@@ -127,12 +134,17 @@ __all__ = [
     "Catalog",
     "WorkflowDefinition",
     "Condition",
+    "Listener",
+    "TokenPresent",
+    "TokenEquals",
     # running
     "Settings",
     "Workflowable",
     "build_worker",
     "run",
     # reading
+    "Triggered",
+    "Delivered",
     "Process",
     "ProcessSummary",
     "Report",

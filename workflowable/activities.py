@@ -37,6 +37,7 @@ from .workflows.messages import (
     ActivityOutput,
     AttemptClose,
     ChooseInput,
+    ChooseOutput,
     ProcessInput,
     ProcessPlan,
     Signals,
@@ -203,12 +204,23 @@ class ProcessActivities:
         return await versions.move_process(self.mirror.engine, move.swap_id, move.process_id, run_id=move.run_id)
 
     @activity.defn(name=Activities.CHOOSE_TRANSITION)
-    async def choose_transition(self, input: ChooseInput) -> int | None:
-        """Id of the first transition whose conditions all pass (checked in order, stopping at a false)."""
-        return await self.first_passing(input.process_id, input.transitions, input.tokens)
+    async def choose_transition(self, input: ChooseInput) -> ChooseOutput:
+        """The first transition whose deadline has come and whose conditions all pass (checked in
+        order, stopping at a false), with the tokens of every delivery the mirror has: those the
+        workflow has not heard of are read (a lost signal delays a delivery, never loses it)."""
+        missed = await self.mirror.deliveries_after(input.process_id, input.deliveries)
+        tokens = dict(input.tokens)
+        for delivery in missed:
+            tokens.update(delivery.tokens)
+        chosen = await self.first_passing(input.process_id, input.transitions, tokens, waited_seconds=input.waited_seconds)
+        return ChooseOutput(chosen, missed)
 
-    async def first_passing(self, process_id: int, transitions: list[TransitionStep], tokens: dict[str, str]) -> int | None:
+    async def first_passing(
+        self, process_id: int, transitions: list[TransitionStep], tokens: dict[str, str], *, waited_seconds: float = 0.0
+    ) -> int | None:
         for transition in transitions:
+            if transition.after_seconds is not None and waited_seconds < transition.after_seconds:
+                continue  # its deadline has not come
             passed = True
             for step in transition.conditions:
                 condition_type = self._known(self.catalog.condition, step.type_name)

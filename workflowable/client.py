@@ -40,6 +40,7 @@ from .reconcile import ReconcileResult, reconcile
 from .requests import BulkResult, apply_request, apply_to_each, live_handle
 from .settings import Settings
 from .states import SWEPT, AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus
+from .trigger import Triggered
 from .workflows.locks import LOCK_WORKFLOW, LockState, lock_workflow_id
 from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessState, Signals, workflow_id_for
 from .workflows.swaps import SwapInput, SwapWorkflow, swap_workflow_id
@@ -170,12 +171,16 @@ class Workflowable:
 
     # Processes
 
-    async def trigger_event(self, event: WorkflowEvent, *, dispatch: bool = True, run_at: datetime | None = None) -> list[Process]:
-        """Create one Created process per Active workflow bound to the event, then dispatch each.
+    async def trigger_event(self, event: WorkflowEvent, *, dispatch: bool = True, run_at: datetime | None = None) -> Triggered:
+        """Create one Created process per Active workflow bound to the event, then dispatch each;
+        and deliver the event to every live process of a workflow that listens for it
+        (`WorkflowDefinition.listen`) whose tokens match it.
 
-        The processes and their input tokens are written in one transaction; nothing is written
-        if the event does not validate. With `dispatch=False`, or a `run_at` in the future, they
-        stay Created until `dispatch_process` or the `process-runs` sweep (once due) starts them.
+        The processes, their input tokens and the deliveries are written in one transaction;
+        nothing is written if the event does not validate. With `dispatch=False`, or a `run_at`
+        in the future, new processes stay Created until `dispatch_process` or the
+        `process-runs` sweep (once due) starts them. Returns the processes created (a list);
+        its `deliveries` are the processes the event was delivered to.
         """
         return await trigger.trigger_event(self.mirror, self.temporal, self.settings, event, dispatch=dispatch, run_at=run_at)
 

@@ -291,6 +291,11 @@ class Catalog:
                 raise UnknownType(f"{kind!r} is not a WorkflowEvent, ActivityType or ConditionType subclass")
         return cls(events=events, activities=activities, conditions=conditions)
 
+    def including(self, conditions: Iterable[type[ConditionType[Any]]]) -> Catalog:
+        """This catalog with `conditions` added, but for names it has already."""
+        added = {kind.type_name(): kind for kind in conditions if kind.type_name() not in self.conditions}
+        return Catalog(events=self.events, activities=self.activities, conditions={**self.conditions, **added})
+
     def activity(self, name: str) -> type[ActivityType[Any]]:
         try:
             return self.activities[name]

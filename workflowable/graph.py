@@ -1,4 +1,5 @@
-"""Building a workflow in code: activities, transitions (entry ones included) and conditions.
+"""Building a workflow in code: activities, transitions (entry ones included), conditions,
+deadlines, and the events its running processes listen for.
 
 A `WorkflowDefinition` is checked as it is built (parameters validated, transitions only between
 its own activities) and saved in one transaction by `Workflowable.save_workflow`.
@@ -58,6 +59,17 @@ class Transition:
     ordinal: int
     name: str
     conditions: tuple[Condition, ...]
+    #: a deadline: the transition passes only once the process has waited this long at `source`
+    after_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Listener:
+    """The workflow's live processes receive `event` when each of its fields in `match` equals
+    the process's token of the name it maps to."""
+
+    event: type[WorkflowEvent]
+    match: dict[str, str]  #: event field -> process token key
 
 
 @dataclass
@@ -79,6 +91,7 @@ class WorkflowDefinition:
     description: str | None = None
     activities: dict[str, ActivityRef] = field(default_factory=dict, init=False)
     transitions: list[Transition] = field(default_factory=list, init=False)
+    listeners: list[Listener] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 255:
@@ -123,9 +136,17 @@ class WorkflowDefinition:
         self.activities[name] = ref
         return ref
 
-    def start(self, target: ActivityRef, *, when: Sequence[Condition] = (), ordinal: int | None = None, name: str | None = None) -> Transition:
+    def start(
+        self,
+        target: ActivityRef,
+        *,
+        when: Sequence[Condition] = (),
+        after: timedelta | float | None = None,
+        ordinal: int | None = None,
+        name: str | None = None,
+    ) -> Transition:
         """Add an entry transition: taken from the start, before any activity ran."""
-        return self.transition(None, target, when=when, ordinal=ordinal, name=name)
+        return self.transition(None, target, when=when, after=after, ordinal=ordinal, name=name)
 
     def transition(
         self,
@@ -133,10 +154,16 @@ class WorkflowDefinition:
         target: ActivityRef,
         *,
         when: Sequence[Condition] = (),
+        after: timedelta | float | None = None,
         ordinal: int | None = None,
         name: str | None = None,
     ) -> Transition:
-        """Add a transition; those leaving one activity are tried in `ordinal` order (default: next)."""
+        """Add a transition; those leaving one activity are tried in `ordinal` order (default: next).
+
+        `when`: conditions that must all pass. `after`: a deadline; the transition passes only
+        once the process has waited that long at `source` (with `when`, both must hold). A
+        waiting process wakes at its earliest deadline, so "remind after a day, escalate after
+        three" needs no polling."""
         for ref in (source, target):
             if ref is not None and self.activities.get(ref.name) is not ref:
                 raise InvalidDefinition(f"workflow {self.name!r}: activity {ref.name!r} does not belong to it")
@@ -147,10 +174,33 @@ class WorkflowDefinition:
             raise InvalidDefinition(f"workflow {self.name!r}: ordinal {ordinal} is out of range or already used from there")
         if not all(isinstance(condition, Condition) for condition in when):
             raise InvalidDefinition("conditions are given as Condition(ConditionType, parameters)")
+        after_seconds = None if after is None else _seconds(after, f"workflow {self.name!r}: after")
         default_name = f"{source.name if source else 'start'} -> {target.name}"
-        transition = Transition(source, target, ordinal, name or default_name, tuple(when))
+        transition = Transition(source, target, ordinal, name or default_name, tuple(when), after_seconds)
         self.transitions.append(transition)
         return transition
+
+    def listen(self, event: type[WorkflowEvent], match: Mapping[str, str] | Sequence[str]) -> Listener:
+        """Have this workflow's live processes receive `event` (`Workflowable.trigger_event`
+        delivers it): those whose tokens equal the event's fields in `match`, a mapping of event
+        field to token key, or a list of names that are both. A delivery writes the event's
+        fields as tokens of the process and makes it check its transitions at once."""
+        if not (isinstance(event, type) and issubclass(event, WorkflowEvent)):
+            raise InvalidDefinition(f"workflow {self.name!r}: {event!r} is not a WorkflowEvent subclass")
+        if any(listener.event is event for listener in self.listeners):
+            raise InvalidDefinition(f"workflow {self.name!r} already listens for {event.event_name()}")
+        pairs = dict(match) if isinstance(match, Mapping) else {name: name for name in match}
+        if not pairs or isinstance(match, str):
+            raise InvalidDefinition(f"workflow {self.name!r}: listening for {event.event_name()} needs at least one field to match on")
+        fields = {info.alias or name for name, info in event.model_fields.items()}
+        for event_field, token_key in pairs.items():
+            if event_field not in fields:
+                raise InvalidDefinition(f"workflow {self.name!r}: {event.event_name()} has no field {event_field!r} (it has {', '.join(sorted(fields))})")
+            if not isinstance(token_key, str) or not token_key or len(token_key) > 255:
+                raise InvalidDefinition(f"workflow {self.name!r}: a token key is 1 to 255 characters, got {token_key!r}")
+        listener = Listener(event, pairs)
+        self.listeners.append(listener)
+        return listener
 
     @property
     def retry_interval_seconds(self) -> float:

@@ -1,9 +1,12 @@
-"""Trigger: an event in, processes out.
+"""Trigger: an event in, processes out, and the event delivered to the processes waiting for it.
 
-The event is checked whole before anything is written (its fields, their sizes, its lock key);
-its processes and their input tokens are then written in one transaction, one per Active
-workflow bound to the event, and each one's workflow is started with its plan, so that the
-workflow need not read it back.
+The event is checked whole before anything is written (its fields, their sizes, its lock key).
+One statement then writes its processes and their input tokens, one per Active workflow bound
+to the event, and its deliveries: to every live process of a workflow that listens for the
+event and whose tokens match it, the event's fields as tokens, numbered per process. Each new
+process's workflow is started with its plan, so that it need not read it back; each process
+delivered to is signalled, so that it checks its transitions at once. A signal that does not
+arrive delays a delivery, never loses it: the process reads it at its next check.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from .db.mirror import DispatchTarget, Mirror
 from .db.reporting import Process, Token
@@ -23,8 +27,33 @@ from .dispatch import start_and_record
 from .errors import InvalidArgument, InvalidEventPayload
 from .settings import Settings
 from .states import ProcessStatus
+from .workflows.messages import Delivery, Signals, workflow_id_for
 
 T = TypeVar("T")
+
+#: Signals to processes delivered to, sent this many at a time.
+SIGNALS_AT_ONCE = 50
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """An event delivered to a live process: the process's `seq`th delivery; `status` the
+    process's status then; `signalled`: its workflow was told at once (False: it had none
+    running, or Temporal did not answer: it reads the delivery as it next checks or begins)."""
+
+    process_id: int
+    seq: int
+    status: ProcessStatus
+    signalled: bool
+
+
+class Triggered(list[Process]):
+    """What `trigger_event` did: the processes it created (the list itself, as before
+    deliveries existed) and, in `deliveries`, the live processes it delivered the event to."""
+
+    def __init__(self, created: Iterable[Process], deliveries: Iterable[Delivered] = ()) -> None:
+        super().__init__(created)
+        self.deliveries = list(deliveries)
 
 
 @dataclass(frozen=True)
@@ -53,14 +82,15 @@ def check_event(event: object, settings: Settings) -> CheckedEvent:
 
 async def trigger_event(
     mirror: Mirror, temporal: Client, settings: Settings, event: WorkflowEvent, *, dispatch: bool, run_at: datetime | None
-) -> list[Process]:
-    """`Workflowable.trigger_event`: create the event's processes, then dispatch those due now."""
+) -> Triggered:
+    """`Workflowable.trigger_event`: create the event's processes and deliver it to those
+    listening, then dispatch the new ones due now and signal those delivered to."""
     if run_at is not None and (not isinstance(run_at, datetime) or run_at.tzinfo is None):
         raise InvalidArgument(f"run_at must be a timezone-aware datetime, got {run_at!r}")
     checked = check_event(event, settings)
     event_type, input_tokens, lock_key = checked.event_type, checked.tokens, checked.lock_key
     queue = event_type.task_queue or settings.task_queue
-    created = await mirror.trigger(event_type.class_path(), queue, lock_key, input_tokens, next_run_at=run_at)
+    created, delivered = await mirror.trigger(event_type.class_path(), queue, lock_key, input_tokens, next_run_at=run_at)
     # Not now: asked so, a time to come, or a running swap holds them back (it dispatches them).
     dispatching = [dispatch and not p.held and (run_at is None or run_at <= datetime.now(UTC)) for p in created]
     event_name = event_type.event_name()
@@ -70,11 +100,13 @@ async def trigger_event(
         if go
     }
     dispatched_at = dict(zip(starts, await _all_or_first_error(starts.values()), strict=True))
+    deliveries = await _signal_all(temporal, [(row.id, Delivery(row.seq, event_name, input_tokens)) for row in delivered])
+    statuses = {row.id: ProcessStatus(row.status) for row in delivered}
     # As they were when created and dispatched, built from what was written rather than read
     # back (the caller is often about to trigger the next event). `dispatched_at` is None in
     # the rare case the worker began the run before the dispatcher's write.
     input_rows = tuple(Token(key, value, None, None) for key, value in input_tokens.items())
-    return [
+    processes = [
         Process(
             id=p.id,
             workflow_id=p.workflow_id,
@@ -96,6 +128,27 @@ async def trigger_event(
         )
         for p, go in zip(created, dispatching, strict=True)
     ]
+    return Triggered(processes, (Delivered(pid, d.seq, statuses[pid], signalled) for pid, d, signalled in deliveries))
+
+
+async def _signal_all(temporal: Client, deliveries: list[tuple[int, Delivery]]) -> list[tuple[int, Delivery, bool]]:
+    """Tell each process's workflow of its delivery, SIGNALS_AT_ONCE at a time; whether each was told."""
+    told: list[tuple[int, Delivery, bool]] = []
+    for start in range(0, len(deliveries), SIGNALS_AT_ONCE):
+        batch = deliveries[start : start + SIGNALS_AT_ONCE]
+        results = await asyncio.gather(*(_signal(temporal, pid, delivery) for pid, delivery in batch))
+        told += [(pid, delivery, ok) for (pid, delivery), ok in zip(batch, results, strict=True)]
+    return told
+
+
+async def _signal(temporal: Client, process_id: int, delivery: Delivery) -> bool:
+    try:
+        await temporal.get_workflow_handle(workflow_id_for(process_id)).signal(Signals.DELIVER, delivery)
+    except RPCError:
+        # No workflow running (not started yet, ended meanwhile, between runs): it reads the
+        # delivery as it begins. Temporal unreachable: the process reads it at its next check.
+        return False
+    return True
 
 
 async def _start_new(temporal: Client, mirror: Mirror, target: DispatchTarget, workflow_id: int, event: CheckedEvent) -> datetime | None:

@@ -11,6 +11,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from .activities import ProcessActivities
+from .conditions import BUILT_IN as BUILT_IN_CONDITIONS
 from .db.database import Database
 from .db.mirror import DEFAULT_LOCK_LEASE, Mirror
 from .definitions import Catalog
@@ -49,12 +50,14 @@ def build_worker(
     often a waiting process re-checks its transitions before its run continues as new.
 
     Both process workflow types are registered: runs started before the current one replaced
-    the first keep running on the code that began them.
+    the first keep running on the code that began them. The built-in condition types
+    (`TokenPresent`, `TokenEquals`) are registered beside `catalog`'s.
 
     `database`: a `Database` (its owner closes it), or an engine (`Workflowable.engine`), beside
     which the worker opens the hot statements' connections and closes them when it stops."""
     owns_database = isinstance(database, AsyncEngine)
     database = Database.around(database) if isinstance(database, AsyncEngine) else database
+    catalog = catalog.including(BUILT_IN_CONDITIONS)
     mirror = Mirror(database, lock_lease=lock_lease, checks_per_run=checks_per_run)
     activities = ProcessActivities(mirror, catalog, max_token_bytes=max_token_bytes, max_process_tokens_bytes=max_process_tokens_bytes)
     options.setdefault("max_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)

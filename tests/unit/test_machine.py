@@ -20,17 +20,29 @@ import pytest
 from workflowable.states import TRANSITIONS, ProcessStatus, Request
 from workflowable.workflows import machine as m
 from workflowable.workflows.machine import Machine, Phase
-from workflowable.workflows.messages import ActivityOutput, ActivityStep, Carried, ConditionStep, ProcessPlan, TransitionStep
+from workflowable.workflows.messages import (
+    ActivityOutput,
+    ActivityStep,
+    Carried,
+    ConditionStep,
+    Delivery,
+    ProcessPlan,
+    TransitionStep,
+)
 
 S = ProcessStatus
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 GATE = [ConditionStep("Gate", {})]
 
 
-def plan(*, lock_key: str | None = None, max_attempts: int = 3, checks_per_run: int = 5) -> ProcessPlan:
-    """start -> a -> (when the gate is open) b -> end."""
+def plan(
+    *, lock_key: str | None = None, max_attempts: int = 3, checks_per_run: int = 5, deadline: float | None = None
+) -> ProcessPlan:
+    """start -> a -> (when the gate is open) b -> end; with `deadline`, also a -> b once the
+    process has waited that many seconds at a."""
     a = ActivityStep(1, "a", "A", {}, max_attempts, 10)
     b = ActivityStep(2, "b", "B", {}, max_attempts, 10)
+    late = [TransitionStep(12, 1, 2, 2, after_seconds=deadline)] if deadline is not None else []
     return ProcessPlan(
         process_id=1,
         workflow_name="flow",
@@ -39,7 +51,7 @@ def plan(*, lock_key: str | None = None, max_attempts: int = 3, checks_per_run: 
         retry_interval_seconds=60,
         retry_backoff_seconds=1,
         activities=[a, b],
-        transitions=[TransitionStep(10, None, 1, 1), TransitionStep(11, 1, 2, 1, GATE)],
+        transitions=[TransitionStep(10, None, 1, 1), TransitionStep(11, 1, 2, 1, GATE), *late],
         position=None,
         tokens={"k": "v"},
         steps_taken=0,
@@ -69,6 +81,7 @@ class World:
     begin: bool = False
     history: list[str] = field(default_factory=list)
     tickets: dict[int, Request] = field(default_factory=dict)
+    deliveries: list[Delivery] = field(default_factory=list)  #: in the mirror, in order
 
     @classmethod
     def of(cls, machine: Machine, mirror: ProcessStatus | None = None) -> World:
@@ -147,9 +160,18 @@ class World:
         self.step(Machine.begun, self.mirror)
 
     def answer_choose(self, passes: bool) -> None:
+        """The check, with the deliveries the mirror has that the machine had not heard of."""
         choose, self.choose = self.choose, None
         assert choose is not None
-        self.step(Machine.chosen_is, choose.transitions[-1].id if passes else None)
+        missed = tuple(self.deliveries[choose.deliveries :])
+        self.step(Machine.chosen_is, choose.transitions[-1].id if passes else None, missed)
+
+    def deliver(self, *, signalled: bool = True) -> None:
+        """An event delivered in the mirror and, unless the signal is lost, to the machine."""
+        delivery = Delivery(len(self.deliveries) + 1, "Decided", {"decision": f"d{len(self.deliveries) + 1}"})
+        self.deliveries.append(delivery)
+        if signalled:
+            self.step(Machine.delivered, delivery)
 
     def succeed(self, *, gate_open: bool = False) -> None:
         attempt, self.attempt = self.attempt, None
@@ -233,6 +255,9 @@ class World:
             settled, refused = machine.answer(ticket)
             if settled and refused is None and request is Request.CANCEL:
                 assert self.mirror is S.CANCELLED, "a cancel answered before the mirror shows it"
+        assert machine.deliveries <= len(self.deliveries), "heard of a delivery the mirror does not have"
+        if machine.deliveries:
+            assert machine.tokens["decision"] == f"d{machine.deliveries}", "the last delivery heard of is not in the tokens"
 
     # Driving
 
@@ -340,7 +365,7 @@ def test_a_waiting_process_continues_as_new_after_its_checks_and_carries_its_sta
         world.answer_choose(False)
     assert world.continued and world.machine.phase is Phase.CONTINUING
     carried = world.machine.carried()
-    assert carried == Carried(int(S.PENDING), 1, {"k": "v", "out": "1"}, 1, None)
+    assert carried == Carried(int(S.PENDING), 1, {"k": "v", "out": "1"}, 1, None, deliveries=0, arrived_at=T0)
     following = World.of(Machine.resume_carried(world.machine.plan, carried, now=T0), S.PENDING)
     assert following.choose is not None, "the next run checks at once"
     following.answer_choose(True)
@@ -539,6 +564,105 @@ def test_wake_cuts_a_wait_short():
     assert world.choose is not None and not world.timers
 
 
+def test_a_delivery_wakes_a_waiting_process_and_is_checked_with_its_tokens():
+    world = started()
+    world.succeed()  # the gate is closed: Pending
+    world.answer_write()
+    assert world.timers
+    world.deliver()
+    assert world.choose is not None and not world.timers, "checked at once, not at the end of the wait"
+    assert world.choose.deliveries == 1 and world.machine.tokens["decision"] == "d1"
+    world.deliver()  # a second one while the first check is in flight
+    world.answer_choose(False)
+    assert world.choose is not None and world.choose.deliveries == 2, "checked again with the second"
+    world.answer_choose(True)
+    world.answer_write()  # Running
+    world.succeed()
+    assert world.finished == m.Finish(S.COMPLETED)
+
+
+def test_a_delivery_sent_again_changes_nothing():
+    world = started()
+    world.succeed()
+    world.answer_write()
+    world.deliver()
+    world.answer_choose(False)  # Pending still, a new timer
+    world.step(Machine.delivered, world.deliveries[0])
+    assert world.choose is None and world.timers, "a repeated signal is not a new event"
+
+
+def test_a_delivery_during_an_attempt_is_checked_after_it():
+    world = started()
+    world.deliver()  # while the first attempt runs
+    world.succeed()  # it checked the gate without the event's fields: closed
+    assert world.choose is not None and not world.writes, "checked again before it waits"
+    world.answer_choose(True)
+    assert world.attempt is not None and world.attempt.step == 2, "still Running: on to the next step"
+
+
+def test_a_lost_signal_is_made_up_by_the_next_check():
+    world = started()
+    world.succeed()
+    world.answer_write()
+    world.deliver(signalled=False)  # the trigger's signal never arrived
+    assert world.choose is None and world.machine.deliveries == 0
+    world.fire()  # the retry interval ends
+    assert world.choose is not None and world.choose.deliveries == 0
+    world.answer_choose(True)  # the check read the delivery from the mirror
+    assert world.machine.deliveries == 1 and world.machine.tokens["decision"] == "d1"
+    world.deliver()  # the next one, signalled, follows on
+    assert world.machine.deliveries == 2
+
+
+def test_a_signal_after_a_lost_one_makes_the_process_check_and_read_both():
+    world = started()
+    world.succeed()
+    world.answer_write()
+    world.deliver(signalled=False)
+    world.deliver()  # the second arrives; the first is missing
+    assert world.machine.deliveries == 0, "not merged out of order"
+    assert world.choose is not None
+    world.answer_choose(False)
+    assert world.machine.deliveries == 2 and world.machine.tokens["decision"] == "d2"
+
+
+def test_a_paused_process_keeps_a_delivery_for_its_resume():
+    world = started()
+    world.succeed()
+    world.answer_write()
+    world.request(Request.PAUSE)
+    world.answer_write()
+    world.deliver()
+    assert world.choose is None and world.machine.tokens["decision"] == "d1"
+    world.request(Request.RESUME)
+    world.answer_write()
+    assert world.choose is not None and world.choose.deliveries == 1
+
+
+def test_a_deadline_wakes_the_process_before_its_retry_interval():
+    world = started(deadline=30)  # retry interval 60 s
+    world.now = T0 + timedelta(seconds=5)
+    world.succeed()  # neither the gate nor the deadline passes
+    assert world.writes == [m.Write(S.PENDING, next_run_at=T0 + timedelta(seconds=35))], "woken at its deadline"
+    world.answer_write()
+    world.fire()
+    assert world.choose is not None and world.choose.waited == timedelta(seconds=30)
+    assert [t.id for t in world.choose.transitions] == [11, 12]
+    world.answer_choose(True)
+    world.answer_write()
+    world.succeed()
+    assert world.finished == m.Finish(S.COMPLETED)
+
+
+def test_a_deadline_that_has_passed_leaves_the_retry_interval():
+    world = started(deadline=30)
+    world.succeed()
+    world.answer_write()
+    world.fire()  # at the deadline; the check says no (a condition beside it, say)
+    world.answer_choose(False)
+    assert world.writes == [m.Write(S.PENDING, next_run_at=T0 + timedelta(seconds=90))], "the retry interval again"
+
+
 def test_requests_are_refused_where_the_table_says():
     world = started()
     assert world.machine.refusal(Request.RESUME) == m.Refused(S.RUNNING)
@@ -578,7 +702,7 @@ def _walk(rng: random.Random, *, steps: int, lock: bool, seen: Callable[[World],
     for _ in range(steps):
         if world.finished is not None or world.continued:
             break
-        options = [*world.options(), "pause", "resume", "cancel", "wake", "swap", "temporal-cancel"]
+        options = [*world.options(), "pause", "resume", "cancel", "wake", "swap", "temporal-cancel", "deliver", "deliver-lost"]
         _do(world, rng.choice(options))
         seen(world)
     return world
@@ -593,6 +717,8 @@ def _do(world: World, action: str) -> None:
         world.step(Machine.swap, 5)
     elif action == "temporal-cancel":
         world.step(Machine.cancelled_by_temporal)
+    elif action in ("deliver", "deliver-lost"):
+        world.deliver(signalled=action == "deliver")
     else:
         world.act(action)
 
@@ -605,7 +731,7 @@ def test_every_reachable_state_takes_every_event(seed):
     assert len(worlds) > 60, len(worlds)
     statuses = {world.machine.status for world in worlds}
     assert {S.RUNNING, S.PENDING, S.DISPATCHED, S.PAUSED, S.CANCELLED, S.COMPLETED} <= statuses, statuses
-    actions = ["pause", "resume", "cancel", "wake", "swap", "temporal-cancel"]
+    actions = ["pause", "resume", "cancel", "wake", "swap", "temporal-cancel", "deliver", "deliver-lost"]
     for world in worlds:
         for action in actions + world.options():
             probe = copy.deepcopy(world)

@@ -27,6 +27,7 @@ from .models import (
     condition_types,
     conditions,
     events,
+    listeners,
     priorities,
     transitions,
     workflows,
@@ -101,6 +102,7 @@ async def save_workflow(engine: AsyncEngine, definition: WorkflowDefinition) -> 
         used: list[type] = [definition.event]
         used += [ref.activity_type for ref in definition.activities.values()]
         used += [c.condition_type for t in definition.transitions for c in t.conditions]
+        used += [listener.event for listener in definition.listeners]
         type_ids = await register_types(conn, dict.fromkeys(used))
         existing = (
             await conn.execute(
@@ -132,6 +134,7 @@ async def save_workflow(engine: AsyncEngine, definition: WorkflowDefinition) -> 
             await conn.execute(workflows.update().where(workflows.c.id == workflow_id).values(**values, updated_at=sa.func.now()))
             # Cascades remove their transitions, conditions and parameters.
             await conn.execute(activities.delete().where(activities.c.workflow_id == workflow_id))
+            await conn.execute(listeners.delete().where(listeners.c.workflow_id == workflow_id))
         await _insert_graph(conn, workflow_id, definition, type_ids)
     return workflow_id
 
@@ -171,6 +174,7 @@ async def _insert_graph(conn: AsyncConnection, workflow_id: int, definition: Wor
                     from_workflow_activity_id=activity_ids[transition.source.name] if transition.source else None,
                     to_workflow_activity_id=activity_ids[transition.target.name],
                     ordinal=transition.ordinal,
+                    after_seconds=transition.after_seconds,
                 )
                 .returning(transitions.c.id)
             )
@@ -189,6 +193,16 @@ async def _insert_graph(conn: AsyncConnection, workflow_id: int, definition: Wor
                     condition_parameters.insert(),
                     [{"workflow_condition_id": condition_id, "key": k, "value": v} for k, v in params.items()],
                 )
+
+
+    if definition.listeners:
+        await conn.execute(
+            listeners.insert(),
+            [
+                {"workflow_id": workflow_id, "workflow_event_id": type_ids[listener.event], "match": json.dumps(listener.match)}
+                for listener in definition.listeners
+            ],
+        )
 
 
 async def set_workflow_status(engine: AsyncEngine, workflow: str | int, target: WorkflowStatus) -> None:

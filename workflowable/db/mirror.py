@@ -25,6 +25,7 @@ from ..workflows.messages import (
     DEFAULT_LOCK_LEASE_SECONDS,
     ActivityStep,
     ConditionStep,
+    Delivery,
     ProcessPlan,
     StatusChange,
     StatusWrite,
@@ -181,10 +182,12 @@ class Mirror:
 
     async def trigger(
         self, class_path: str, queue: str, lock_key: str | None, input_tokens: Mapping[str, str], *, next_run_at: datetime | None
-    ) -> list[Any]:
+    ) -> tuple[list[Any], list[Any]]:
         """Write a Created process per Active workflow bound to the event class and their input
-        tokens, in one statement; for each: id, next_run_at, workflow_id, workflow_name,
-        priority and `held` (a running swap holds back its dispatch)."""
+        tokens, and deliver the event to the live processes of workflows that listen for it, in
+        one statement. Returns (created, delivered): for each process created its id,
+        next_run_at, workflow_id, workflow_name, priority and `held` (a running swap holds back
+        its dispatch); for each delivery the process id, its `seq` and the process's status."""
         params = {
             "class_path": class_path,
             "queue": queue,
@@ -193,7 +196,13 @@ class Mirror:
             "keys": list(input_tokens),
             "values": list(input_tokens.values()),
         }
-        return await self.statements.rows(TRIGGER, params)
+        rows = await self.statements.rows(TRIGGER, params)
+        return [r for r in rows if r.kind == "created"], [r for r in rows if r.kind == "delivered"]
+
+    async def deliveries_after(self, process_id: int, after: int) -> list[Delivery]:
+        """The deliveries to the process after its `after`th, with their tokens (few: usually none)."""
+        rows = await self.statements.rows(DELIVERIES_AFTER, {"process_id": process_id, "after": after})
+        return [Delivery(r.seq, r.event, dict(zip(r.token_keys or (), r.token_values or (), strict=True))) for r in rows]
 
     async def fail_dispatch(self, process_id: int, seen: ProcessStatus, reason: str) -> bool:
         """`fail_dispatch`, if the process is still in `seen`."""
@@ -273,6 +282,8 @@ class Mirror:
             lock_key=row.lock_key,
             lock_lease_seconds=self.lock_lease.total_seconds(),
             checks_per_run=self.checks_per_run,
+            deliveries=row.deliveries,
+            arrived_at=row.arrived_at,
         )
 
     async def _load_graph(self, conn: AsyncConnection, workflow_id: int) -> _Graph:
@@ -316,6 +327,8 @@ class _NewRow:
     steps_taken: int
     token_keys: list[str]
     token_values: list[str]
+    deliveries: int = 0
+    arrived_at: datetime | None = None  #: as its run begins
 
 
 @dataclass(frozen=True)
@@ -363,9 +376,14 @@ _BEGIN = f"""
 #: The begin, and the row as it now is, its steps so far and its tokens in the order written.
 BEGIN_PROCESS = sa.text(
     _BEGIN
-    + """
-    SELECT p.id, p.workflow_id, target.status_now AS workflow_process_status_id, p.lock_key, p.last_workflow_activity_id,
+    + f"""
+    SELECT p.id, p.workflow_id, target.status_now AS workflow_process_status_id, p.lock_key, p.last_workflow_activity_id, p.deliveries,
            (SELECT coalesce(max(a.step), 0) FROM workflow_process_activity_logs AS a WHERE a.workflow_process_id = p.id) AS steps_taken,
+           coalesce(
+               (SELECT max(a.completed_at) FROM workflow_process_activity_logs AS a
+                WHERE a.workflow_process_id = p.id AND a.workflow_process_activity_log_status_id = {AttemptStatus.SUCCESS:d}),
+               p.first_run_at, now()
+           ) AS arrived_at,
            (SELECT array_agg(t.key ORDER BY t.id) FROM workflow_process_tokens AS t WHERE t.workflow_process_id = p.id) AS token_keys,
            (SELECT array_agg(t.value ORDER BY t.id) FROM workflow_process_tokens AS t WHERE t.workflow_process_id = p.id) AS token_values
     FROM workflow_processes AS p JOIN target ON target.id = p.id
@@ -373,10 +391,21 @@ BEGIN_PROCESS = sa.text(
 )
 
 
+#: Statuses of a process that receives deliveries: every one but the terminal ones.
+_RECEIVING = ", ".join(str(int(s)) for s in ProcessStatus if not s.is_terminal)
+
 # A trigger, in one statement: a Created process for each Active workflow bound to the event
 # (in workflow order), its input tokens, and for each whether a running swap holds back its
 # dispatch (the test of versions.holding_swaps, in SQL). One snapshot: a swap that begins
 # meanwhile sees these processes, or holds them.
+#
+# And the event's deliveries: each live process of a workflow listening for the event whose
+# latest token of each matched key equals the event's field. Candidates come from the token
+# index (the first match pair's value), so the cost follows the processes that match, not those
+# that wait. Each delivery is numbered per process under the process row's lock (`deliveries`
+# + 1), so a workflow that has seen delivery n knows whether it missed one; its fields become
+# tokens of the process, naming the delivery. Rows: kind 'created' (as above) or 'delivered'
+# (id, seq, the status it was delivered in).
 TRIGGER = sa.text(
     f"""
     WITH bound AS (
@@ -401,10 +430,68 @@ TRIGGER = sa.text(
         SELECT created.id, input.key, input.value
         FROM created, unnest(CAST(:keys AS text[]), CAST(:values AS text[])) WITH ORDINALITY AS input(key, value, n)
         ORDER BY created.id, input.n
+    ), fields AS (
+        SELECT coalesce(jsonb_object_agg(field.key, field.value), '{{}}') AS f
+        FROM unnest(CAST(:keys AS text[]), CAST(:values AS text[])) AS field(key, value)
+    ), listening AS (
+        SELECT l.workflow_id, l.workflow_event_id, CAST(l.match AS jsonb) AS match,
+               (SELECT m.key FROM jsonb_each_text(CAST(l.match AS jsonb)) AS m ORDER BY m.key LIMIT 1) AS first_field
+        FROM workflow_event_listeners AS l
+        JOIN workflow_events AS e ON e.id = l.workflow_event_id
+        WHERE e.class_name = :class_path
+    ), matched AS (
+        SELECT DISTINCT p.id, listening.workflow_event_id
+        FROM listening
+        CROSS JOIN fields
+        JOIN workflow_process_tokens AS candidate
+          ON candidate.value = fields.f ->> listening.first_field AND candidate.key = listening.match ->> listening.first_field
+        JOIN workflow_processes AS p
+          ON p.id = candidate.workflow_process_id AND p.workflow_id = listening.workflow_id AND p.workflow_process_status_id IN ({_RECEIVING})
+        WHERE NOT EXISTS (
+            SELECT 1 FROM jsonb_each_text(listening.match) AS m(field, token_key)
+            WHERE (fields.f ->> m.field) IS DISTINCT FROM (
+                SELECT t.value FROM workflow_process_tokens AS t
+                WHERE t.workflow_process_id = p.id AND t.key = m.token_key ORDER BY t.id DESC LIMIT 1
+            )
+        )
+    ), numbered AS (
+        UPDATE workflow_processes AS p
+        SET deliveries = p.deliveries + 1
+        FROM matched
+        WHERE p.id = matched.id AND p.workflow_process_status_id IN ({_RECEIVING})
+        RETURNING p.id, p.deliveries AS seq, p.workflow_process_status_id AS status, matched.workflow_event_id
+    ), delivered AS (
+        INSERT INTO workflow_process_deliveries (workflow_process_id, seq, workflow_event_id)
+        SELECT id, seq, workflow_event_id FROM numbered ORDER BY id
+        RETURNING id, workflow_process_id, seq
+    ), delivered_tokens AS (
+        INSERT INTO workflow_process_tokens (workflow_process_id, key, value, workflow_process_delivery_id)
+        SELECT delivered.workflow_process_id, field.key, field.value, delivered.id
+        FROM delivered, unnest(CAST(:keys AS text[]), CAST(:values AS text[])) WITH ORDINALITY AS field(key, value, n)
+        ORDER BY delivered.id, field.n
     )
-    SELECT created.id, created.next_run_at, bound.id AS workflow_id, bound.name AS workflow_name, bound.priority, bound.held
+    SELECT 'created' AS kind, created.id, created.next_run_at, bound.id AS workflow_id, bound.name AS workflow_name, bound.priority,
+           bound.held, NULL AS seq, NULL AS status
     FROM created JOIN bound ON bound.id = created.workflow_id
-    ORDER BY bound.id
+    UNION ALL
+    SELECT 'delivered', numbered.id, NULL, NULL, NULL, NULL, NULL, numbered.seq, numbered.status
+    FROM numbered
+    ORDER BY kind, workflow_id, id
+    """
+)
+
+#: The deliveries to a process after its `after`th, with the tokens each wrote, in order.
+DELIVERIES_AFTER = sa.text(
+    """
+    SELECT d.seq, e.name AS event,
+           array_agg(t.key ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL) AS token_keys,
+           array_agg(t.value ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL) AS token_values
+    FROM workflow_process_deliveries AS d
+    JOIN workflow_events AS e ON e.id = d.workflow_event_id
+    LEFT JOIN workflow_process_tokens AS t ON t.workflow_process_delivery_id = d.id
+    WHERE d.workflow_process_id = :process_id AND d.seq > :after
+    GROUP BY d.id, d.seq, e.name
+    ORDER BY d.seq
     """
 )
 
@@ -703,6 +790,7 @@ async def _load_transitions(conn: AsyncConnection, workflow_id: int) -> list[Tra
             from_activity_id=row.from_workflow_activity_id,
             to_activity_id=row.to_workflow_activity_id,
             ordinal=row.ordinal,
+            after_seconds=row.after_seconds,
             conditions=[
                 ConditionStep(c.type_name, decode_parameters(p for p in params if p.workflow_condition_id == c.id))
                 for c in condition_rows

@@ -115,6 +115,8 @@ class WorkflowTransitionRow(_Timestamps, table=True):
     from_workflow_activity_id: int | None = Field(default=None, sa_column=_fk("workflow_activities.id", nullable=True))
     to_workflow_activity_id: int = Field(sa_column=_fk("workflow_activities.id"))
     ordinal: int = Field(sa_type=sa.SmallInteger)
+    #: added: the transition passes once the process has waited this long at its source (a deadline)
+    after_seconds: float | None = Field(default=None, sa_type=sa.Float)
 
 
 class WorkflowConditionTypeRow(_Timestamps, table=True):
@@ -173,6 +175,8 @@ class WorkflowProcessRow(_Timestamps, table=True):
     lock_key: str | None = Field(default=None, sa_type=sa.Text, index=True)
     temporal_run_id: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, sa_type=sa.Text)
+    #: added: how many events have been delivered to it (each delivery's `seq` is one more)
+    deliveries: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default=sa.text("0")))
 
 
 class WorkflowProcessTokenRow(_Timestamps, table=True):
@@ -187,6 +191,12 @@ class WorkflowProcessTokenRow(_Timestamps, table=True):
             "workflow_process_activity_log_id",
             postgresql_where=sa.text("workflow_process_activity_log_id IS NOT NULL"),
         ),
+        # The tokens one delivery wrote (a workflow catching up on deliveries reads them).
+        sa.Index(
+            "ix_workflow_process_tokens_delivery",
+            "workflow_process_delivery_id",
+            postgresql_where=sa.text("workflow_process_delivery_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
@@ -198,6 +208,35 @@ class WorkflowProcessTokenRow(_Timestamps, table=True):
     workflow_process_activity_log_id: int | None = Field(
         default=None, sa_column=_fk("workflow_process_activity_logs.id", nullable=True, index=False)
     )
+    #: added: the delivery of an event that wrote this token (null for input and output tokens)
+    workflow_process_delivery_id: int | None = Field(
+        default=None, sa_column=_fk("workflow_process_deliveries.id", nullable=True, index=False)
+    )
+
+
+class WorkflowEventListenerRow(_Timestamps, table=True):
+    """Added: a workflow's live processes receive this event when their tokens match it."""
+
+    __tablename__ = "workflow_event_listeners"
+    __table_args__ = (sa.UniqueConstraint("workflow_id", "workflow_event_id", name="workflow_event_listeners_key"),)
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    workflow_id: int = Field(sa_column=_fk("workflows.id", index=False))
+    workflow_event_id: int = Field(sa_column=_fk("workflow_events.id"))
+    #: JSON object: event field -> the process token it must equal
+    match: str = Field(sa_type=sa.Text)
+
+
+class WorkflowProcessDeliveryRow(_Timestamps, table=True):
+    """Added: an event delivered to a live process; its fields are tokens of the process."""
+
+    __tablename__ = "workflow_process_deliveries"
+    __table_args__ = (sa.UniqueConstraint("workflow_process_id", "seq", name="workflow_process_deliveries_seq"),)
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    workflow_process_id: int = Field(sa_column=_fk("workflow_processes.id", index=False))
+    seq: int = Field(sa_type=sa.Integer)  #: the process's 1st, 2nd, ... delivery
+    workflow_event_id: int = Field(sa_column=_fk("workflow_events.id"))
 
 
 class WorkflowProcessActivityLogStatusRow(_Timestamps, table=True):
@@ -303,6 +342,8 @@ transitions = table(WorkflowTransitionRow)
 conditions = table(WorkflowConditionRow)
 condition_types = table(WorkflowConditionTypeRow)
 condition_parameters = table(WorkflowConditionParameterRow)
+listeners = table(WorkflowEventListenerRow)
+deliveries = table(WorkflowProcessDeliveryRow)
 swaps = table(WorkflowSwapRow)
 swap_maps = table(WorkflowSwapActivityMapRow)
 swap_audits = table(WorkflowSwapAuditLogRow)

@@ -27,6 +27,7 @@ from .models import (
     activity_parameters,
     condition_parameters,
     conditions,
+    listeners,
     processes,
     swap_audits,
     swap_maps,
@@ -60,8 +61,8 @@ async def find_workflow(conn: AsyncConnection, workflow: str | int, *, lock: boo
 
 
 async def clone_workflow(engine: AsyncEngine, source: str | int, name: str) -> int:
-    """Copy a workflow (activities, parameters, transitions, conditions and their parameters)
-    into a new Draft called `name`; returns its id."""
+    """Copy a workflow (activities, parameters, transitions, conditions and their parameters,
+    the events it listens for) into a new Draft called `name`; returns its id."""
     if not name or len(name) > 255:
         raise InvalidSwap(f"a workflow name is 1 to 255 characters, got {name!r}")
     async with engine.begin() as conn:
@@ -82,6 +83,7 @@ async def clone_workflow(engine: AsyncEngine, source: str | int, name: str) -> i
                                          {}, remap={"workflow_transition_id": transition_ids})
         await _copy_rows(conn, condition_parameters, condition_parameters.c.workflow_condition_id.in_(list(condition_ids)),
                          {}, remap={"workflow_condition_id": condition_ids})
+        await _copy_rows(conn, listeners, listeners.c.workflow_id == original.id, {"workflow_id": new_id})
     return new_id
 
 

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from ..states import ProcessStatus, Request
-from .messages import ActivityOutput, ActivityStep, Carried, ProcessPlan, TransitionStep
+from .messages import ActivityOutput, ActivityStep, Carried, Delivery, ProcessPlan, TransitionStep
 
 S = ProcessStatus
 
@@ -75,9 +75,12 @@ class Begin:
 
 @dataclass(frozen=True)
 class Choose:
-    """Check these transitions' conditions, in order; answered by `chosen`."""
+    """Check these transitions' conditions and deadlines, in order, with the tokens of the first
+    `deliveries` deliveries and any later ones the mirror has; answered by `chosen_is`."""
 
     transitions: tuple[TransitionStep, ...]
+    deliveries: int = 0
+    waited: timedelta = timedelta(0)  #: at the position so far
 
 
 @dataclass(frozen=True)
@@ -184,11 +187,11 @@ def _shows(request: Request, status: ProcessStatus) -> bool:
 
 
 def to_check(outgoing: list[TransitionStep]) -> list[TransitionStep]:
-    """The transitions to check, in order: up to the first unconditional one, which always passes."""
+    """The transitions to check, in order: up to the first that always passes (no condition, no deadline)."""
     checked: list[TransitionStep] = []
     for transition in outgoing:
         checked.append(transition)
-        if not transition.conditions:
+        if transition.always:
             break
     return checked
 
@@ -232,6 +235,10 @@ class Machine:
     timer: int = 0  #: the current timer's number (a fired timer with another number is stale)
     attempt: RunAttempt | None = None  #: the attempt in flight
     cancel_sent: bool = False
+    deliveries: int = 0  #: events delivered whose fields `tokens` holds
+    arrived_at: datetime | None = None  #: when the process reached its position (deadlines count from then)
+    #: an event was delivered while an attempt or a check was in flight: its outcome is stale
+    delivered_meanwhile: bool = False
     effects: list[Effect] = field(default_factory=list)
     tickets: dict[int, _Ticket] = field(default_factory=dict)
     next_ticket: int = 1
@@ -241,6 +248,7 @@ class Machine:
         """A run that has read its plan (or was given it: `begins_run`, the mirror shows Running
         once its first attempt has written the begin)."""
         machine = cls(plan, status, status, plan.position, dict(plan.tokens), plan.steps_taken, begins_run=begins_run, now=now)
+        machine.deliveries, machine.arrived_at = plan.deliveries, plan.arrived_at or now
         if status is S.PAUSED:  # paused through the mirror before the run began
             machine.paused_from = S.RUNNING
         machine._advance()
@@ -251,11 +259,12 @@ class Machine:
         """The first state of a run that continued as new: as the last run left it, due a check."""
         status = S(carried.status)
         machine = cls(plan, status, status, carried.position, dict(carried.tokens), carried.steps_taken, wait_until=carried.wait_until, now=now)
+        machine.deliveries, machine.arrived_at = carried.deliveries, carried.arrived_at or now
         machine._advance()
         return machine
 
     def carried(self) -> Carried:
-        return Carried(int(self.status), self.position, dict(self.tokens), self.steps_taken, self.wait_until)
+        return Carried(int(self.status), self.position, dict(self.tokens), self.steps_taken, self.wait_until, self.deliveries, self.arrived_at)
 
     def take_effects(self) -> list[Effect]:
         effects, self.effects = self.effects, []
@@ -342,6 +351,24 @@ class Machine:
             self.phase = Phase.IDLE
         self._advance()
 
+    def delivered(self, delivery: Delivery) -> None:
+        """An event was delivered (the process's `seq`th): its fields are tokens now, and the
+        transitions are checked at the next boundary, at once if the process waits (a paused one
+        checks as it resumes). One that skips a delivery the workflow has not heard of is read,
+        with that one, from the mirror by the check."""
+        if delivery.seq <= self.deliveries or self.phase is Phase.ENDED:
+            return  # heard of already (a signal sent again, or read by a check)
+        if delivery.seq == self.deliveries + 1:
+            self.tokens.update(delivery.tokens)
+            self.deliveries = delivery.seq
+        self.check_due = True
+        if self.phase in (Phase.ATTEMPT, Phase.CHOOSING):
+            self.delivered_meanwhile = True
+        elif self.phase is Phase.WAITING:
+            self.effects.append(CancelTimer(self.timer))
+            self.phase = Phase.IDLE
+        self._advance()
+
     def swap(self, swap_id: int) -> None:
         """Move onto a swap's new workflow at the next boundary (between attempts, while waiting or paused)."""
         if self.swap_id is None and not self.cancel_requested and not self.status.is_terminal:
@@ -377,14 +404,21 @@ class Machine:
         self._settle()
         self._advance()
 
-    def chosen_is(self, transition_id: int | None) -> None:
+    def chosen_is(self, transition_id: int | None, caught_up: tuple[Delivery, ...] = ()) -> None:
+        """The check's outcome; `caught_up`: deliveries it read from the mirror, checked with."""
         assert self.phase is Phase.CHOOSING
         self.phase = Phase.IDLE
         self.check_due = False
+        for delivery in caught_up:
+            if delivery.seq == self.deliveries + 1:
+                self.tokens.update(delivery.tokens)
+                self.deliveries = delivery.seq
+        stale, self.delivered_meanwhile = self.delivered_meanwhile, False
         if transition_id is not None and self._may_go_on():
             self.chosen = self._transition(transition_id)
         elif transition_id is None:
             self.chosen = None
+            self.check_due = stale  # an event came meanwhile: check again with it
         else:  # paused, cancelled or moving meanwhile: it checks again when it goes on
             self.check_due = True
         self._advance()
@@ -395,9 +429,12 @@ class Machine:
         self.retrying = None
         self.tokens.update(output.outputs)
         self.position = attempt.activity.id
+        self.arrived_at = self.now
         self.wait_until = output.wait_until
-        self.prechecked = (output.chosen,) if output.checked else None
-        self.check_due = not output.checked
+        # Checked as it succeeded, unless an event came meanwhile (checked without its fields).
+        checked, self.delivered_meanwhile = output.checked and not self.delivered_meanwhile, False
+        self.prechecked = (output.chosen,) if checked else None
+        self.check_due = not checked
         if output.completed:  # the Success write completed the process (the mirror showed Running)
             self._as_in_mirror(S.COMPLETED)
             self._settle()
@@ -521,7 +558,7 @@ class Machine:
                 self._move_to(S.COMPLETED)
             return
         checked = to_check(outgoing)
-        if not checked[0].conditions:
+        if checked[0].always:
             self.chosen = checked[0]
         elif self.prechecked is not None:
             (chosen_id,), self.prechecked = self.prechecked, None
@@ -532,7 +569,7 @@ class Machine:
                 self._continue_as_new()
                 return
             self.phase = Phase.CHOOSING
-            self.effects.append(Choose(tuple(checked)))
+            self.effects.append(Choose(tuple(checked), self.deliveries, self._waited()))
             return
         if self.chosen is not None:
             self._advance()
@@ -556,7 +593,7 @@ class Machine:
         if attempt == 1:
             self.steps_taken += 1
         leaving = [t for t in self.plan.transitions if t.from_activity_id == activity.id]
-        then_check = tuple(to_check(leaving)) if leaving and leaving[0].conditions else ()
+        then_check = tuple(to_check(leaving)) if leaving and not leaving[0].always else ()
         self.chosen = None
         self.prechecked = None
         self.attempt = RunAttempt(activity, self.steps_taken, attempt, then_check, not leaving, self.begins_run)
@@ -576,11 +613,21 @@ class Machine:
         self._move_to(S.RUNNING)
         return False
 
+    def _waited(self) -> timedelta:
+        return self.now - (self.arrived_at or self.now)
+
     def _wait(self) -> None:
-        """No transition passes: Pending until the retry interval (or the activity's wait_until) ends."""
+        """No transition passes: Pending until the retry interval (or the activity's wait_until)
+        ends, or the earliest deadline still ahead comes, whichever is first."""
         self._let_go_of_lock()
         interval = timedelta(seconds=self.plan.retry_interval_seconds)
         self.next_run_at = max(self.now + interval, self.wait_until or self.now)
+        arrived = self.arrived_at or self.now
+        outgoing = [t for t in self.plan.transitions if t.from_activity_id == self.position]
+        deadlines = [arrived + timedelta(seconds=t.after_seconds) for t in outgoing if t.after_seconds is not None]
+        ahead = [deadline for deadline in deadlines if deadline > self.now]
+        if ahead:
+            self.next_run_at = min(self.next_run_at, min(ahead))
         self.wait_until = None
         self.checks += 1
         self._set(S.PENDING)

@@ -59,6 +59,7 @@ class Signals:
     RESUME = "resume"
     CANCEL = "cancel"
     WAKE = "wake"
+    DELIVER = "deliver"  #: an event delivered to the process (argument: a `Delivery`)
     SWAP = "swap"  #: from a swap's runner (argument: the swap id)
     GRANTED = "granted"  #: from a lock workflow
     LOST = "lost"
@@ -79,7 +80,6 @@ def process_id_of(workflow_id: str) -> str:
     return workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
 
 
-
 @dataclass
 class ConditionStep:
     type_name: str
@@ -93,6 +93,13 @@ class TransitionStep:
     to_activity_id: int
     ordinal: int
     conditions: list[ConditionStep] = field(default_factory=list)  #: in ordinal order
+    #: a deadline: it passes only once the process has waited this long at its source
+    after_seconds: float | None = None
+
+    @property
+    def always(self) -> bool:
+        """Whether it passes without a check: no condition and no deadline."""
+        return not self.conditions and self.after_seconds is None
 
 
 @dataclass
@@ -124,6 +131,10 @@ class ProcessPlan:
     lock_lease_seconds: float = DEFAULT_LOCK_LEASE_SECONDS
     #: re-checks of the transitions a run makes before it continues as new (history stays bounded)
     checks_per_run: int = 500
+    #: events delivered to the process so far (`tokens` holds their fields)
+    deliveries: int = 0
+    #: when the process reached its position (its deadlines count from then); None: as the run begins
+    arrived_at: datetime | None = None
 
 
 @dataclass
@@ -137,6 +148,8 @@ class Carried:
     tokens: dict[str, str]
     steps_taken: int
     wait_until: datetime | None = None  #: an activity asked not to check before then
+    deliveries: int = 0  #: events delivered so far, their fields in `tokens`
+    arrived_at: datetime | None = None  #: when the process reached its position
 
 
 @dataclass
@@ -162,6 +175,36 @@ class ChooseInput:
     process_id: int
     transitions: list[TransitionStep]
     tokens: dict[str, str]
+    #: events delivered that `tokens` holds: later ones are read from the mirror and checked too
+    deliveries: int = 0
+    waited_seconds: float = 0.0  #: how long the process has been at its position (for deadlines)
+
+
+@dataclass
+class Delivery:
+    """An event delivered to a process: its `seq`th, and the event's fields, now its tokens."""
+
+    seq: int
+    event: str
+    tokens: dict[str, str]
+
+
+@dataclass
+class ChooseOutput:
+    """The first transition that passes (None: none), and the deliveries the check read from
+    the mirror (the workflow had not heard of them: their signal was lost or is on its way)."""
+
+    chosen: int | None
+    deliveries: list[Delivery] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: Any) -> "ChooseOutput":
+        """From the local activity's result, as recorded: histories from before deliveries hold
+        the transition id alone."""
+        if isinstance(result, dict):
+            found = [Delivery(d["seq"], d["event"], dict(d["tokens"])) for d in result.get("deliveries", ())]
+            return cls(result.get("chosen"), found)
+        return cls(result)
 
 
 @dataclass

@@ -39,6 +39,8 @@ from .messages import (
     ActivityOutput,
     AttemptClose,
     ChooseInput,
+    ChooseOutput,
+    Delivery,
     ProcessInput,
     ProcessPlan,
     ProcessState,
@@ -270,10 +272,11 @@ class ProcessWorkflow:
 
     async def _choose(self, choose: m.Choose) -> None:
         assert self.machine is not None
-        chosen = await self._local(
-            Activities.CHOOSE_TRANSITION, ChooseInput(self.process_id, list(choose.transitions), dict(self.machine.tokens))
+        check = ChooseInput(
+            self.process_id, list(choose.transitions), dict(self.machine.tokens), choose.deliveries, choose.waited.total_seconds()
         )
-        self._on(Machine.chosen_is, chosen)
+        outcome = ChooseOutput.of(await self._local(Activities.CHOOSE_TRANSITION, check))
+        self._on(Machine.chosen_is, outcome.chosen, tuple(outcome.deliveries))
 
     async def _run_attempt(self, run: m.RunAttempt) -> None:
         assert self.machine is not None
@@ -444,6 +447,12 @@ class ProcessWorkflow:
         """Check the transitions now instead of at the end of the wait."""
         await workflow.wait_condition(lambda: self.machine is not None)
         self._on(Machine.wake)
+
+    @workflow.signal(name=Signals.DELIVER)
+    async def deliver(self, delivery: Delivery) -> None:
+        """From `trigger_event`: an event delivered to the process, recorded in the mirror."""
+        await workflow.wait_condition(lambda: self.machine is not None)
+        self._on(Machine.delivered, delivery)
 
     @workflow.signal(name=Signals.SWAP)
     async def swap(self, swap_id: int) -> None:

@@ -1,0 +1,73 @@
+"""Events that reach waiting processes, and deadlines on transitions.
+
+workflow_event_listeners: which events a workflow's live processes receive, and how an event is
+matched to a process (event field -> process token). workflow_process_deliveries: each event
+delivered to a process, numbered per process (`seq`); workflow_processes.deliveries counts them,
+and the tokens a delivery wrote name it. workflow_transitions.after_seconds: a transition that
+passes once the process has waited that long at its source.
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def _timestamps() -> list[sa.Column]:
+    return [
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=True),
+    ]
+
+
+def _fk(name: str, target: str, *, nullable: bool = False) -> sa.Column:
+    return sa.Column(name, sa.BigInteger, sa.ForeignKey(target, ondelete="CASCADE"), nullable=nullable)
+
+
+def upgrade() -> None:
+    op.add_column("workflow_transitions", sa.Column("after_seconds", sa.Float, nullable=True))
+    op.add_column("workflow_processes", sa.Column("deliveries", sa.Integer, nullable=False, server_default=sa.text("0")))
+    op.create_table(
+        "workflow_event_listeners",
+        *_timestamps(),
+        sa.Column("id", sa.BigInteger, primary_key=True),
+        _fk("workflow_id", "workflows.id"),
+        _fk("workflow_event_id", "workflow_events.id"),
+        sa.Column("match", sa.Text, nullable=False),
+        sa.UniqueConstraint("workflow_id", "workflow_event_id", name="workflow_event_listeners_key"),
+    )
+    op.create_index("ix_workflow_event_listeners_workflow_event_id", "workflow_event_listeners", ["workflow_event_id"])
+    op.create_table(
+        "workflow_process_deliveries",
+        *_timestamps(),
+        sa.Column("id", sa.BigInteger, primary_key=True),
+        _fk("workflow_process_id", "workflow_processes.id"),
+        sa.Column("seq", sa.Integer, nullable=False),
+        _fk("workflow_event_id", "workflow_events.id"),
+        sa.UniqueConstraint("workflow_process_id", "seq", name="workflow_process_deliveries_seq"),
+    )
+    op.create_index("ix_workflow_process_deliveries_workflow_event_id", "workflow_process_deliveries", ["workflow_event_id"])
+    op.add_column("workflow_process_tokens", _fk("workflow_process_delivery_id", "workflow_process_deliveries.id", nullable=True))
+    op.create_index(
+        "ix_workflow_process_tokens_delivery",
+        "workflow_process_tokens",
+        ["workflow_process_delivery_id"],
+        postgresql_where=sa.text("workflow_process_delivery_id IS NOT NULL"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_workflow_process_tokens_delivery", table_name="workflow_process_tokens")
+    op.drop_column("workflow_process_tokens", "workflow_process_delivery_id")
+    op.drop_table("workflow_process_deliveries")
+    op.drop_table("workflow_event_listeners")
+    op.drop_column("workflow_processes", "deliveries")
+    op.drop_column("workflow_transitions", "after_seconds")
