@@ -13,15 +13,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..errors import ProcessNotFound
 from ..states import AttemptStatus, ProcessStatus
 from ..workflows.messages import workflow_id_for
-from .models import activities, attempts, events, processes, tokens, workflows
+from .models import activities, attempts, deliveries, events, processes, tokens, workflows
 
 
 @dataclass(frozen=True)
 class Token:
     key: str
     value: str
-    activity_id: int | None  #: None: an input token from the event
+    activity_id: int | None  #: None: an input token from the event, or a delivered one
     activity_name: str | None
+    delivery: int | None = None  #: the delivery (its seq) that wrote it; None: input or output
+
+
+@dataclass(frozen=True)
+class DeliveredEvent:
+    """An event delivered to a live process (its `seq`th); its fields are tokens of the process."""
+
+    seq: int
+    event_name: str
+    delivered_at: datetime
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,7 @@ class Process:
     error: str | None
     tokens: tuple[Token, ...]
     attempts: tuple[Attempt, ...]
+    deliveries: tuple[DeliveredEvent, ...] = ()
 
     @property
     def temporal_workflow_id(self) -> str:
@@ -90,6 +101,15 @@ async def load_processes(conn: AsyncConnection, ids: Sequence[int]) -> list[Proc
             .order_by(tokens.c.id)
         )
     ).all()
+    delivery_rows = (
+        await conn.execute(
+            sa.select(deliveries, events.c.name.label("event_name"))
+            .join(events, events.c.id == deliveries.c.workflow_event_id)
+            .where(deliveries.c.workflow_process_id.in_(ids))
+            .order_by(deliveries.c.workflow_process_id, deliveries.c.seq)
+        )
+    ).all()
+    seq_of = {d.id: d.seq for d in delivery_rows}
     attempt_rows = (
         await conn.execute(
             sa.select(attempts, activities.c.name.label("activity_name"))
@@ -116,7 +136,12 @@ async def load_processes(conn: AsyncConnection, ids: Sequence[int]) -> list[Proc
             completed_at=head.completed_at,
             error=head.error,
             tokens=tuple(
-                Token(t.key, t.value, t.workflow_activity_id, t.activity_name) for t in token_rows if t.workflow_process_id == head.id
+                Token(t.key, t.value, t.workflow_activity_id, t.activity_name, seq_of.get(t.workflow_process_delivery_id))
+                for t in token_rows
+                if t.workflow_process_id == head.id
+            ),
+            deliveries=tuple(
+                DeliveredEvent(d.seq, d.event_name, d.created_at) for d in delivery_rows if d.workflow_process_id == head.id
             ),
             attempts=tuple(
                 Attempt(

@@ -1,0 +1,185 @@
+"""Events that reach waiting processes, and deadlines: against a real worker, Temporal and Postgres.
+
+Every waiting workflow here re-checks its transitions once an hour, so a process that goes on
+within the test's bounds went on because of a delivery or a deadline, not a retry interval.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import eventually, serving, unique
+from tests.e2e.flows import TYPES, Sleep
+from workflowable import Condition, ProcessStatus, TokenEquals, TokenPresent, WorkflowDefinition, WorkflowEvent
+
+S = ProcessStatus
+QUEUE = unique("deliveries")
+HOUR = 3600
+
+
+class OrderPlaced(WorkflowEvent):
+    order_id: str
+    seconds: float = 0.0  #: how long its first activity takes
+
+
+class Decided(WorkflowEvent):
+    order_id: str
+    decision: str
+
+
+class Escalating(WorkflowEvent):
+    order_id: str
+
+
+@pytest.fixture(scope="module")
+async def flows(client, settings):
+    """`approval`: reserve, then ship once a Decided event for the order says approved (or reject
+    if it says no); it listens for Decided by order_id. `deadline`: reserve, then remind after
+    1 s and escalate after 2 s unless approved first."""
+    for event in (OrderPlaced, Decided, Escalating):
+        event.task_queue = QUEUE
+    approval = WorkflowDefinition(unique("approval"), event=OrderPlaced, retry_interval=HOUR)
+    reserve, ship, reject = approval.activity("reserve", Sleep), approval.activity("ship", Sleep), approval.activity("reject", Sleep)
+    approval.start(reserve)
+    approval.transition(reserve, ship, when=[Condition(TokenEquals, {"key": "decision", "value": "approved"})])
+    approval.transition(reserve, reject, when=[Condition(TokenPresent, {"key": "decision"})])
+    approval.listen(Decided, match=["order_id"])
+    deadline = WorkflowDefinition(unique("deadline"), event=Escalating, retry_interval=HOUR)
+    wait, escalate = deadline.activity("wait", Sleep), deadline.activity("escalate", Sleep)
+    deadline.start(wait)
+    deadline.transition(wait, escalate, after=2)
+    for flow in (approval, deadline):
+        await client.save_workflow(flow, activate=True)
+    try:
+        async with serving(settings, TYPES, task_queue=QUEUE):
+            yield approval
+    finally:
+        for flow in (approval, deadline):
+            await client.deactivate_workflow(flow.name)
+
+
+async def waiting(client, order_id: str, *, seconds: float = 0.0) -> int:
+    """A process of the approval flow, Pending for its decision."""
+    (process,) = await client.trigger_event(OrderPlaced(order_id=order_id, seconds=seconds))
+
+    async def pending() -> bool:
+        return (await client.get_process(process.id)).status is S.PENDING
+
+    await eventually(pending, timeout=30)
+    return process.id
+
+
+def path(process) -> list[str]:
+    return [a.activity_name for a in process.attempts if a.status.label == "Success"]
+
+
+async def delivery_rows(client, process_id: int) -> int:
+    async with client.engine.connect() as conn:
+        query = "SELECT count(*) FROM workflow_process_deliveries WHERE workflow_process_id = :id"
+        return int(await conn.scalar(sa.text(query), {"id": process_id}))
+
+
+async def test_a_waiting_process_goes_on_as_its_event_arrives(client, flows):
+    order = unique("order")
+    process_id = await waiting(client, order)
+    triggered = await client.trigger_event(Decided(order_id=order, decision="approved"))
+    assert list(triggered) == [], "no workflow is bound to Decided: it starts nothing"
+    (delivered,) = triggered.deliveries
+    assert (delivered.process_id, delivered.seq, delivered.status, delivered.signalled) == (process_id, 1, S.PENDING, True)
+    done = await client.wait_for_process(process_id, timeout=30)  # its retry interval is an hour
+    assert done.status is S.COMPLETED and path(done) == ["reserve", "ship"]
+    decision = [t for t in done.tokens if t.key == "decision"]
+    assert [(t.value, t.delivery, t.activity_id) for t in decision] == [("approved", 1, None)], "written once, by delivery 1"
+    assert [(d.seq, d.event_name) for d in done.deliveries] == [(1, "Decided")]
+
+
+async def test_an_event_that_matches_nothing_changes_nothing(client, flows):
+    order = unique("order")
+    process_id = await waiting(client, order)
+    before = await client.get_process(process_id)
+    triggered = await client.trigger_event(Decided(order_id=unique("other-order"), decision="approved"))
+    assert triggered.deliveries == []
+    after = await client.get_process(process_id)
+    assert after.status is S.PENDING and after.tokens == before.tokens and after.deliveries == ()
+    await client.cancel_process(process_id)
+
+
+async def test_every_matching_process_receives_it_exactly_once(client, flows):
+    order = unique("order")
+    first, second = await waiting(client, order), await waiting(client, order)
+    triggered = await client.trigger_event(Decided(order_id=order, decision="no"))
+    assert sorted(d.process_id for d in triggered.deliveries) == [first, second]
+    for process_id in (first, second):
+        done = await client.wait_for_process(process_id, timeout=30)
+        assert done.status is S.COMPLETED and path(done) == ["reserve", "reject"]
+        assert [t.value for t in done.tokens if t.key == "decision"] == ["no"]
+        assert await delivery_rows(client, process_id) == 1
+
+
+async def test_an_event_that_comes_during_an_activity_is_checked_after_it(client, flows):
+    order = unique("order")
+    (process,) = await client.trigger_event(OrderPlaced(order_id=order, seconds=2.0))
+
+    async def reserving() -> bool:
+        found = await client.get_process(process.id)
+        return bool(found.attempts) and found.attempts[-1].completed_at is None
+
+    await eventually(reserving, timeout=30)
+    triggered = await client.trigger_event(Decided(order_id=order, decision="approved"))
+    assert [d.process_id for d in triggered.deliveries] == [process.id]
+    done = await client.wait_for_process(process.id, timeout=30)
+    assert done.status is S.COMPLETED and path(done) == ["reserve", "ship"], "not lost, and not left for an hour"
+
+
+async def test_a_paused_process_receives_it_and_goes_on_when_resumed(client, flows):
+    order = unique("order")
+    process_id = await waiting(client, order)
+    await client.pause_process(process_id)
+    triggered = await client.trigger_event(Decided(order_id=order, decision="approved"))
+    assert [(d.process_id, d.status) for d in triggered.deliveries] == [(process_id, S.PAUSED)]
+    paused = await client.get_process(process_id)
+    assert paused.status is S.PAUSED and paused.token_values["decision"] == "approved"
+    await client.resume_process(process_id)
+    done = await client.wait_for_process(process_id, timeout=30)
+    assert done.status is S.COMPLETED and path(done) == ["reserve", "ship"]
+
+
+async def test_a_delivery_whose_signal_was_lost_is_read_at_the_next_check(client, flows):
+    """The trigger writes the delivery and then signals; a signal that never arrives (the
+    caller died between) leaves the delivery in the mirror, which the next check reads."""
+    order = unique("order")
+    process_id = await waiting(client, order)
+    tokens = Decided(order_id=order, decision="approved").to_tokens()
+    _, delivered = await client.mirror.trigger(Decided.class_path(), QUEUE, None, tokens, next_run_at=None)  # no signal
+    assert [row.id for row in delivered] == [process_id]
+    assert (await client.get_process(process_id)).status is S.PENDING
+    await client.wake_process(process_id)  # as its retry interval ending would
+    done = await client.wait_for_process(process_id, timeout=30)
+    assert done.status is S.COMPLETED and path(done) == ["reserve", "ship"]
+
+
+async def test_a_delivery_while_no_worker_runs_is_taken_up_when_one_comes_back(client, settings, flows):
+    order = unique("order")
+    queue = unique("restart")
+    OrderPlaced.task_queue = Decided.task_queue = queue
+    try:
+        async with serving(settings, TYPES, task_queue=queue):
+            process_id = await waiting(client, order)
+        triggered = await client.trigger_event(Decided(order_id=order, decision="approved"))
+        assert [(d.process_id, d.signalled) for d in triggered.deliveries] == [(process_id, True)], "Temporal keeps the signal"
+        assert (await client.get_process(process_id)).status is S.PENDING
+        async with serving(settings, TYPES, task_queue=queue):
+            done = await client.wait_for_process(process_id, timeout=30)
+        assert done.status is S.COMPLETED and path(done) == ["reserve", "ship"]
+        assert await delivery_rows(client, process_id) == 1
+    finally:
+        OrderPlaced.task_queue = Decided.task_queue = QUEUE
+
+
+async def test_a_deadline_takes_its_transition_when_nothing_else_passes(client, flows):
+    (process,) = await client.trigger_event(Escalating(order_id=unique("order")))
+    done = await client.wait_for_process(process.id, timeout=30)  # the retry interval is an hour
+    assert done.status is S.COMPLETED and path(done) == ["wait", "escalate"]
+    waited = done.attempts[-1].started_at - done.attempts[0].completed_at
+    assert waited.total_seconds() >= 2, f"escalated after {waited}, before its deadline"
