@@ -204,10 +204,13 @@ class ProcessActivities:
         return await versions.move_process(self.mirror.engine, move.swap_id, move.process_id, run_id=move.run_id)
 
     @activity.defn(name=Activities.CHOOSE_TRANSITION)
-    async def choose_transition(self, input: ChooseInput) -> ChooseOutput:
+    async def choose_transition(self, input: ChooseInput) -> ChooseOutput | int | None:
         """The first transition whose deadline has come and whose conditions all pass (checked in
         order, stopping at a false), with the tokens of every delivery the mirror has: those the
-        workflow has not heard of are read (a lost signal delays a delivery, never loses it)."""
+        workflow has not heard of are read (a lost signal delays a delivery, never loses it).
+        For the first workflow type (`with_deliveries` unset), the transition's id alone."""
+        if not input.with_deliveries:
+            return await self.first_passing(input.process_id, input.transitions, input.tokens)
         missed = await self.mirror.deliveries_after(input.process_id, input.deliveries)
         tokens = dict(input.tokens)
         for delivery in missed:

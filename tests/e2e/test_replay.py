@@ -7,7 +7,8 @@ registered for runs started before the state-machine core) or `WorkflowProcessV2
 To record fresh histories after an intended, versioned change:
 WORKFLOWABLE_RECORD_HISTORIES=1 scripts/test tests/e2e/test_replay.py (it writes the `v2-*`
 files: completed, failed, locked-first, locked-second, lock, continued (a run that continued as
-new, and the run after it) and cancelled-in-attempt). Older recordings are kept beside them and
+new, and the run after it), cancelled-in-attempt, delivered, caught-up and deadline); or
+WORKFLOWABLE_RECORD_HISTORIES=v2-delivered,v2-deadline to write only those. Older recordings are kept beside them and
 must replay too: completed, failed, locked-first, locked-second and lock are the first type's;
 its `*-plan-in-input` files were recorded once a trigger gave the workflow its plan, its
 `*-attributes-set` files once the start also set the search attributes as Running.
@@ -25,7 +26,16 @@ from temporalio.worker import Replayer
 
 from tests.conftest import eventually, unique
 from tests.e2e.test_runner import GATE, Boom, FailingEvent, GateOpen, Noop, WaitingEvent
-from workflowable import ActivityContext, ActivityType, Condition, ProcessStatus, Workflowable, WorkflowDefinition, WorkflowEvent
+from workflowable import (
+    ActivityContext,
+    ActivityType,
+    Condition,
+    ProcessStatus,
+    TokenEquals,
+    Workflowable,
+    WorkflowDefinition,
+    WorkflowEvent,
+)
 from workflowable.codec import DATA_CONVERTER
 from workflowable.worker import SANDBOX
 from workflowable.workflows.locks import LockWorkflow, lock_workflow_id
@@ -100,7 +110,8 @@ async def test_fresh_histories_replay(client, run_worker, task_queue):
 async def check_and_record(name: str, history: WorkflowHistory) -> None:
     for converter in (DATA_CONVERTER, DataConverter.default):
         await replayer(converter).replay_workflow(history)
-    if os.environ.get("WORKFLOWABLE_RECORD_HISTORIES"):
+    wanted = os.environ.get("WORKFLOWABLE_RECORD_HISTORIES", "")
+    if wanted == "1" or name in wanted.split(","):
         (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
@@ -145,6 +156,51 @@ async def test_continued_and_cancelled_runs_replay(client, settings, run_worker,
 
 class CancelledEvent(WorkflowEvent):
     n: int
+
+
+class ReplayOrder(WorkflowEvent):
+    order_id: str
+
+
+class ReplayDecision(WorkflowEvent):
+    order_id: str
+    decision: str
+
+
+class ReplayDeadline(WorkflowEvent):
+    n: int
+
+
+async def test_delivered_and_deadline_runs_replay(client, run_worker, task_queue):
+    """A waiting process that an event's delivery moves on; one whose signal was lost and whose
+    check read the delivery from the mirror; one that a deadline moves on."""
+    ReplayOrder.task_queue = ReplayDeadline.task_queue = task_queue
+    approval = WorkflowDefinition(unique("replay-approval"), event=ReplayOrder, retry_interval=3600)
+    first, last = approval.activity("first", Noop), approval.activity("last", Noop)
+    approval.start(first)
+    approval.transition(first, last, when=[Condition(TokenEquals, {"key": "decision", "value": "yes"})])
+    approval.listen(ReplayDecision, match=["order_id"])
+    deadline = WorkflowDefinition(unique("replay-deadline"), event=ReplayDeadline, retry_interval=3600)
+    wait, late = deadline.activity("wait", Noop), deadline.activity("late", Noop)
+    deadline.start(wait)
+    deadline.transition(wait, late, after=1)
+    for flow in (approval, deadline):
+        await client.save_workflow(flow, activate=True)
+    async with run_worker([Noop], task_queue=task_queue):
+        delivered, caught_up = [(await client.trigger_event(ReplayOrder(order_id=order)))[0] for order in ("r-1", "r-2")]
+        late_one, = await client.trigger_event(ReplayDeadline(n=1))
+        for process in (delivered, caught_up):
+            await eventually(lambda process=process: _is_pending(client, process.id))
+        await client.trigger_event(ReplayDecision(order_id="r-1", decision="yes"))
+        tokens = ReplayDecision(order_id="r-2", decision="yes").to_tokens()
+        await client.mirror.trigger(ReplayDecision.class_path(), task_queue, None, tokens, next_run_at=None)  # no signal
+        await client.wake_process(caught_up.id)
+        for process in (delivered, caught_up, late_one):
+            assert (await client.wait_for_process(process.id, timeout=30)).status is ProcessStatus.COMPLETED
+    for name, process in (("delivered", delivered), ("caught-up", caught_up), ("deadline", late_one)):
+        await check_and_record(f"v2-{name}", await client.temporal.get_workflow_handle(workflow_id_for(process.id)).fetch_history())
+    for flow in (approval, deadline):
+        await client.deactivate_workflow(flow.name)
 
 
 class Sleepy(ActivityType):

@@ -178,6 +178,8 @@ class ChooseInput:
     #: events delivered that `tokens` holds: later ones are read from the mirror and checked too
     deliveries: int = 0
     waited_seconds: float = 0.0  #: how long the process has been at its position (for deadlines)
+    #: the caller reads a `ChooseOutput` (the first workflow type, which does not, reads the id alone)
+    with_deliveries: bool = False
 
 
 @dataclass
