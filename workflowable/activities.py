@@ -25,7 +25,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from .db import versions
 from .db.database import is_transient
 from .db.mirror import AttemptKey, Mirror
-from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext
+from .definitions import (
+    ActivityContext,
+    ActivityType,
+    Catalog,
+    ConditionContext,
+    check_token_key,
+    check_token_sizes,
+    encode_token_value,
+)
 from .dispatch import SweepResult, process_runs, start_and_record
 from .errors import InvalidParameters, InvalidToken, NonRetryable, ProcessNotFound, UnknownType
 from .settings import DEFAULT_MAX_PROCESS_TOKENS_BYTES, DEFAULT_MAX_TOKEN_BYTES
@@ -38,6 +46,8 @@ from .workflows.messages import (
     AttemptClose,
     ChooseInput,
     ChooseOutput,
+    Delivery,
+    DeliveryRecord,
     ProcessInput,
     ProcessPlan,
     Signals,
@@ -203,6 +213,19 @@ class ProcessActivities:
         """A process workflow moves itself onto the swap's new workflow (None: it was not moved)."""
         return await versions.move_process(self.mirror.engine, move.swap_id, move.process_id, run_id=move.run_id)
 
+    @activity.defn(name=Activities.RECORD_DELIVERY)
+    async def record_delivery(self, record: DeliveryRecord) -> Delivery | None:
+        """Record a delivery signalled by hand (None: the process has ended). An unknown event or
+        a field that cannot be a token is refused for good: the workflow ignores the signal."""
+        try:
+            if not isinstance(record.tokens, dict):
+                raise InvalidToken(f"a delivery's tokens are a JSON object, got {type(record.tokens).__name__}")
+            fields = {check_token_key(key): encode_token_value(value, key=key) for key, value in record.tokens.items()}
+            check_token_sizes(fields, self.max_token_bytes, total_limit=self.max_process_tokens_bytes)
+            return await self.mirror.record_delivery(record.process_id, record.event, fields, record.signal_id)
+        except (InvalidToken, UnknownType) as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+
     @activity.defn(name=Activities.CHOOSE_TRANSITION)
     async def choose_transition(self, input: ChooseInput) -> ChooseOutput | int | None:
         """The first transition whose deadline has come and whose conditions all pass (checked in
@@ -309,6 +332,7 @@ class ProcessActivities:
             self.request_lock,
             self.process_runs,
             self.choose_transition,
+            self.record_delivery,
             self.swap_begin,
             self.swap_step,
             self.swap_finish,

@@ -100,7 +100,7 @@ async def trigger_event(
         if go
     }
     dispatched_at = dict(zip(starts, await _all_or_first_error(starts.values()), strict=True))
-    deliveries = await _signal_all(temporal, [(row.id, Delivery(row.seq, event_name, input_tokens)) for row in delivered])
+    deliveries = await _signal_all(temporal, [(row.id, Delivery(event_name, input_tokens, row.seq)) for row in delivered])
     statuses = {row.id: ProcessStatus(row.status) for row in delivered}
     # As they were when created and dispatched, built from what was written rather than read
     # back (the caller is often about to trigger the next event). `dispatched_at` is None in

@@ -6,12 +6,18 @@ within the test's bounds went on because of a delivery or a deadline, not a retr
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import eventually, serving, unique
 from tests.e2e.flows import TYPES, Sleep
 from workflowable import Condition, ProcessStatus, TokenEquals, TokenPresent, WorkflowDefinition, WorkflowEvent
+from workflowable.ops.devstack import temporal_binary
+from workflowable.workflows.messages import workflow_id_for
 
 S = ProcessStatus
 QUEUE = unique("deliveries")
@@ -183,3 +189,25 @@ async def test_a_deadline_takes_its_transition_when_nothing_else_passes(client, 
     assert done.status is S.COMPLETED and path(done) == ["wait", "escalate"]
     waited = done.attempts[-1].started_at - done.attempts[0].completed_at
     assert waited.total_seconds() >= 2, f"escalated after {waited}, before its deadline"
+
+
+async def test_a_delivery_signalled_by_hand_is_recorded_once_and_moves_the_process(client, settings, flows):
+    """`temporal workflow signal --name deliver` with the documented payload: no seq, so the
+    workflow records it in the mirror first. An unknown event is refused and changes nothing."""
+    order = unique("order")
+    process_id = await waiting(client, order)
+
+    def signal(payload: dict) -> None:
+        result = temporal_cli(settings, "workflow", "signal", "--workflow-id", workflow_id_for(process_id), "--name", "deliver", "--input", json.dumps(payload))
+        assert result.returncode == 0, result.stderr
+
+    await asyncio.to_thread(signal, {"event": "NoSuchEvent", "tokens": {"decision": "approved"}})
+    await asyncio.to_thread(signal, {"event": "Decided", "tokens": {"decision": "approved", "note": {"by": "ops"}}})
+    done = await client.wait_for_process(process_id, timeout=30)
+    assert done.status is S.COMPLETED and path(done) == ["reserve", "ship"]
+    assert [(d.seq, d.event_name) for d in done.deliveries] == [(1, "Decided")], "the unknown event recorded nothing"
+    assert {t.key: (t.value, t.delivery) for t in done.tokens if t.delivery} == {"decision": ("approved", 1), "note": ('{"by":"ops"}', 1)}
+
+
+def temporal_cli(settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(temporal_binary()), *args, "--address", settings.temporal_target], capture_output=True, text=True, timeout=60)

@@ -7,7 +7,8 @@ registered for runs started before the state-machine core) or `WorkflowProcessV2
 To record fresh histories after an intended, versioned change:
 WORKFLOWABLE_RECORD_HISTORIES=1 scripts/test tests/e2e/test_replay.py (it writes the `v2-*`
 files: completed, failed, locked-first, locked-second, lock, continued (a run that continued as
-new, and the run after it), cancelled-in-attempt, delivered, caught-up and deadline); or
+new, and the run after it), cancelled-in-attempt, delivered, caught-up, delivered-by-hand and
+deadline); or
 WORKFLOWABLE_RECORD_HISTORIES=v2-delivered,v2-deadline to write only those. Older recordings are kept beside them and
 must replay too: completed, failed, locked-first, locked-second and lock are the first type's;
 its `*-plan-in-input` files were recorded once a trigger gave the workflow its plan, its
@@ -39,7 +40,7 @@ from workflowable import (
 from workflowable.codec import DATA_CONVERTER
 from workflowable.worker import SANDBOX
 from workflowable.workflows.locks import LockWorkflow, lock_workflow_id
-from workflowable.workflows.messages import workflow_id_for
+from workflowable.workflows.messages import Delivery, Signals, workflow_id_for
 from workflowable.workflows.process import ProcessWorkflow
 from workflowable.workflows.process_v1 import ProcessWorkflowV1
 
@@ -173,7 +174,8 @@ class ReplayDeadline(WorkflowEvent):
 
 async def test_delivered_and_deadline_runs_replay(client, run_worker, task_queue):
     """A waiting process that an event's delivery moves on; one whose signal was lost and whose
-    check read the delivery from the mirror; one that a deadline moves on."""
+    check read the delivery from the mirror; one signalled by hand (it records the delivery);
+    one that a deadline moves on."""
     ReplayOrder.task_queue = ReplayDeadline.task_queue = task_queue
     approval = WorkflowDefinition(unique("replay-approval"), event=ReplayOrder, retry_interval=3600)
     first, last = approval.activity("first", Noop), approval.activity("last", Noop)
@@ -187,17 +189,19 @@ async def test_delivered_and_deadline_runs_replay(client, run_worker, task_queue
     for flow in (approval, deadline):
         await client.save_workflow(flow, activate=True)
     async with run_worker([Noop], task_queue=task_queue):
-        delivered, caught_up = [(await client.trigger_event(ReplayOrder(order_id=order)))[0] for order in ("r-1", "r-2")]
+        delivered, caught_up, by_hand = [(await client.trigger_event(ReplayOrder(order_id=order)))[0] for order in ("r-1", "r-2", "r-3")]
         late_one, = await client.trigger_event(ReplayDeadline(n=1))
-        for process in (delivered, caught_up):
+        for process in (delivered, caught_up, by_hand):
             await eventually(lambda process=process: _is_pending(client, process.id))
         await client.trigger_event(ReplayDecision(order_id="r-1", decision="yes"))
         tokens = ReplayDecision(order_id="r-2", decision="yes").to_tokens()
         await client.mirror.trigger(ReplayDecision.class_path(), task_queue, None, tokens, next_run_at=None)  # no signal
         await client.wake_process(caught_up.id)
-        for process in (delivered, caught_up, late_one):
+        by_hand_handle = client.temporal.get_workflow_handle(workflow_id_for(by_hand.id))
+        await by_hand_handle.signal(Signals.DELIVER, Delivery("ReplayDecision", {"decision": "yes"}))
+        for process in (delivered, caught_up, by_hand, late_one):
             assert (await client.wait_for_process(process.id, timeout=30)).status is ProcessStatus.COMPLETED
-    for name, process in (("delivered", delivered), ("caught-up", caught_up), ("deadline", late_one)):
+    for name, process in (("delivered", delivered), ("caught-up", caught_up), ("delivered-by-hand", by_hand), ("deadline", late_one)):
         await check_and_record(f"v2-{name}", await client.temporal.get_workflow_handle(workflow_id_for(process.id)).fetch_history())
     for flow in (approval, deadline):
         await client.deactivate_workflow(flow.name)

@@ -168,7 +168,7 @@ class World:
 
     def deliver(self, *, signalled: bool = True) -> None:
         """An event delivered in the mirror and, unless the signal is lost, to the machine."""
-        delivery = Delivery(len(self.deliveries) + 1, "Decided", {"decision": f"d{len(self.deliveries) + 1}"})
+        delivery = Delivery("Decided", {"decision": f"d{len(self.deliveries) + 1}"}, len(self.deliveries) + 1)
         self.deliveries.append(delivery)
         if signalled:
             self.step(Machine.delivered, delivery)

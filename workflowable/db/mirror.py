@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..errors import ProcessNotFound
+from ..errors import ProcessNotFound, UnknownType
 from ..settings import DEFAULT_CHECKS_PER_RUN
 from ..states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus, sources_of
 from ..workflows.messages import (
@@ -39,6 +39,7 @@ from .models import (
     condition_parameters,
     condition_types,
     conditions,
+    deliveries,
     events,
     priorities,
     processes,
@@ -199,10 +200,41 @@ class Mirror:
         rows = await self.statements.rows(TRIGGER, params)
         return [r for r in rows if r.kind == "created"], [r for r in rows if r.kind == "delivered"]
 
+    async def record_delivery(self, process_id: int, event_name: str, fields: Mapping[str, str], signal_id: str) -> Delivery | None:
+        """Record a delivery signalled by hand to the process, as a trigger's would be (numbered,
+        its fields as tokens); once per `signal_id`, so that a retried write records nothing
+        more. None if the process has ended (nothing is written)."""
+        async with self.engine.begin() as conn:
+            event_id = await conn.scalar(sa.select(events.c.id).where(events.c.name == event_name))
+            if event_id is None:
+                raise UnknownType(f"no event type is named {event_name!r}")
+            earlier = await conn.scalar(
+                sa.select(deliveries.c.seq).where(deliveries.c.workflow_process_id == process_id, deliveries.c.signal_id == signal_id)
+            )
+            if earlier is not None:
+                return Delivery(event_name, dict(fields), earlier)
+            seq = await conn.scalar(
+                processes.update()
+                .where(processes.c.id == process_id, processes.c.workflow_process_status_id.in_([s for s in ProcessStatus if not s.is_terminal]))
+                .values(deliveries=processes.c.deliveries + 1)
+                .returning(processes.c.deliveries)
+            )
+            if seq is None:
+                return None
+            delivery_id = await conn.scalar(
+                deliveries.insert()
+                .values(workflow_process_id=process_id, seq=seq, workflow_event_id=event_id, signal_id=signal_id)
+                .returning(deliveries.c.id)
+            )
+            if fields:
+                rows = [{"workflow_process_id": process_id, "key": k, "value": v, "workflow_process_delivery_id": delivery_id} for k, v in fields.items()]
+                await conn.execute(tokens.insert(), rows)
+        return Delivery(event_name, dict(fields), seq)
+
     async def deliveries_after(self, process_id: int, after: int) -> list[Delivery]:
         """The deliveries to the process after its `after`th, with their tokens (few: usually none)."""
         rows = await self.statements.rows(DELIVERIES_AFTER, {"process_id": process_id, "after": after})
-        return [Delivery(r.seq, r.event, dict(zip(r.token_keys or (), r.token_values or (), strict=True))) for r in rows]
+        return [Delivery(r.event, dict(zip(r.token_keys or (), r.token_values or (), strict=True)), r.seq) for r in rows]
 
     async def fail_dispatch(self, process_id: int, seen: ProcessStatus, reason: str) -> bool:
         """`fail_dispatch`, if the process is still in `seen`."""

@@ -231,12 +231,17 @@ class WorkflowProcessDeliveryRow(_Timestamps, table=True):
     """Added: an event delivered to a live process; its fields are tokens of the process."""
 
     __tablename__ = "workflow_process_deliveries"
-    __table_args__ = (sa.UniqueConstraint("workflow_process_id", "seq", name="workflow_process_deliveries_seq"),)
+    __table_args__ = (
+        sa.UniqueConstraint("workflow_process_id", "seq", name="workflow_process_deliveries_seq"),
+        sa.UniqueConstraint("workflow_process_id", "signal_id", name="workflow_process_deliveries_signal"),
+    )
 
     id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
     workflow_process_id: int = Field(sa_column=_fk("workflow_processes.id", index=False))
     seq: int = Field(sa_type=sa.Integer)  #: the process's 1st, 2nd, ... delivery
     workflow_event_id: int = Field(sa_column=_fk("workflow_events.id"))
+    #: a delivery signalled by hand: the workflow's id for it, so that it is recorded once
+    signal_id: str | None = Field(default=None, max_length=64)
 
 
 class WorkflowProcessActivityLogStatusRow(_Timestamps, table=True):

@@ -41,6 +41,7 @@ class Activities:
     WRITE_STATUS = "workflowable.write_status"
     SET_STATUS = "workflowable.set_status"  #: process_v1's write (a bool: whether it applied)
     CHOOSE_TRANSITION = "workflowable.choose_transition"
+    RECORD_DELIVERY = "workflowable.record_delivery"
     CLOSE_ATTEMPT = "workflowable.close_attempt"
     REQUEST_CANCEL = "workflowable.request_cancel"
     REQUEST_LOCK = "workflowable.request_lock"
@@ -184,11 +185,25 @@ class ChooseInput:
 
 @dataclass
 class Delivery:
-    """An event delivered to a process: its `seq`th, and the event's fields, now its tokens."""
+    """An event delivered to a process: the event's name and fields (now tokens of the
+    process), and which delivery to the process it is. The `deliver` signal's argument: a
+    trigger sends it once the delivery is recorded; sent by hand (`temporal workflow signal
+    --name deliver --input '{"event": "PaymentReceived", "tokens": {"paid": true}}'`), it has no
+    `seq` and the workflow records it first."""
 
-    seq: int
     event: str
-    tokens: dict[str, str]
+    tokens: dict[str, Any]
+    seq: int = 0  #: the process's 1st, 2nd, ... delivery; 0: not recorded yet
+
+
+@dataclass
+class DeliveryRecord:
+    """A delivery sent by hand, for the mirror to record: once, whatever the retries (`signal_id`)."""
+
+    process_id: int
+    event: str
+    tokens: dict[str, Any]
+    signal_id: str
 
 
 @dataclass
@@ -204,7 +219,7 @@ class ChooseOutput:
         """From the local activity's result, as recorded: histories from before deliveries hold
         the transition id alone."""
         if isinstance(result, dict):
-            found = [Delivery(d["seq"], d["event"], dict(d["tokens"])) for d in result.get("deliveries", ())]
+            found = [Delivery(d["event"], dict(d["tokens"]), d["seq"]) for d in result.get("deliveries", ())]
             return cls(result.get("chosen"), found)
         return cls(result)
 

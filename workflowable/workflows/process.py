@@ -41,6 +41,7 @@ from .messages import (
     ChooseInput,
     ChooseOutput,
     Delivery,
+    DeliveryRecord,
     ProcessInput,
     ProcessPlan,
     ProcessState,
@@ -450,8 +451,19 @@ class ProcessWorkflow:
 
     @workflow.signal(name=Signals.DELIVER)
     async def deliver(self, delivery: Delivery) -> None:
-        """From `trigger_event`: an event delivered to the process, recorded in the mirror."""
+        """An event delivered to the process: from `trigger_event`, recorded in the mirror; sent
+        by hand (no `seq`), recorded here first."""
         await workflow.wait_condition(lambda: self.machine is not None)
+        if not delivery.seq:
+            record = DeliveryRecord(self.process_id, delivery.event, delivery.tokens, str(workflow.uuid4()))
+            try:
+                recorded = await self._local(Activities.RECORD_DELIVERY, record, Delivery)
+            except (ActivityError, ApplicationError) as err:
+                workflow.logger.warning("delivery of %r to process %s not recorded: %s", delivery.event, self.process_id, err.cause or err)
+                return
+            if recorded is None:
+                return  # the process has ended
+            delivery = recorded
         self._on(Machine.delivered, delivery)
 
     @workflow.signal(name=Signals.SWAP)

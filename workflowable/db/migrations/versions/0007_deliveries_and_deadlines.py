@@ -3,7 +3,8 @@
 workflow_event_listeners: which events a workflow's live processes receive, and how an event is
 matched to a process (event field -> process token). workflow_process_deliveries: each event
 delivered to a process, numbered per process (`seq`); workflow_processes.deliveries counts them,
-and the tokens a delivery wrote name it. workflow_transitions.after_seconds: a transition that
+and the tokens a delivery wrote name it; a delivery signalled by hand keeps the workflow's id for
+it (`signal_id`), so that it is recorded once. workflow_transitions.after_seconds: a transition that
 passes once the process has waited that long at its source.
 
 Revision ID: 0007
@@ -52,7 +53,9 @@ def upgrade() -> None:
         _fk("workflow_process_id", "workflow_processes.id"),
         sa.Column("seq", sa.Integer, nullable=False),
         _fk("workflow_event_id", "workflow_events.id"),
+        sa.Column("signal_id", sa.String(64), nullable=True),
         sa.UniqueConstraint("workflow_process_id", "seq", name="workflow_process_deliveries_seq"),
+        sa.UniqueConstraint("workflow_process_id", "signal_id", name="workflow_process_deliveries_signal"),
     )
     op.create_index("ix_workflow_process_deliveries_workflow_event_id", "workflow_process_deliveries", ["workflow_event_id"])
     op.add_column("workflow_process_tokens", _fk("workflow_process_delivery_id", "workflow_process_deliveries.id", nullable=True))
