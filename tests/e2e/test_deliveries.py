@@ -12,9 +12,11 @@ import subprocess
 
 import pytest
 import sqlalchemy as sa
+from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from tests.conftest import eventually, serving, unique
 from tests.e2e.flows import TYPES, Sleep
+from tests.e2e.test_cli import ROOT, WORKFLOWABLE, environment
 from workflowable import Condition, ProcessStatus, TokenEquals, TokenPresent, WorkflowDefinition, WorkflowEvent
 from workflowable.ops.devstack import temporal_binary
 from workflowable.workflows.messages import workflow_id_for
@@ -89,6 +91,9 @@ async def delivery_rows(client, process_id: int) -> int:
 async def test_a_waiting_process_goes_on_as_its_event_arrives(client, flows):
     order = unique("order")
     process_id = await waiting(client, order)
+    handle = client.temporal.get_workflow_handle(workflow_id_for(process_id))
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert f"Pending: waiting for Decided with order_id={order}; checking again at" in metadata.current_details  # the web UI's words
     triggered = await client.trigger_event(Decided(order_id=order, decision="approved"))
     assert list(triggered) == [], "no workflow is bound to Decided: it starts nothing"
     (delivered,) = triggered.deliveries
@@ -211,3 +216,24 @@ async def test_a_delivery_signalled_by_hand_is_recorded_once_and_moves_the_proce
 
 def temporal_cli(settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(temporal_binary()), *args, "--address", settings.temporal_target], capture_output=True, text=True, timeout=60)
+
+
+#: For the command line's --app: the events of this module.
+APP_TYPES = [OrderPlaced, Decided, Escalating]
+
+
+async def test_the_command_line_trigger_says_whom_it_delivered_to(client, settings, flows):
+    order = unique("order")
+    process_id = await waiting(client, order)
+    data = json.dumps({"order_id": order, "decision": "approved"})
+    command = [*WORKFLOWABLE, "trigger", "Decided", "--app", "tests.e2e.test_deliveries:APP_TYPES", "-d", data, "-o", "json"]
+    result = await asyncio.to_thread(subprocess.run, command, env=environment(settings), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        {"id": process_id, "action": "delivered", "workflow_name": None, "status": "Pending", "queue": None, "delivery": 1}
+    ]
+    assert (await client.wait_for_process(process_id, timeout=30)).status is S.COMPLETED
+    shown = await asyncio.to_thread(
+        subprocess.run, [*WORKFLOWABLE, "process", "show", str(process_id)], env=environment(settings), cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert "delivery 1 (Decided)" in shown.stdout and "Events delivered" in shown.stdout, shown.stdout

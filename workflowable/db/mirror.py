@@ -26,6 +26,7 @@ from ..workflows.messages import (
     ActivityStep,
     ConditionStep,
     Delivery,
+    Listening,
     ProcessPlan,
     StatusChange,
     StatusWrite,
@@ -41,6 +42,7 @@ from .models import (
     conditions,
     deliveries,
     events,
+    listeners,
     priorities,
     processes,
     tokens,
@@ -316,6 +318,7 @@ class Mirror:
             checks_per_run=self.checks_per_run,
             deliveries=row.deliveries,
             arrived_at=row.arrived_at,
+            listens=graph.listens,
         )
 
     async def _load_graph(self, conn: AsyncConnection, workflow_id: int) -> _Graph:
@@ -342,6 +345,7 @@ class Mirror:
             retry_backoff_seconds=float(head.retry_backoff),
             activities=await _load_activities(conn, head),
             transitions=await _load_transitions(conn, workflow_id),
+            listens=await _load_listens(conn, workflow_id),
         )
         if head.workflow_status_id != WorkflowStatus.DRAFT:  # saving a workflow is allowed only while Draft
             self._graphs[workflow_id] = graph
@@ -373,6 +377,7 @@ class _Graph:
     retry_backoff_seconds: float
     activities: list[ActivityStep]
     transitions: list[TransitionStep]
+    listens: list[Listening]
 
 
 # A workflow run begins: the process row locked; to Dispatched if the dispatcher has not
@@ -791,6 +796,16 @@ async def _load_activities(conn: AsyncConnection, head: Any) -> list[ActivitySte
         )
         for row in rows
     ]
+
+
+async def _load_listens(conn: AsyncConnection, workflow_id: int) -> list[Listening]:
+    rows = await conn.execute(
+        sa.select(events.c.name, listeners.c.match)
+        .join(events, events.c.id == listeners.c.workflow_event_id)
+        .where(listeners.c.workflow_id == workflow_id)
+        .order_by(listeners.c.id)
+    )
+    return [Listening(row.name, json.loads(row.match)) for row in rows]
 
 
 async def _load_transitions(conn: AsyncConnection, workflow_id: int) -> list[TransitionStep]:

@@ -50,6 +50,7 @@ from ..reconcile import ReconcileResult
 from ..requests import BulkResult
 from ..settings import Settings
 from ..states import AttemptStatus, ProcessStatus, Request
+from ..trigger import Triggered
 from ..worker import build_worker
 from ..workflows.locks import LockState
 from ..workflows.messages import PROCESS_RUNS_SCHEDULE, process_id_of
@@ -654,23 +655,35 @@ def trigger_command(
     dispatch: Annotated[bool, typer.Option("--dispatch/--no-dispatch", help="Start the processes now, or leave them Created.")] = True,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Trigger EVENT: a process for each Active workflow bound to it, started at once.
+    """Trigger EVENT: a process for each Active workflow bound to it, started at once, and the
+    event delivered to each live process that listens for it and matches it.
 
     Example: workflowable trigger OrderPlaced --app examples.order_approval:TYPES -d '{"order_id": 1, "amount": 120, "customer": "ada"}'"""
     settings = Settings()
     event_type = _event_type(load_types(app_spec or settings.app), event)
     fields_given = _json_object(data)
-    created: list[Process] = _run(_with_client(lambda c: c.trigger_event(event_type(**fields_given), dispatch=dispatch)))
+    triggered: Triggered = _run(_with_client(lambda c: c.trigger_event(event_type(**fields_given), dispatch=dispatch)))
+    rows = [
+        {"id": p.id, "action": "created", "workflow_name": p.workflow_name, "status": p.status, "queue": p.queue, "delivery": None}
+        for p in triggered
+    ]
+    rows += [
+        {"id": d.process_id, "action": "delivered", "workflow_name": None, "status": d.status, "queue": None, "delivery": d.seq}
+        for d in triggered.deliveries
+    ]
 
     def table() -> Table:
-        shown = Table("id", "workflow", "status", "queue", title=f"{len(created)} processes of {event}")
-        for p in created:
-            shown.add_row(str(p.id), p.workflow_name, p.status.label, p.queue)
+        title = f"{_count(len(triggered), 'process')} of {event} created, {_count(len(triggered.deliveries), 'process')} delivered to"
+        shown = Table("id", "action", "workflow", "status", title=title)
+        for p in triggered:
+            shown.add_row(str(p.id), "created", p.workflow_name, p.status.label)
+        for d in triggered.deliveries:
+            shown.add_row(str(d.process_id), f"delivered (#{d.seq})", "", d.status.label)
         return shown
 
-    emit([{"id": p.id, "workflow_name": p.workflow_name, "status": p.status, "queue": p.queue} for p in created], output, table)
-    if not created and output is Output.TABLE:
-        errors.print(f"No Active workflow is bound to {event}: nothing was created.")
+    emit(rows, output, table)
+    if not rows and output is Output.TABLE:
+        errors.print(f"No Active workflow is bound to {event} and no live process listens for it: nothing was written.")
 
 
 def _event_type(types: list[type], name: str) -> type[WorkflowEvent]:
@@ -746,7 +759,7 @@ def processes_command(
 
 @process_app.command("show")
 def process_show(process_id: ProcessId, output: OutputOption = Output.TABLE) -> None:
-    """One process: its status, tokens (and the activity that wrote each) and its attempts as a timeline.
+    """One process: its status, tokens (and what wrote each), the events delivered to it and its attempts as a timeline.
 
     Example: workflowable process show 42 -o json (csv: its attempts)"""
     process: Process = _run(_with_client(lambda c: c.get_process(process_id), mirror_only=True))
@@ -768,11 +781,18 @@ def process_show(process_id: ProcessId, output: OutputOption = Output.TABLE) -> 
     )
     if process.error:
         console.print(f"[red]error:[/] {process.error}")
+    events = {d.seq: d.event_name for d in process.deliveries}
     tokens = Table("key", "value", "written by", title="Tokens")
     for token in process.tokens:
         value = token.value if len(token.value) <= 80 else token.value[:77] + "..."
-        tokens.add_row(token.key, value, token.activity_name or "(input)")
+        source = f"delivery {token.delivery} ({events.get(token.delivery, '?')})" if token.delivery else token.activity_name or "(input)"
+        tokens.add_row(token.key, value, source)
     console.print(tokens)
+    if process.deliveries:
+        delivered = Table("delivery", "event", "at", title="Events delivered")
+        for d in process.deliveries:
+            delivered.add_row(str(d.seq), d.event_name, _when(d.delivered_at))
+        console.print(delivered)
     timeline = Table("step", "activity", "attempt", "status", "started", "completed", "seconds", "error", title="Attempts")
     for a in process.attempts:
         seconds = f"{(a.completed_at - a.started_at).total_seconds():.3f}" if a.completed_at else "-"

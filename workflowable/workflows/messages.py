@@ -114,6 +114,15 @@ class ActivityStep:
 
 
 @dataclass
+class Listening:
+    """An event the process's workflow listens for: delivered when each field in `match`
+    equals the process's token of the name it maps to."""
+
+    event: str
+    match: dict[str, str]
+
+
+@dataclass
 class ProcessPlan:
     """A process's graph and where it stands, loaded once when its workflow starts."""
 
@@ -136,6 +145,7 @@ class ProcessPlan:
     deliveries: int = 0
     #: when the process reached its position (its deadlines count from then); None: as the run begins
     arrived_at: datetime | None = None
+    listens: list[Listening] = field(default_factory=list)  #: what the Temporal UI says it waits for
 
 
 @dataclass

@@ -489,6 +489,15 @@ class ProcessWorkflow:
         )
 
 
+def _waiting_for(machine: Machine) -> str:
+    """The events a waiting process listens for, with the values that match it (its tokens)."""
+    said = []
+    for listening in machine.plan.listens:
+        values = ", ".join(f"{field}={machine.tokens.get(key, '?')}" for field, key in listening.match.items())
+        said.append(f"{listening.event} with {values}")
+    return f"waiting for {' or '.join(said)}; " if said else "no transition passes; "
+
+
 def _doing(machine: Machine) -> str:
     """What the Temporal UI shows as the workflow's current details."""
     if machine.status is S.PAUSED:
@@ -497,7 +506,7 @@ def _doing(machine: Machine) -> str:
         run = machine.attempt
         return f"running activity {run.activity.name!r} ({run.activity.type_name}), attempt {run.attempt} of {run.activity.max_attempts}"
     if machine.phase is Phase.WAITING and machine.next_run_at is not None:
-        return f"Pending: no transition passes; checking again at {machine.next_run_at.isoformat(timespec='seconds')}"
+        return f"Pending: {_waiting_for(machine)}checking again at {machine.next_run_at.isoformat(timespec='seconds')}"
     if machine.phase is Phase.LOCKING:
         return f"waiting for lock key {machine.plan.lock_key!r}"
     if machine.phase is Phase.BACKOFF:
