@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .client import Workflowable
     from .conditions import TokenEquals, TokenPresent
+    from .db.explain import Explanation
     from .db.integrity import IntegrityProblem
     from .db.reporting import Attempt, Process, ProcessSummary, Report, Token
     from .db.versions import SwapInfo
@@ -62,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "Workflowable": "client",
     "TokenEquals": "conditions",
     "TokenPresent": "conditions",
+    "Explanation": "db.explain",
     "IntegrityProblem": "db.integrity",
     "Attempt": "db.reporting",
     "Process": "db.reporting",
@@ -146,6 +148,7 @@ __all__ = [
     "Triggered",
     "Delivered",
     "Process",
+    "Explanation",
     "ProcessSummary",
     "Report",
     "IntegrityProblem",

@@ -29,13 +29,13 @@ from .definitions import (
     ActivityContext,
     ActivityType,
     Catalog,
-    ConditionContext,
     check_token_key,
     check_token_sizes,
     encode_token_value,
 )
 from .dispatch import SweepResult, process_runs, start_and_record
 from .errors import InvalidParameters, InvalidToken, NonRetryable, ProcessNotFound, UnknownType
+from .evaluation import Evaluation, describe_error, evaluate
 from .settings import DEFAULT_MAX_PROCESS_TOKENS_BYTES, DEFAULT_MAX_TOKEN_BYTES
 from .states import ProcessStatus
 from .workflows.locks import LOCK_WORKFLOW, LockInput, LockRequest, lock_workflow_id
@@ -53,7 +53,6 @@ from .workflows.messages import (
     Signals,
     StatusChange,
     StatusWrite,
-    TransitionStep,
     workflow_id_for,
 )
 from .workflows.swaps import SWAP_SIGNAL, SwapMove, SwapProgress, SwapStep
@@ -75,10 +74,6 @@ def _run_id() -> str:
     run_id = activity.info().workflow_run_id
     assert run_id is not None
     return run_id
-
-
-def describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 async def _heartbeating(work: Awaitable[None], *, first_beat: Callable[[], Awaitable[object]] | None = None) -> None:
@@ -233,35 +228,19 @@ class ProcessActivities:
         workflow has not heard of are read (a lost signal delays a delivery, never loses it).
         For the first workflow type (`with_deliveries` unset), the transition's id alone."""
         if not input.with_deliveries:
-            return await self.first_passing(input.process_id, input.transitions, input.tokens)
+            return _chosen_or_raise(await evaluate(self.catalog, input.process_id, input.transitions, input.tokens))
         missed = await self.mirror.deliveries_after(input.process_id, input.deliveries)
         tokens = dict(input.tokens)
         for delivery in missed:
             tokens.update(delivery.tokens)
-        chosen = await self.first_passing(input.process_id, input.transitions, tokens, waited_seconds=input.waited_seconds)
-        return ChooseOutput(chosen, missed)
-
-    async def first_passing(
-        self, process_id: int, transitions: list[TransitionStep], tokens: dict[str, str], *, waited_seconds: float = 0.0
-    ) -> int | None:
-        for transition in transitions:
-            if transition.after_seconds is not None and waited_seconds < transition.after_seconds:
-                continue  # its deadline has not come
-            passed = True
-            for step in transition.conditions:
-                condition_type = self._known(self.catalog.condition, step.type_name)
-                parameters = _parameters(condition_type, step.parameters)
-                ctx = ConditionContext(process_id=process_id, tokens=tokens, parameters=parameters)
-                if not await condition_type().check(ctx):
-                    passed = False
-                    break
-            if passed:
-                return transition.id
-        return None
+        evaluation = await evaluate(self.catalog, input.process_id, input.transitions, tokens, waited_seconds=input.waited_seconds)
+        position = input.transitions[0].from_activity_id if input.transitions else None
+        await self.mirror.record_evaluation(input.process_id, position, input.cause or "checked", evaluation.chosen, evaluation.details())
+        return ChooseOutput(_chosen_or_raise(evaluation), missed)
 
     def activity_for(self, activity_type: type[ActivityType[Any]]) -> Callable[[ActivityInput], Coroutine[Any, Any, ActivityOutput]]:
         """The Temporal activity, named after the type, that runs and logs one attempt."""
-        mirror, first_passing = self.mirror, self.first_passing
+        mirror, catalog = self.mirror, self.catalog
         max_token_bytes, max_process_tokens_bytes = self.max_token_bytes, self.max_process_tokens_bytes
 
         async def run(input: ActivityInput) -> ActivityOutput:
@@ -306,16 +285,22 @@ class ProcessActivities:
                 await _until_written(lambda: mirror.fail_attempt(key, started_at, _now(), error))
                 raise
             completed_at = _now()
+            # The transitions leaving the activity are checked before its Success is written, so
+            # that the record of the check goes in the same statement. A condition that raises
+            # leaves the check to the workflow (which records it); the step succeeded all the same.
+            evaluation = None
+            if input.then_check:
+                evaluation = await evaluate(catalog, input.process_id, input.then_check, {**input.tokens, **ctx.outputs})
+                if evaluation.error is not None:
+                    activity.logger.warning("conditions after %r not checked: %s", input.activity_name, describe_error(evaluation.error))
+                    evaluation = None
+            checked = (evaluation.chosen, evaluation.details()) if evaluation is not None else None
             completed = await _until_written(
-                lambda: mirror.succeed_attempt(key, started_at, completed_at, ctx.outputs, completes=input.completes)
+                lambda: mirror.succeed_attempt(key, started_at, completed_at, ctx.outputs, completes=input.completes, checked=checked)
             )
             output = ActivityOutput(outputs=ctx.outputs, wait_until=ctx.wait_until, completed=completed)
-            if input.then_check:
-                try:
-                    output.chosen = await first_passing(input.process_id, input.then_check, {**input.tokens, **ctx.outputs})
-                    output.checked = True
-                except Exception as exc:  # the step succeeded all the same; the workflow checks again
-                    activity.logger.warning("conditions after %r not checked: %s", input.activity_name, describe_error(exc))
+            if evaluation is not None:
+                output.chosen, output.checked = evaluation.chosen, True
             return output
 
         run.__name__ = run.__qualname__ = activity_type.type_name()
@@ -347,6 +332,17 @@ class ProcessActivities:
         except UnknownType as exc:
             # A retry on this worker cannot fix it; the error names the missing type.
             raise ApplicationError(str(exc), type="UnknownType", non_retryable=True) from None
+
+
+def _chosen_or_raise(evaluation: Evaluation) -> int | None:
+    """The transition a check chose; a condition that raised fails the check (the workflow
+    tries it again), for good if no retry can fix it (an unknown type, bad parameters)."""
+    error = evaluation.error
+    if error is None:
+        return evaluation.chosen
+    if isinstance(error, UnknownType | InvalidParameters):
+        raise ApplicationError(str(error), type=type(error).__name__, non_retryable=True) from None
+    raise error
 
 
 async def _begin_and_start(mirror: Mirror, key: AttemptKey, started_at: datetime) -> tuple[ProcessStatus, dict[str, str] | None]:

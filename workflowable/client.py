@@ -20,6 +20,7 @@ from .boundary import check_id, public_api
 from .connection import connect_temporal, database_url
 from .db import catalog, versions
 from .db.database import Database
+from .db.explain import Explanation, explain
 from .db.integrity import IntegrityProblem, verify_integrity
 from .db.mirror import Mirror
 from .db.reporting import Process, ProcessSummary, Report, build_report, get_process, list_attempts, list_processes
@@ -366,6 +367,12 @@ class Workflowable:
         what differs (a workflow terminated outside Workflowable, a lost write, attempts left
         In Progress by a dead worker); with `dry_run`, only list the differences."""
         return await reconcile(self.engine, self.temporal, dry_run=dry_run, progress=progress)
+
+    async def explain_process(self, process_id: int) -> Explanation:
+        """Why the process is where it is: the path so far and why each step was taken; if it
+        waits, what its last check found, its deadlines and the events that would reach it.
+        `.lines()` says it in plain words."""
+        return await explain(self.engine, check_id(process_id))
 
     async def wait_for_process(self, process_id: int, *, timeout: float = 60.0) -> Process:
         """Wait for the process's workflow to end and return the mirror's view."""

@@ -190,6 +190,14 @@ async def test_a_delivery_while_no_worker_runs_is_taken_up_when_one_comes_back(c
 
 async def test_a_deadline_takes_its_transition_when_nothing_else_passes(client, flows):
     (process,) = await client.trigger_event(Escalating(order_id=unique("order")))
+
+    async def pending() -> bool:
+        return (await client.get_process(process.id)).status is S.PENDING
+
+    await eventually(pending, timeout=30)
+    words = "\n".join((await client.explain_process(process.id)).lines())
+    assert "does not pass: its deadline (2 s at this position) had not come" in words, words
+    assert "deadline: transition 'wait -> escalate' (1) passes on its own at" in words, words
     done = await client.wait_for_process(process.id, timeout=30)  # the retry interval is an hour
     assert done.status is S.COMPLETED and path(done) == ["wait", "escalate"]
     waited = done.attempts[-1].started_at - done.attempts[0].completed_at
@@ -237,3 +245,46 @@ async def test_the_command_line_trigger_says_whom_it_delivered_to(client, settin
         subprocess.run, [*WORKFLOWABLE, "process", "show", str(process_id)], env=environment(settings), cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert "delivery 1 (Decided)" in shown.stdout and "Events delivered" in shown.stdout, shown.stdout
+
+
+async def evaluation_rows(client, process_id: int) -> list[tuple[str, int | None, int]]:
+    async with client.engine.connect() as conn:
+        query = "SELECT cause, workflow_transition_id, checks FROM workflow_process_evaluations WHERE workflow_process_id = :id ORDER BY id"
+        return [tuple(row) for row in await conn.execute(sa.text(query), {"id": process_id})]
+
+
+async def test_explain_names_the_failing_conditions_and_why_each_step_was_taken(client, flows):
+    order = unique("order")
+    process_id = await waiting(client, order)
+    for n in range(1, 6):  # re-checks that find the same: one row, counted
+        await client.wake_process(process_id)
+        await eventually(lambda n=n: _checks_counted(client, process_id, n), timeout=30)
+    rows = await evaluation_rows(client, process_id)
+    assert rows == [("activity succeeded", None, 1), ("woken", None, 5)], "re-checks that found the same are folded"
+    words = "\n".join((await client.explain_process(process_id)).lines())
+    assert "is Pending, at activity 'reserve'" in words
+    assert "TokenEquals(key='decision', value='approved') says no" in words, words
+    assert "TokenPresent(key='decision') says no" in words
+    assert f"listens for Decided with order_id={order}" in words
+    assert "Checked 6 times at this position" in words
+    await client.trigger_event(Decided(order_id=order, decision="approved"))
+    await client.wait_for_process(process_id, timeout=30)
+    done = await client.explain_process(process_id)
+    assert done.path[0].startswith("'reserve' succeeded") and "transition 'start -> reserve' (1) is always taken" in done.path[0]
+    assert "transition 'reserve -> ship' (1) passed on a check after event delivered" in done.path[1], done.path
+    assert not done.waiting
+
+
+async def _checks_counted(client, process_id: int, count: int) -> bool:
+    return any(cause == "woken" and checks == count for cause, _, checks in await evaluation_rows(client, process_id))
+
+
+async def test_a_process_that_never_waits_records_its_checks_with_its_success(client, flows):
+    """A check made as an activity succeeds rides in the Success statement: one row per check."""
+    order = unique("order")
+    (process,) = await client.trigger_event(OrderPlaced(order_id=order, seconds=1.0))
+    await client.trigger_event(Decided(order_id=order, decision="approved"))  # while reserve runs
+    done = await client.wait_for_process(process.id, timeout=30)
+    assert path(done) == ["reserve", "ship"]
+    causes = [cause for cause, _, _ in await evaluation_rows(client, process.id)]
+    assert causes in (["activity succeeded", "event delivered"], ["event delivered"]), causes

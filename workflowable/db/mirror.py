@@ -24,6 +24,7 @@ from ..states import DISPATCHABLE, SWEPT, AttemptStatus, ProcessStatus, Request,
 from ..workflows.messages import (
     DEFAULT_LOCK_LEASE_SECONDS,
     ActivityStep,
+    Cause,
     ConditionStep,
     Delivery,
     Listening,
@@ -233,6 +234,12 @@ class Mirror:
                 await conn.execute(tokens.insert(), rows)
         return Delivery(event_name, dict(fields), seq)
 
+    async def record_evaluation(self, process_id: int, position: int | None, cause: str, chosen: int | None, details: str) -> None:
+        """Keep a check of the transitions at `position`; one that took none and is the same as
+        the process's last (same position, cause and findings) is folded into it."""
+        params = {"process_id": process_id, "activity_id": position, "cause": cause[:32], "chosen": chosen, "details": details}
+        await self.statements.rows(RECORD_EVALUATION, params)
+
     async def deliveries_after(self, process_id: int, after: int) -> list[Delivery]:
         """The deliveries to the process after its `after`th, with their tokens (few: usually none)."""
         rows = await self.statements.rows(DELIVERIES_AFTER, {"process_id": process_id, "after": after})
@@ -278,14 +285,24 @@ class Mirror:
             return {row.key: row.value for row in rows}
 
     async def succeed_attempt(
-        self, key: AttemptKey, started_at: datetime, completed_at: datetime, outputs: Mapping[str, str], *, completes: bool = False
+        self,
+        key: AttemptKey,
+        started_at: datetime,
+        completed_at: datetime,
+        outputs: Mapping[str, str],
+        *,
+        completes: bool = False,
+        checked: tuple[int | None, str] | None = None,
     ) -> bool:
         """Close the attempt as Success, write its output tokens and move the position, in one
         statement; with `completes` (no transition leaves the activity), a Running process is
-        Completed by the same statement. Repeating it changes nothing: an attempt closes once,
-        and all of this goes with that close. True if it completed the process."""
+        Completed by the same statement; with `checked` (the transitions leaving the activity were
+        checked: the one chosen and the details, as `record_evaluation` takes them), its record too. Repeating it changes nothing: an attempt closes once, and all
+        of this goes with that close. True if it completed the process."""
         params = _attempt_params(key, AttemptStatus.SUCCESS, started_at=started_at, completed_at=completed_at)
         params.update(keys=list(outputs), values=list(outputs.values()), completes=completes)
+        chosen, details = checked or (None, None)
+        params.update(chosen=chosen, details=details, cause=Cause.SUCCEEDED)
         return bool(await self.statements.scalar(SUCCEED_ATTEMPT, params))
 
     async def fail_attempt(self, key: AttemptKey, started_at: datetime, completed_at: datetime, error: str) -> None:
@@ -710,6 +727,11 @@ SUCCEED_ATTEMPT = sa.text(
         SELECT :process_id, :activity_id, closed.id, output.key, output.value
         FROM closed, unnest(CAST(:keys AS text[]), CAST(:values AS text[])) WITH ORDINALITY AS output(key, value, n)
         ORDER BY output.n
+    ), evaluated AS (
+        INSERT INTO workflow_process_evaluations (workflow_process_id, workflow_activity_id, cause, workflow_transition_id, details)
+        SELECT :process_id, :activity_id, :cause, CAST(:chosen AS bigint), CAST(:details AS text)
+        FROM closed
+        WHERE CAST(:details AS text) IS NOT NULL
     )
     UPDATE workflow_processes
     SET last_workflow_activity_id = :activity_id, updated_at = now(),
@@ -717,6 +739,32 @@ SUCCEED_ATTEMPT = sa.text(
         completed_at = CASE WHEN :completes AND workflow_process_status_id = {ProcessStatus.RUNNING:d} THEN now() ELSE completed_at END
     WHERE id = :process_id AND EXISTS (SELECT 1 FROM closed)
     RETURNING workflow_process_status_id = {ProcessStatus.COMPLETED:d}
+    """
+)
+
+
+# A check of a process's transitions, folded into the process's last one if that took none and
+# found the same at the same position for the same cause (a waiting process's re-checks).
+RECORD_EVALUATION = sa.text(
+    """
+    WITH last AS (
+        SELECT id, workflow_activity_id, workflow_transition_id, cause, details
+        FROM workflow_process_evaluations
+        WHERE workflow_process_id = :process_id
+        ORDER BY id DESC
+        LIMIT 1
+    ), folded AS (
+        UPDATE workflow_process_evaluations AS e
+        SET checks = e.checks + 1, updated_at = now()
+        FROM last
+        WHERE e.id = last.id AND last.workflow_transition_id IS NULL AND CAST(:chosen AS bigint) IS NULL
+          AND last.workflow_activity_id IS NOT DISTINCT FROM CAST(:activity_id AS bigint)
+          AND last.cause = :cause AND last.details = CAST(:details AS text)
+        RETURNING e.id
+    )
+    INSERT INTO workflow_process_evaluations (workflow_process_id, workflow_activity_id, cause, workflow_transition_id, details)
+    SELECT :process_id, CAST(:activity_id AS bigint), :cause, CAST(:chosen AS bigint), CAST(:details AS text)
+    WHERE NOT EXISTS (SELECT 1 FROM folded)
     """
 )
 

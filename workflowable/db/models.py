@@ -329,6 +329,24 @@ class WorkflowSwapAuditLogRow(_Timestamps, table=True):
     to_workflow_activity_id: int | None = Field(default=None, sa_column=_fk("workflow_activities.id", nullable=True, index=False))
 
 
+class WorkflowProcessEvaluationRow(_Timestamps, table=True):
+    """Added: a check of the transitions leaving a process's position: why it ran, each
+    transition checked in order with each condition's result (or error) and its deadline, and
+    the one taken (null: none). Identical checks in a row that took none are one row: `checks`
+    counts them, created_at is the first and updated_at the last."""
+
+    __tablename__ = "workflow_process_evaluations"
+    __table_args__ = (sa.Index("ix_workflow_process_evaluations_process", "workflow_process_id", "id"),)
+
+    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    workflow_process_id: int = Field(sa_column=_fk("workflow_processes.id", index=False))
+    workflow_activity_id: int | None = Field(default=None, sa_column=_fk("workflow_activities.id", nullable=True, index=False))
+    cause: str = Field(max_length=32)
+    workflow_transition_id: int | None = Field(default=None, sa_column=_fk("workflow_transitions.id", nullable=True))
+    details: str = Field(sa_type=sa.Text)  #: JSON: a list, one entry per transition checked
+    checks: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, server_default=sa.text("1")))
+
+
 def table(model: type[SQLModel]) -> sa.Table:
     """The SQLAlchemy table behind a model, for Core statements on hot paths."""
     return model.__table__  # type: ignore[attr-defined, no-any-return]
@@ -349,6 +367,7 @@ condition_types = table(WorkflowConditionTypeRow)
 condition_parameters = table(WorkflowConditionParameterRow)
 listeners = table(WorkflowEventListenerRow)
 deliveries = table(WorkflowProcessDeliveryRow)
+evaluations = table(WorkflowProcessEvaluationRow)
 swaps = table(WorkflowSwapRow)
 swap_maps = table(WorkflowSwapActivityMapRow)
 swap_audits = table(WorkflowSwapAuditLogRow)

@@ -27,6 +27,7 @@ from ..boundary import translate
 from ..client import Workflowable
 from ..connection import connect_temporal, database_url
 from ..db.database import Database, grant_reporting, upgrade
+from ..db.explain import Explanation
 from ..db.integrity import IntegrityProblem
 from ..db.reporting import Attempt, Process, ProcessSummary, Report
 from ..db.versions import SwapInfo
@@ -798,6 +799,20 @@ def process_show(process_id: ProcessId, output: OutputOption = Output.TABLE) -> 
         seconds = f"{(a.completed_at - a.started_at).total_seconds():.3f}" if a.completed_at else "-"
         timeline.add_row(str(a.step), a.activity_name, str(a.attempt), a.status.label, _when(a.started_at), _when(a.completed_at), seconds, a.error or "")
     console.print(timeline)
+
+
+@process_app.command("explain")
+def process_explain(process_id: ProcessId, output: OutputOption = Output.TABLE) -> None:
+    """Why a process is where it is: the path so far and why each step was taken; if it waits,
+    which condition says no, its deadlines and the events that would reach it.
+
+    Example: workflowable process explain 42"""
+    explanation: Explanation = _run(_with_client(lambda c: c.explain_process(process_id), mirror_only=True))
+    if output is Output.JSON:
+        print(json.dumps({**_plain(explanation), "lines": explanation.lines()}, indent=2, ensure_ascii=False))
+        return
+    for line in explanation.lines():
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command("attempts")

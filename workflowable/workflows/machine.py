@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from ..states import ProcessStatus, Request
-from .messages import ActivityOutput, ActivityStep, Carried, Delivery, ProcessPlan, TransitionStep
+from .messages import ActivityOutput, ActivityStep, Carried, Cause, Delivery, ProcessPlan, TransitionStep
 
 S = ProcessStatus
 
@@ -81,6 +81,7 @@ class Choose:
     transitions: tuple[TransitionStep, ...]
     deliveries: int = 0
     waited: timedelta = timedelta(0)  #: at the position so far
+    cause: str = ""  #: why it checks now (a `Cause`), for the mirror's record of the check
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ class Machine:
     next_run_at: datetime | None = None
     phase: Phase = Phase.IDLE
     check_due: bool = True  #: the transitions must be checked before the process may wait
+    check_cause: str = Cause.BEGAN  #: why (a `Cause`)
     chosen: TransitionStep | None = None  #: a transition passed; its activity runs next
     #: conditions the last attempt checked as it succeeded, for its position: (chosen id or None)
     prechecked: tuple[int | None] | None = None
@@ -260,6 +262,7 @@ class Machine:
         status = S(carried.status)
         machine = cls(plan, status, status, carried.position, dict(carried.tokens), carried.steps_taken, wait_until=carried.wait_until, now=now)
         machine.deliveries, machine.arrived_at = carried.deliveries, carried.arrived_at or now
+        machine.check_cause = Cause.CONTINUED
         machine._advance()
         return machine
 
@@ -300,7 +303,7 @@ class Machine:
             target = self.paused_from or S.RUNNING
             self.paused_from = None
             self._set(target)
-            self.check_due = True  # a resumed process checks its transitions at once
+            self._check_now(Cause.RESUMED)  # a resumed process checks its transitions at once
         else:
             self._cancel()
         self.tickets[ticket] = _Ticket(request, self.version)
@@ -345,7 +348,7 @@ class Machine:
 
     def wake(self) -> None:
         """Check the transitions now rather than at the end of the wait."""
-        self.check_due = True
+        self._check_now(Cause.WOKEN)
         if self.phase is Phase.WAITING:
             self.effects.append(CancelTimer(self.timer))
             self.phase = Phase.IDLE
@@ -361,7 +364,7 @@ class Machine:
         if delivery.seq == self.deliveries + 1:
             self.tokens.update(delivery.tokens)
             self.deliveries = delivery.seq
-        self.check_due = True
+        self._check_now(Cause.DELIVERED)
         if self.phase in (Phase.ATTEMPT, Phase.CHOOSING):
             self.delivered_meanwhile = True
         elif self.phase is Phase.WAITING:
@@ -418,7 +421,8 @@ class Machine:
             self.chosen = self._transition(transition_id)
         elif transition_id is None:
             self.chosen = None
-            self.check_due = stale  # an event came meanwhile: check again with it
+            if stale:  # an event came meanwhile: check again with it
+                self._check_now(Cause.DELIVERED)
         else:  # paused, cancelled or moving meanwhile: it checks again when it goes on
             self.check_due = True
         self._advance()
@@ -435,6 +439,7 @@ class Machine:
         checked, self.delivered_meanwhile = output.checked and not self.delivered_meanwhile, False
         self.prechecked = (output.chosen,) if checked else None
         self.check_due = not checked
+        self.check_cause = Cause.DELIVERED if output.checked and not checked else Cause.SUCCEEDED
         if output.completed:  # the Success write completed the process (the mirror showed Running)
             self._as_in_mirror(S.COMPLETED)
             self._settle()
@@ -492,7 +497,7 @@ class Machine:
         if timer != self.timer or self.phase not in (Phase.WAITING, Phase.BACKOFF):
             return  # cancelled meanwhile
         if self.phase is Phase.WAITING:
-            self.check_due = True
+            self._check_now(Cause.DEADLINE if self.next_run_at in self._deadlines() else Cause.RETRY_INTERVAL)
         self.phase = Phase.IDLE
         self._advance()
 
@@ -569,7 +574,7 @@ class Machine:
                 self._continue_as_new()
                 return
             self.phase = Phase.CHOOSING
-            self.effects.append(Choose(tuple(checked), self.deliveries, self._waited()))
+            self.effects.append(Choose(tuple(checked), self.deliveries, self._waited(), self.check_cause))
             return
         if self.chosen is not None:
             self._advance()
@@ -613,6 +618,15 @@ class Machine:
         self._move_to(S.RUNNING)
         return False
 
+    def _check_now(self, cause: str) -> None:
+        self.check_due, self.check_cause = True, cause
+
+    def _deadlines(self) -> list[datetime]:
+        """When the deadlines of the transitions leaving the position come."""
+        arrived = self.arrived_at or self.now
+        outgoing = [t for t in self.plan.transitions if t.from_activity_id == self.position]
+        return [arrived + timedelta(seconds=t.after_seconds) for t in outgoing if t.after_seconds is not None]
+
     def _waited(self) -> timedelta:
         return self.now - (self.arrived_at or self.now)
 
@@ -622,10 +636,7 @@ class Machine:
         self._let_go_of_lock()
         interval = timedelta(seconds=self.plan.retry_interval_seconds)
         self.next_run_at = max(self.now + interval, self.wait_until or self.now)
-        arrived = self.arrived_at or self.now
-        outgoing = [t for t in self.plan.transitions if t.from_activity_id == self.position]
-        deadlines = [arrived + timedelta(seconds=t.after_seconds) for t in outgoing if t.after_seconds is not None]
-        ahead = [deadline for deadline in deadlines if deadline > self.now]
+        ahead = [deadline for deadline in self._deadlines() if deadline > self.now]
         if ahead:
             self.next_run_at = min(self.next_run_at, min(ahead))
         self.wait_until = None

@@ -72,6 +72,19 @@ class Signals:
     WITHDRAW = "withdraw"
 
 
+class Cause:
+    """Why the transitions are checked: kept with each check in the mirror, for `explain`."""
+
+    SUCCEEDED = "activity succeeded"
+    RETRY_INTERVAL = "retry interval"
+    DEADLINE = "deadline"
+    DELIVERED = "event delivered"
+    WOKEN = "woken"
+    RESUMED = "resumed"
+    BEGAN = "run began"
+    CONTINUED = "continued as new"
+
+
 def workflow_id_for(process_id: int) -> str:
     return f"{WORKFLOW_ID_PREFIX}{process_id}"
 
@@ -191,6 +204,7 @@ class ChooseInput:
     waited_seconds: float = 0.0  #: how long the process has been at its position (for deadlines)
     #: the caller reads a `ChooseOutput` (the first workflow type, which does not, reads the id alone)
     with_deliveries: bool = False
+    cause: str = ""  #: why the workflow checks now, for the mirror's record of the check
 
 
 @dataclass

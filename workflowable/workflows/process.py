@@ -274,7 +274,13 @@ class ProcessWorkflow:
     async def _choose(self, choose: m.Choose) -> None:
         assert self.machine is not None
         check = ChooseInput(
-            self.process_id, list(choose.transitions), dict(self.machine.tokens), choose.deliveries, choose.waited.total_seconds(), True
+            self.process_id,
+            list(choose.transitions),
+            dict(self.machine.tokens),
+            choose.deliveries,
+            choose.waited.total_seconds(),
+            with_deliveries=True,
+            cause=choose.cause,
         )
         outcome = ChooseOutput.of(await self._local(Activities.CHOOSE_TRANSITION, check))
         self._on(Machine.chosen_is, outcome.chosen, tuple(outcome.deliveries))

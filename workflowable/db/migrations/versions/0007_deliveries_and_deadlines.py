@@ -5,7 +5,9 @@ matched to a process (event field -> process token). workflow_process_deliveries
 delivered to a process, numbered per process (`seq`); workflow_processes.deliveries counts them,
 and the tokens a delivery wrote name it; a delivery signalled by hand keeps the workflow's id for
 it (`signal_id`), so that it is recorded once. workflow_transitions.after_seconds: a transition that
-passes once the process has waited that long at its source.
+passes once the process has waited that long at its source. workflow_process_evaluations: each
+check of a process's transitions, why it ran and what each condition said (identical checks in a
+row that took none folded into one row with a count).
 
 Revision ID: 0007
 Revises: 0006
@@ -58,6 +60,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("workflow_process_id", "signal_id", name="workflow_process_deliveries_signal"),
     )
     op.create_index("ix_workflow_process_deliveries_workflow_event_id", "workflow_process_deliveries", ["workflow_event_id"])
+    op.create_table(
+        "workflow_process_evaluations",
+        *_timestamps(),
+        sa.Column("id", sa.BigInteger, primary_key=True),
+        _fk("workflow_process_id", "workflow_processes.id"),
+        _fk("workflow_activity_id", "workflow_activities.id", nullable=True),
+        sa.Column("cause", sa.String(32), nullable=False),
+        _fk("workflow_transition_id", "workflow_transitions.id", nullable=True),
+        sa.Column("details", sa.Text, nullable=False),
+        sa.Column("checks", sa.Integer, nullable=False, server_default=sa.text("1")),
+    )
+    op.create_index("ix_workflow_process_evaluations_process", "workflow_process_evaluations", ["workflow_process_id", "id"])
+    op.create_index("ix_workflow_process_evaluations_workflow_transition_id", "workflow_process_evaluations", ["workflow_transition_id"])
     op.add_column("workflow_process_tokens", _fk("workflow_process_delivery_id", "workflow_process_deliveries.id", nullable=True))
     op.create_index(
         "ix_workflow_process_tokens_delivery",
@@ -70,6 +85,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_workflow_process_tokens_delivery", table_name="workflow_process_tokens")
     op.drop_column("workflow_process_tokens", "workflow_process_delivery_id")
+    op.drop_table("workflow_process_evaluations")
     op.drop_table("workflow_process_deliveries")
     op.drop_table("workflow_event_listeners")
     op.drop_column("workflow_processes", "deliveries")
