@@ -288,3 +288,24 @@ async def test_a_process_that_never_waits_records_its_checks_with_its_success(cl
     assert path(done) == ["reserve", "ship"]
     causes = [cause for cause, _, _ in await evaluation_rows(client, process.id)]
     assert causes in (["activity succeeded", "event delivered"], ["event delivered"]), causes
+
+
+async def test_the_views_count_how_often_transitions_are_taken_and_conditions_pass(client, flows):
+    order = unique("order")
+    process_id = await waiting(client, order)
+    await client.trigger_event(Decided(order_id=order, decision="approved"))
+    await client.wait_for_process(process_id, timeout=30)
+    async with client.engine.connect() as conn:
+        transitions = {
+            row.transition_name: (row.checked, row.taken)
+            for row in await conn.execute(sa.text("SELECT * FROM workflow_transition_outcomes WHERE workflow_name = :name"), {"name": flows.name})
+        }
+        conditions = {
+            row.condition_type: (row.checked, row.passed, row.errors)
+            for row in await conn.execute(sa.text("SELECT * FROM workflow_condition_outcomes WHERE workflow_name = :name"), {"name": flows.name})
+        }
+    assert set(transitions) == {"reserve -> ship", "reserve -> reject"}, "an unconditional transition is never checked"
+    checked, taken = transitions["reserve -> ship"]
+    assert 1 <= taken < checked, transitions  # it said no while the process waited, then yes
+    equals_checked, equals_passed, errors = conditions["workflowable.TokenEquals"]
+    assert equals_checked == checked and equals_passed == taken and errors == 0, conditions

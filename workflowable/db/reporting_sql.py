@@ -3,8 +3,8 @@ documents. Plain SQL on purpose: it is what a reporting user reads and runs."""
 
 from __future__ import annotations
 
-#: View name -> its SELECT, as the schema has them now. Migration 0004 created them from its own
-#: copy; a change here needs a new migration (tests/integration/test_schema.py says so).
+#: View name -> its SELECT, as the schema has them now. Migrations 0004 and 0007 created them from
+#: their own copies; a change here needs a new migration (tests/integration/test_schema.py says so).
 VIEWS: dict[str, str] = {
     # One row per attempt, with names and its duration in seconds (NULL while In Progress).
     "workflow_process_activity_log_durations": """
@@ -72,6 +72,49 @@ VIEWS: dict[str, str] = {
         JOIN workflows w ON w.id = p.workflow_id
         JOIN workflow_process_statuses s ON s.id = p.workflow_process_status_id
         GROUP BY w.id, w.name, s.id, s.name
+    """,
+    # Per transition that is ever checked (it has a condition or a deadline): how many checks
+    # looked at it (folded re-checks counted), how often it passed (and was taken, being the
+    # first that passed), and each of its conditions' yes, no and errors.
+    "workflow_transition_outcomes": """
+        SELECT w.id AS workflow_id,
+               w.name AS workflow_name,
+               t.id AS workflow_transition_id,
+               t.name AS transition_name,
+               t.ordinal,
+               coalesce(sum(c.checks), 0) AS checked,
+               coalesce(sum(c.checks) FILTER (WHERE CAST(c.entry ->> 'passed' AS boolean)), 0) AS taken
+        FROM workflow_transitions t
+        JOIN workflows w ON w.id = t.workflow_id
+        LEFT JOIN (
+            SELECT e.checks, entry
+            FROM workflow_process_evaluations e, jsonb_array_elements(CAST(e.details AS jsonb)) AS entry
+        ) c ON CAST(c.entry ->> 'transition' AS bigint) = t.id
+        WHERE t.after_seconds IS NOT NULL OR EXISTS (SELECT 1 FROM workflow_conditions k WHERE k.workflow_transition_id = t.id)
+        GROUP BY w.id, w.name, t.id, t.name, t.ordinal
+    """,
+    "workflow_condition_outcomes": """
+        SELECT w.id AS workflow_id,
+               w.name AS workflow_name,
+               t.id AS workflow_transition_id,
+               t.name AS transition_name,
+               k.id AS workflow_condition_id,
+               k.ordinal,
+               ct.name AS condition_type,
+               coalesce(sum(r.checks), 0) AS checked,
+               coalesce(sum(r.checks) FILTER (WHERE CAST(r.result ->> 'passed' AS boolean)), 0) AS passed,
+               coalesce(sum(r.checks) FILTER (WHERE r.result ? 'error'), 0) AS errors
+        FROM workflow_conditions k
+        JOIN workflow_condition_types ct ON ct.id = k.workflow_condition_type_id
+        JOIN workflow_transitions t ON t.id = k.workflow_transition_id
+        JOIN workflows w ON w.id = t.workflow_id
+        LEFT JOIN (
+            SELECT e.checks, CAST(entry ->> 'transition' AS bigint) AS transition_id, result, n
+            FROM workflow_process_evaluations e,
+                 jsonb_array_elements(CAST(e.details AS jsonb)) AS entry,
+                 jsonb_array_elements(coalesce(entry -> 'conditions', '[]')) WITH ORDINALITY AS checked(result, n)
+        ) r ON r.transition_id = t.id AND r.n = k.ordinal
+        GROUP BY w.id, w.name, t.id, t.name, k.id, k.ordinal, ct.name
     """,
 }
 

@@ -35,6 +35,51 @@ def _fk(name: str, target: str, *, nullable: bool = False) -> sa.Column:
     return sa.Column(name, sa.BigInteger, sa.ForeignKey(target, ondelete="CASCADE"), nullable=nullable)
 
 
+#: The views this migration created, as it created them (reporting_sql.VIEWS holds them as they are now).
+VIEWS: dict[str, str] = {
+    "workflow_transition_outcomes": """
+        SELECT w.id AS workflow_id,
+               w.name AS workflow_name,
+               t.id AS workflow_transition_id,
+               t.name AS transition_name,
+               t.ordinal,
+               coalesce(sum(c.checks), 0) AS checked,
+               coalesce(sum(c.checks) FILTER (WHERE CAST(c.entry ->> 'passed' AS boolean)), 0) AS taken
+        FROM workflow_transitions t
+        JOIN workflows w ON w.id = t.workflow_id
+        LEFT JOIN (
+            SELECT e.checks, entry
+            FROM workflow_process_evaluations e, jsonb_array_elements(CAST(e.details AS jsonb)) AS entry
+        ) c ON CAST(c.entry ->> 'transition' AS bigint) = t.id
+        WHERE t.after_seconds IS NOT NULL OR EXISTS (SELECT 1 FROM workflow_conditions k WHERE k.workflow_transition_id = t.id)
+        GROUP BY w.id, w.name, t.id, t.name, t.ordinal
+    """,
+    "workflow_condition_outcomes": """
+        SELECT w.id AS workflow_id,
+               w.name AS workflow_name,
+               t.id AS workflow_transition_id,
+               t.name AS transition_name,
+               k.id AS workflow_condition_id,
+               k.ordinal,
+               ct.name AS condition_type,
+               coalesce(sum(r.checks), 0) AS checked,
+               coalesce(sum(r.checks) FILTER (WHERE CAST(r.result ->> 'passed' AS boolean)), 0) AS passed,
+               coalesce(sum(r.checks) FILTER (WHERE r.result ? 'error'), 0) AS errors
+        FROM workflow_conditions k
+        JOIN workflow_condition_types ct ON ct.id = k.workflow_condition_type_id
+        JOIN workflow_transitions t ON t.id = k.workflow_transition_id
+        JOIN workflows w ON w.id = t.workflow_id
+        LEFT JOIN (
+            SELECT e.checks, CAST(entry ->> 'transition' AS bigint) AS transition_id, result, n
+            FROM workflow_process_evaluations e,
+                 jsonb_array_elements(CAST(e.details AS jsonb)) AS entry,
+                 jsonb_array_elements(coalesce(entry -> 'conditions', '[]')) WITH ORDINALITY AS checked(result, n)
+        ) r ON r.transition_id = t.id AND r.n = k.ordinal
+        GROUP BY w.id, w.name, t.id, t.name, k.id, k.ordinal, ct.name
+    """,
+}
+
+
 def upgrade() -> None:
     op.add_column("workflow_transitions", sa.Column("after_seconds", sa.Float, nullable=True))
     op.add_column("workflow_processes", sa.Column("deliveries", sa.Integer, nullable=False, server_default=sa.text("0")))
@@ -80,9 +125,13 @@ def upgrade() -> None:
         ["workflow_process_delivery_id"],
         postgresql_where=sa.text("workflow_process_delivery_id IS NOT NULL"),
     )
+    for name, body in VIEWS.items():
+        op.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
 
 
 def downgrade() -> None:
+    for name in reversed(list(VIEWS)):
+        op.execute(f"DROP VIEW IF EXISTS {name}")
     op.drop_index("ix_workflow_process_tokens_delivery", table_name="workflow_process_tokens")
     op.drop_column("workflow_process_tokens", "workflow_process_delivery_id")
     op.drop_table("workflow_process_evaluations")
