@@ -1,11 +1,18 @@
-"""Demo: an order-approval flow. Large orders need a manager's approval before payment.
+"""Demo: an order-approval flow. Large orders wait for a manager's decision before payment.
 
-    start -> reserve -> (amount > 1000) approve -> charge -> ship
-                     -> (otherwise)              charge -> ship
+    start -> reserve -> (amount > 1000) ask_manager -> (decision approved) charge -> ship
+                     |                              -> (decision other)    reject
+                     |                              -> (after ESCALATE_AFTER) escalate -> (approved) charge -> ship
+                     |                                                                 -> (other)    reject
+                     -> (otherwise) charge -> ship
 
-`reserve` writes the output token `reservation_id`, which `charge` and `ship` read later.
-Run it with `scripts/demo` (or `python -m examples.order_approval` inside the venv); serve it
-with `workflowable dev --app examples.order_approval:TYPES`.
+`reserve` writes the output token `reservation_id`, which `charge` and `ship` read later. The
+manager's decision is an event, `ApprovalDecided`, delivered to the waiting process whose
+`order_id` matches: it goes on at once, without polling. An order nobody decides on is escalated
+when its deadline passes. Run it with `scripts/demo` (or `python -m examples.order_approval`
+inside the venv); serve it with `workflowable dev --app examples.order_approval:TYPES`, and decide
+by hand with `workflowable trigger ApprovalDecided --app examples.order_approval:TYPES -d
+'{"order_id": 1003, "decision": "approved"}'`.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import random
 import signal
 import sys
 import time
+from datetime import timedelta
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
@@ -30,12 +38,16 @@ from workflowable import (
     Condition,
     ConditionContext,
     ConditionType,
+    InvalidWorkflowStatusChange,
     ProcessStatus,
     Settings,
+    TokenEquals,
+    TokenPresent,
     Workflowable,
     WorkflowDefinition,
     WorkflowEvent,
     WorkflowNotEditable,
+    WorkflowNotFound,
     build_worker,
     run,
 )
@@ -52,6 +64,18 @@ class OrderPlaced(WorkflowEvent):
     customer: str
 
 
+class ApprovalDecided(WorkflowEvent):
+    """A manager decided on an order: delivered to the order's waiting process."""
+
+    order_id: int
+    decision: str  #: "approved", or anything else to reject
+
+
+#: How long an order waits for its manager before it is escalated: a day in production, seconds
+#: here so that the demo ends.
+ESCALATE_AFTER = timedelta(seconds=3)
+
+
 class ReserveParameters(BaseModel):
     warehouse: str = "main"
 
@@ -64,10 +88,22 @@ class ReserveStock(ActivityType[ReserveParameters]):
         ctx.set_output("reservation_id", f"{ctx.parameters.warehouse.upper()}-{ctx.tokens['order_id']}")
 
 
-class RequestApproval(ActivityType):
+class AskManager(ActivityType):
     async def handle(self, ctx: ActivityContext) -> None:
-        await asyncio.sleep(0.1)  # a manager looks at it
-        ctx.set_output("approved_by", "manager@example.com")
+        await asyncio.sleep(0.05)  # a message to the manager's inbox
+        ctx.set_output("asked", "manager@example.com")
+
+
+class Escalate(ActivityType):
+    async def handle(self, ctx: ActivityContext) -> None:
+        await asyncio.sleep(0.05)  # the director is asked instead
+        ctx.set_output("escalated_to", "director@example.com")
+
+
+class RejectOrder(ActivityType):
+    async def handle(self, ctx: ActivityContext) -> None:
+        await asyncio.sleep(0.05)
+        ctx.set_output("rejected", f"{ctx.tokens['reservation_id']} released")
 
 
 class ChargePayment(ActivityType):
@@ -93,39 +129,60 @@ class AmountAbove(ConditionType[AmountLimit]):
         return float(ctx.tokens["amount"]) > ctx.parameters.limit
 
 
-TYPES = [OrderPlaced, ReserveStock, RequestApproval, ChargePayment, ShipOrder, AmountAbove]
+TYPES = [OrderPlaced, ApprovalDecided, ReserveStock, AskManager, Escalate, RejectOrder, ChargePayment, ShipOrder, AmountAbove]
+
+APPROVED = Condition(TokenEquals, {"key": "decision", "value": "approved"})
+DECIDED = Condition(TokenPresent, {"key": "decision"})
+
+
+#: The workflow's name. An Active workflow cannot be edited, so a changed graph is a new version
+#: under a new name; `install` retires the versions before it.
+FLOW = "order-approval-v2"
+EARLIER_FLOWS = ("order-approval",)
 
 
 def order_approval() -> WorkflowDefinition:
-    flow = WorkflowDefinition("order-approval", event=OrderPlaced, priority=10, retry_interval=30)
+    # retry_interval: a waiting order is checked again hourly in any case; the decision and the
+    # deadline are what move it on.
+    flow = WorkflowDefinition(FLOW, event=OrderPlaced, priority=10, retry_interval=3600)
     reserve = flow.activity("reserve", ReserveStock, {"warehouse": "east"})
-    approve = flow.activity("approve", RequestApproval)
+    ask = flow.activity("ask_manager", AskManager)
+    escalate = flow.activity("escalate", Escalate)
+    reject = flow.activity("reject", RejectOrder)
     charge = flow.activity("charge", ChargePayment)
     ship = flow.activity("ship", ShipOrder)
     flow.start(reserve)
-    flow.transition(reserve, approve, when=[Condition(AmountAbove, {"limit": 1000})])
+    flow.transition(reserve, ask, when=[Condition(AmountAbove, {"limit": 1000})])
     flow.transition(reserve, charge)
-    flow.transition(approve, charge)
+    for waiting in (ask, escalate):
+        flow.transition(waiting, charge, when=[APPROVED])
+        flow.transition(waiting, reject, when=[DECIDED])
+    flow.transition(ask, escalate, after=ESCALATE_AFTER)
     flow.transition(charge, ship)
+    flow.listen(ApprovalDecided, match=["order_id"])
     return flow
 
 
 async def run_demo(settings: Settings, orders: int, console: Console) -> bool:
     """Trigger `orders` events, show progress, then the processes and the seed's SQL queries."""
     async with await Workflowable.connect(settings) as client:
-        try:
-            await client.save_workflow(order_approval(), activate=True)
-        except WorkflowNotEditable:
-            pass  # saved and activated by an earlier run
+        await install(client)
         worker = build_worker(client.temporal, client.database, Catalog.of(TYPES), task_queue=settings.task_queue)
         async with worker:
             rng = random.Random(7)
             started = time.monotonic()
-            created = []
+            order_of: dict[int, int] = {}  # process id -> order id
+            large: list[int] = []  # processes that wait for a manager
             for n in range(orders):
                 event = OrderPlaced(order_id=1000 + n, amount=round(rng.uniform(50, 2500), 2), customer=f"customer-{n % 5}")
-                created += await client.trigger_event(event)
-            ids = [p.id for p in created]
+                for process in await client.trigger_event(event):
+                    order_of[process.id] = event.order_id
+                    if event.amount > 1000:
+                        large.append(process.id)
+            ids = list(order_of)
+            # The managers: the first large order is left alone until its deadline escalates it
+            # (then the director approves it), the second is rejected, the others approved.
+            deciding = asyncio.create_task(_managers(client, large, order_of, console))
             with Progress(TextColumn("processes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
                 task = bar.add_task("run", total=len(ids))
                 for _ in range(600):  # at most 60 s
@@ -135,16 +192,21 @@ async def run_demo(settings: Settings, orders: int, console: Console) -> bool:
                     if done == len(ids):
                         break
                     await asyncio.sleep(0.1)
+            await _finished(deciding)
             elapsed = time.monotonic() - started
 
-        table = Table(title=f"{len(processes)} processes of 'order-approval' ({elapsed:.1f} s)")
-        for column in ("id", "status", "amount", "path", "reservation_id", "tracking_number"):
+        table = Table(title=f"{len(processes)} processes of {FLOW!r} ({elapsed:.1f} s)")
+        for column in ("id", "status", "amount", "path", "decision", "tracking_number"):
             table.add_column(column)
         for p in processes:
             tokens = p.token_values
             path = " -> ".join(a.activity_name for a in p.attempts if a.status is AttemptStatus.SUCCESS)
-            table.add_row(str(p.id), p.status.label, tokens["amount"], path, tokens.get("reservation_id", ""), tokens.get("tracking_number", ""))
+            table.add_row(str(p.id), p.status.label, tokens["amount"], path, tokens.get("decision", ""), tokens.get("tracking_number", ""))
         console.print(table)
+        if large:
+            console.print(f"\n[bold]workflowable process explain {large[0]}[/] (the order that waited past its deadline):")
+            for line in (await client.explain_process(large[0])).lines():
+                console.print(line, soft_wrap=True, highlight=False, markup=False)
 
         async with client.engine.connect() as conn:
             first = ids[0]
@@ -162,6 +224,50 @@ async def run_demo(settings: Settings, orders: int, console: Console) -> bool:
             console.print(f"[bold]Seed query 3[/]: {AVERAGE_DURATION.replace(':activity_id', str(activity_id))};")
             console.print(f"avg_execution_time: {'-' if average is None else f'{float(average):.3f}'} s")
         return all(p.status is ProcessStatus.COMPLETED for p in processes)
+
+
+async def install(client: Workflowable) -> None:
+    """Save and activate the flow (once: a later run finds it Active), and deactivate earlier
+    versions a state folder of an older demo may hold, so that an order starts one process."""
+    try:
+        await client.save_workflow(order_approval())
+    except WorkflowNotEditable:
+        pass  # saved by an earlier run
+    await client.activate_workflow(FLOW)
+    for earlier in EARLIER_FLOWS:
+        try:
+            await client.deactivate_workflow(earlier)
+        except (WorkflowNotFound, InvalidWorkflowStatusChange):
+            pass  # never saved here, or not Active
+
+
+async def _managers(client: Workflowable, large: list[int], order_of: dict[int, int], console: Console) -> None:
+    """Decide on each large order once it waits at `position` (a bounded wait: the run's 60 s)."""
+    for n, process_id in enumerate(large[1:]):
+        await _waiting_at(client, process_id, "ask_manager")
+        decision = "rejected" if n == 0 else "approved"
+        await client.trigger_event(ApprovalDecided(order_id=order_of[process_id], decision=decision))
+    for process_id in large[:1]:
+        await _waiting_at(client, process_id, "escalate")
+        await client.trigger_event(ApprovalDecided(order_id=order_of[process_id], decision="approved"))
+
+
+async def _waiting_at(client: Workflowable, process_id: int, position: str) -> None:
+    for _ in range(600):
+        process = await client.get_process(process_id)
+        if process.status is ProcessStatus.PENDING and process.position_name == position:
+            return
+        await asyncio.sleep(0.1)
+
+
+async def _finished(task: asyncio.Task[None]) -> None:
+    """The managers' task, ended (it ends by itself once every process has moved on)."""
+    if not task.done():
+        task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
 
 
 async def main(orders: int = 20, *, keep: bool = False) -> int:
