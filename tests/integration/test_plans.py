@@ -17,12 +17,12 @@ from sqlalchemy.dialects import postgresql
 
 from tests.conftest import database_of_its_own
 from workflowable.db.database import create_engine
-from workflowable.db.mirror import due_batch, due_count
+from workflowable.db.mirror import TRIGGER, due_batch, due_count
 from workflowable.reconcile import OPEN_ATTEMPTS, to_check
 
 #: Finished processes and their attempt rows put in first (about 60 MB; filled in a few seconds).
 FINISHED, ATTEMPTS_EACH = 200_000, 2
-BIG_TABLES = {"workflow_processes", "workflow_process_activity_logs"}
+BIG_TABLES = {"workflow_processes", "workflow_process_activity_logs", "workflow_process_tokens"}
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,14 @@ WITH event AS (
     SELECT activity.workflow_id, CASE WHEN n % 1000 = 0 THEN 2 ELSE 7 END, activity.id, 'grown', now(), now()
     FROM activity, generate_series(1, :finished) AS n
     RETURNING id, workflow_process_status_id
+), business_keys AS (
+    INSERT INTO workflow_process_tokens (workflow_process_id, key, value)
+    SELECT made.id, 'order_id', CAST(made.id AS text) FROM made
+), released AS (
+    INSERT INTO workflow_events (name, class_name) VALUES ('Released', 'tests.Released') RETURNING id
+), listener AS (
+    INSERT INTO workflow_event_listeners (workflow_id, workflow_event_id, match)
+    SELECT workflow.id, released.id, '{"order_id": "order_id"}' FROM workflow, released
 )
 INSERT INTO workflow_process_activity_logs
     (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id, started_at, completed_at, step, attempt, temporal_run_id)
@@ -107,6 +115,18 @@ async def test_maintenance_queries_do_not_scan_the_big_tables(grown, name):
     sequential = [relation for node, relation in found if node == "Seq Scan" and relation in BIG_TABLES]
     assert any(relation in BIG_TABLES for _, relation in found), f"{name} reads neither big table: {found}"
     assert not sequential, f"{name}: sequential scan of {sequential}; plan: {found}"
+
+
+async def test_a_delivery_finds_its_processes_by_the_token_index(grown):
+    """The trigger's statement, delivering an event to the processes whose order_id matches:
+    candidates come from the token index, not from every process of the listening workflow."""
+    params = {"class_path": "tests.Released", "queue": "q", "lock_key": None, "next_run_at": None, "keys": ["order_id"], "values": ["4000"]}
+    async with grown.connect() as conn:
+        plan = (await conn.execute(sa.text(f"EXPLAIN (FORMAT JSON) {TRIGGER.text}"), params)).scalar()
+    found = scans((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+    sequential = [relation for node, relation in found if node == "Seq Scan" and relation in BIG_TABLES]
+    assert not sequential, f"sequential scan of {sequential}; plan: {found}"
+    assert any(relation == "workflow_process_tokens" and "Index" in node for node, relation in found), found
 
 
 async def test_the_check_sees_a_sequential_scan(grown):

@@ -28,12 +28,14 @@ from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 from ..client import Workflowable
+from ..conditions import TokenPresent
 from ..connection import database_url
 from ..db.database import Database
 from ..db.reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS
 from ..definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, WorkflowEvent
 from ..graph import Condition, WorkflowDefinition
 from ..settings import Settings
+from ..states import ProcessStatus
 from ..worker import HEARTBEAT_THROTTLE, SANDBOX, build_worker
 from .devstack import stop_child
 
@@ -65,6 +67,17 @@ class WaitingEvent(WorkflowEvent):
     n: int
 
 
+class ListeningEvent(WorkflowEvent):
+    n: int
+
+
+class Released(WorkflowEvent):
+    """Delivered to every waiting process of its batch; its `released` token lets them go on."""
+
+    batch: str
+    released: str = "yes"
+
+
 class Noop(ActivityType):
     async def handle(self, ctx: ActivityContext) -> None:
         pass
@@ -80,7 +93,7 @@ class Never(ConditionType):
         return False
 
 
-TYPES = [BenchEvent, WaitingEvent, Noop, Always, Never]
+TYPES = [BenchEvent, WaitingEvent, ListeningEvent, Released, Noop, Always, Never]
 
 
 #: Workflows, then processes, run before each half is measured and not counted: the first
@@ -97,6 +110,7 @@ class Config:
     waiting: int = 5_000  #: processes waiting on timers while the worker's memory is read
     #: latency is measured with both halves started at this share of (a)'s throughput
     latency_load: float = 0.25
+    deliveries: int = 1_000  #: waiting processes one event is delivered to
 
 
 @dataclass
@@ -181,6 +195,8 @@ async def measure(settings: Settings | None, config: Config, progress: Progress)
             await report_queries(client, config, results, progress)
         if config.waiting:
             await waiting_memory(client, running, config, results, progress)
+        if config.deliveries:
+            await one_event_to_many(client, config, results, progress)
     return results
 
 
@@ -272,22 +288,35 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
     results.target("p50 latency b/a", percentile(latency["b"], 0.5) / percentile(latency["a"], 0.5), 1.3, at_least=False)
 
 
-async def insert_due_processes(client: Workflowable, count: int, queue: str, event: type[WorkflowEvent]) -> str:
-    """`count` due Created processes of a fresh Active workflow, written in one statement."""
+async def insert_due_processes(
+    client: Workflowable, count: int, queue: str, event: type[WorkflowEvent], *, released_by: str | None = None
+) -> str:
+    """`count` due Created processes of a fresh Active workflow, written in one statement; with
+    `released_by`, the workflow listens for `Released` and they wait for that batch's."""
     event.task_queue = queue
     flow = WorkflowDefinition(f"bench-{event.__name__}-{time.time_ns()}", event=event, retry_interval=3600)
     first, never = flow.activity("first", Noop), flow.activity("never", Noop)
     flow.start(first)
-    flow.transition(first, never, when=[Condition(Never)])
+    if released_by is None:
+        flow.transition(first, never, when=[Condition(Never)])
+    else:
+        flow.transition(first, never, when=[Condition(TokenPresent, {"key": "released"})])
+        flow.listen(Released, match=["batch"])
     workflow_id = await client.save_workflow(flow, activate=True)
     async with client.engine.begin() as conn:
-        await conn.execute(
+        created = await conn.execute(
             sa.text(
                 "INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, queue) "
-                "SELECT :workflow, 1, :queue FROM generate_series(1, :count)"
+                "SELECT :workflow, 1, :queue FROM generate_series(1, :count) RETURNING id"
             ),
             {"workflow": workflow_id, "queue": queue, "count": count},
         )
+        if released_by is not None:
+            ids = [row.id for row in created]
+            await conn.execute(
+                sa.text("INSERT INTO workflow_process_tokens (workflow_process_id, key, value) SELECT unnest(CAST(:ids AS bigint[])), 'batch', :batch"),
+                {"ids": ids, "batch": released_by},
+            )
     return flow.name
 
 
@@ -393,6 +422,47 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS")
+
+
+async def one_event_to_many(client: Workflowable, config: Config, results: Results, progress: Progress) -> None:
+    """`deliveries` processes waiting for their batch's `Released`: how long the trigger that
+    delivers it to all of them takes (one statement, then the signals), and until all moved on."""
+    queue, batch = "bench-deliveries", f"batch-{time.time_ns()}"
+    name = await insert_due_processes(client, config.deliveries, queue, ListeningEvent, released_by=batch)
+    async with build_worker(client.temporal, client.database, Catalog.of(TYPES), task_queue=queue):
+        await client.process_runs()
+        tick = progress("waiting for the event", config.deliveries)
+        await _until_count(client, name, ProcessStatus.PENDING, config.deliveries, tick)
+        started = time.perf_counter()
+        triggered = await client.trigger_event(Released(batch=batch))
+        trigger_s = time.perf_counter() - started
+        tick = progress("moved on by it", config.deliveries)
+        moved = await _until_count(client, name, ProcessStatus.COMPLETED, config.deliveries, tick)
+        all_moved_s = time.perf_counter() - started
+    results.figures["deliveries"] = {
+        "processes": config.deliveries,
+        "delivered": len(triggered.deliveries),
+        "signalled": sum(d.signalled for d in triggered.deliveries),
+        "trigger_ms": trigger_s * 1000,
+        "all_completed_s": all_moved_s,
+        "completed": moved,
+    }
+
+
+async def _until_count(client: Workflowable, workflow: str, status: ProcessStatus, count: int, tick: Callable[[], None]) -> int:
+    """Wait (up to a minute and a tenth of a second per process) until `count` processes of the
+    workflow are in `status`; how many are."""
+    seen, deadline = 0, time.monotonic() + 60 + count / 10
+    while seen < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        async with client.engine.connect() as conn:
+            now = int(await conn.scalar(sa.text(
+                "SELECT count(*) FROM workflow_processes p JOIN workflows w ON w.id = p.workflow_id "
+                "WHERE w.name = :name AND p.workflow_process_status_id = :status"), {"name": workflow, "status": int(status)}) or 0)
+        for _ in range(now - seen):
+            tick()
+        seen = max(seen, now)
+    return seen
 
 
 async def waiting_memory(client: Workflowable, settings: Settings, config: Config, results: Results, progress: Progress) -> None:

@@ -387,20 +387,21 @@ def bench(
     sweep: Annotated[int, typer.Option(min=0, help="Due processes for the sweep (0: skip).")] = 10_000,
     attempt_rows: Annotated[int, typer.Option(min=0, help="Attempt rows for the report queries (0: skip).")] = 1_000_000,
     waiting: Annotated[int, typer.Option(min=0, help="Processes waiting while the worker's memory is read (0: skip).")] = 5_000,
+    deliveries: Annotated[int, typer.Option(min=0, help="Waiting processes one event is delivered to (0: skip).")] = 1_000,
     latency_load: Annotated[
         float, typer.Option(min=0.01, max=1.0, help="Latency is measured with processes started at this share of (a)'s throughput.")
     ] = 0.25,
-    quick: Annotated[bool, typer.Option(help="A small smoke run: n=20, sweep=200, 20,000 rows, 50 waiting.")] = False,
+    quick: Annotated[bool, typer.Option(help="A small smoke run: n=20, sweep=200, 20,000 rows, 50 waiting, 50 delivered to.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     own_servers: Annotated[bool, typer.Option(help="Use the servers in the settings instead of starting fresh ones.")] = False,
 ) -> None:
-    """Measure Workflowable against plain Temporal on the same servers, and the sweep, report queries and worker memory."""
+    """Measure Workflowable against plain Temporal on the same servers, and the sweep, report queries, worker memory and one event delivered to many waiting processes."""
     from .bench import Config, measure
 
     if quick:
-        config = Config(n=20, concurrency=10, sweep=200, attempt_rows=20_000, waiting=50, latency_load=latency_load)
+        config = Config(n=20, concurrency=10, sweep=200, attempt_rows=20_000, waiting=50, latency_load=latency_load, deliveries=50)
     else:
-        config = Config(n, concurrency, sweep, attempt_rows, waiting, latency_load)
+        config = Config(n, concurrency, sweep, attempt_rows, waiting, latency_load, deliveries)
     # A slow refresh: the bar shares its process (and CPU) with the worker being measured.
     columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=as_json, refresh_per_second=1) as bar:
