@@ -197,6 +197,9 @@ async def test_a_deadline_takes_its_transition_when_nothing_else_passes(client, 
     await eventually(pending, timeout=30)
     words = "\n".join((await client.explain_process(process.id)).lines())
     assert "does not pass: its deadline (2 s at this position) had not come" in words, words
+    handle = client.temporal.get_workflow_handle(workflow_id_for(process.id))
+    details = (await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
+    assert "Pending: no transition passes; a deadline passes at" in details, details
     assert "deadline: transition 'wait -> escalate' (1) passes on its own at" in words, words
     done = await client.wait_for_process(process.id, timeout=30)  # the retry interval is an hour
     assert done.status is S.COMPLETED and path(done) == ["wait", "escalate"]

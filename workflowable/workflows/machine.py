@@ -497,7 +497,7 @@ class Machine:
         if timer != self.timer or self.phase not in (Phase.WAITING, Phase.BACKOFF):
             return  # cancelled meanwhile
         if self.phase is Phase.WAITING:
-            self._check_now(Cause.DEADLINE if self.next_run_at in self._deadlines() else Cause.RETRY_INTERVAL)
+            self._check_now(Cause.DEADLINE if self.next_run_at in self.deadlines() else Cause.RETRY_INTERVAL)
         self.phase = Phase.IDLE
         self._advance()
 
@@ -621,7 +621,7 @@ class Machine:
     def _check_now(self, cause: str) -> None:
         self.check_due, self.check_cause = True, cause
 
-    def _deadlines(self) -> list[datetime]:
+    def deadlines(self) -> list[datetime]:
         """When the deadlines of the transitions leaving the position come."""
         arrived = self.arrived_at or self.now
         outgoing = [t for t in self.plan.transitions if t.from_activity_id == self.position]
@@ -636,7 +636,7 @@ class Machine:
         self._let_go_of_lock()
         interval = timedelta(seconds=self.plan.retry_interval_seconds)
         self.next_run_at = max(self.now + interval, self.wait_until or self.now)
-        ahead = [deadline for deadline in self._deadlines() if deadline > self.now]
+        ahead = [deadline for deadline in self.deadlines() if deadline > self.now]
         if ahead:
             self.next_run_at = min(self.next_run_at, min(ahead))
         self.wait_until = None

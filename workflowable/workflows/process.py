@@ -496,12 +496,15 @@ class ProcessWorkflow:
 
 
 def _waiting_for(machine: Machine) -> str:
-    """The events a waiting process listens for, with the values that match it (its tokens)."""
+    """The events a waiting process listens for, with the values that match it (its tokens),
+    and when its next deadline passes."""
     said = []
     for listening in machine.plan.listens:
         values = ", ".join(f"{field}={machine.tokens.get(key, '?')}" for field, key in listening.match.items())
         said.append(f"{listening.event} with {values}")
-    return f"waiting for {' or '.join(said)}; " if said else "no transition passes; "
+    waiting = f"waiting for {' or '.join(said)}; " if said else "no transition passes; "
+    ahead = sorted(deadline for deadline in machine.deadlines() if deadline > machine.now)
+    return waiting + (f"a deadline passes at {ahead[0].isoformat(timespec='seconds')}; " if ahead else "")
 
 
 def _doing(machine: Machine) -> str:
