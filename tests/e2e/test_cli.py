@@ -12,6 +12,7 @@ from pathlib import Path
 from tests.conftest import unique
 from tests.e2e.cli_app import CliEvent, Shout
 from workflowable import ProcessStatus, Request, Settings, WorkflowDefinition
+from workflowable.ops.checks import head_revision
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWABLE = [sys.executable, "-m", "workflowable"]
@@ -33,7 +34,8 @@ def environment(settings, **extra: str) -> dict[str, str]:
 def test_db_upgrade_is_repeatable(settings):
     result = subprocess.run([*WORKFLOWABLE, "db", "upgrade"], env=environment(settings), cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "Mirror schema at revision 0006" in result.stdout  # the revision itself, not "head"
+    assert f"Mirror schema at revision {head_revision()}" in result.stdout  # the revision itself, not "head"
+    assert head_revision() == "0007"
 
 
 def test_a_bad_app_is_a_clear_error(settings):
