@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ from .definitions import (
 from .dispatch import SweepResult, process_runs, start_and_record
 from .errors import InvalidParameters, InvalidToken, NonRetryable, ProcessNotFound, UnknownType
 from .evaluation import Evaluation, describe_error, evaluate
+from .metrics import WorkerMetrics
 from .settings import DEFAULT_MAX_PROCESS_TOKENS_BYTES, DEFAULT_MAX_TOKEN_BYTES
 from .states import ProcessStatus
 from .workflows.locks import LOCK_WORKFLOW, LockInput, LockRequest, lock_workflow_id
@@ -106,11 +108,13 @@ class ProcessActivities:
         *,
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
         max_process_tokens_bytes: int = DEFAULT_MAX_PROCESS_TOKENS_BYTES,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.mirror = mirror
         self.catalog = catalog
         self.max_token_bytes = max_token_bytes
         self.max_process_tokens_bytes = max_process_tokens_bytes
+        self.metrics = metrics
 
     @activity.defn(name=Activities.BEGIN_PROCESS)
     async def begin_process(self, input: ProcessInput) -> ProcessPlan:
@@ -240,10 +244,25 @@ class ProcessActivities:
 
     def activity_for(self, activity_type: type[ActivityType[Any]]) -> Callable[[ActivityInput], Coroutine[Any, Any, ActivityOutput]]:
         """The Temporal activity, named after the type, that runs and logs one attempt."""
-        mirror, catalog = self.mirror, self.catalog
+        mirror, catalog, metrics, type_name = self.mirror, self.catalog, self.metrics, activity_type.type_name()
         max_token_bytes, max_process_tokens_bytes = self.max_token_bytes, self.max_process_tokens_bytes
+        written = functools.partial(_until_written, metrics=metrics)
 
         async def run(input: ActivityInput) -> ActivityOutput:
+            """One attempt, counted and timed by its outcome."""
+            started, outcome = time.monotonic(), "failure"
+            try:
+                output = await attempt(input)
+                outcome = "success" if output.not_begun is None else "not_begun"
+                return output
+            except asyncio.CancelledError:
+                outcome = "cancelled"
+                raise
+            finally:
+                if metrics is not None:
+                    metrics.attempt(type_name, outcome, time.monotonic() - started)
+
+        async def attempt(input: ActivityInput) -> ActivityOutput:
             key = AttemptKey(input.process_id, input.activity_id, _run_id(), input.step, input.attempt)
             started_at = _now()
             # The attempt's In Progress row goes with a write that must come before it runs: the
@@ -252,13 +271,13 @@ class ProcessActivities:
             # row is opened at its first heartbeat, and one that ends sooner is written once, as it ends.
             open_row: Callable[[], Awaitable[object]] | None = None  # at the first heartbeat
             if input.begins_run:
-                began, earlier = await _until_written(lambda: _begin_and_start(mirror, key, started_at))
+                began, earlier = await written("begin", lambda: _begin_and_start(mirror, key, started_at))
                 if began is not ProcessStatus.RUNNING:  # paused or ended through the mirror meanwhile
                     return ActivityOutput(outputs={}, not_begun=int(began))
             elif input.attempt > 1:
-                earlier = await _until_written(lambda: mirror.start_attempt(key, started_at))
+                earlier = await written("start", lambda: mirror.start_attempt(key, started_at))
             else:
-                earlier, open_row = None, functools.partial(_until_written, lambda: mirror.start_attempt(key, started_at))
+                earlier, open_row = None, functools.partial(written, "start", lambda: mirror.start_attempt(key, started_at))
             if earlier is not None:  # an earlier attempt of this step succeeded; its worker died
                 return ActivityOutput(outputs=earlier)
             try:
@@ -274,15 +293,15 @@ class ProcessActivities:
                 )
                 await _heartbeating(activity_type().handle(ctx), first_beat=open_row)
             except asyncio.CancelledError:
-                await _until_written(lambda: mirror.fail_attempt(key, started_at, _now(), _cancel_reason()))
+                await written("fail", lambda: mirror.fail_attempt(key, started_at, _now(), _cancel_reason()))
                 raise
             except (NonRetryable, InvalidToken) as exc:  # another attempt would fail the same way
                 error = describe_error(exc)
-                await _until_written(lambda: mirror.fail_attempt(key, started_at, _now(), error))
+                await written("fail", lambda: mirror.fail_attempt(key, started_at, _now(), error))
                 raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
             except Exception as exc:
                 error = describe_error(exc)
-                await _until_written(lambda: mirror.fail_attempt(key, started_at, _now(), error))
+                await written("fail", lambda: mirror.fail_attempt(key, started_at, _now(), error))
                 raise
             completed_at = _now()
             # The transitions leaving the activity are checked before its Success is written, so
@@ -295,7 +314,8 @@ class ProcessActivities:
                     activity.logger.warning("conditions after %r not checked: %s", input.activity_name, describe_error(evaluation.error))
                     evaluation = None
             checked = (evaluation.chosen, evaluation.details()) if evaluation is not None else None
-            completed = await _until_written(
+            completed = await written(
+                "succeed",
                 lambda: mirror.succeed_attempt(key, started_at, completed_at, ctx.outputs, completes=input.completes, checked=checked)
             )
             output = ActivityOutput(outputs=ctx.outputs, wait_until=ctx.wait_until, completed=completed)
@@ -303,8 +323,8 @@ class ProcessActivities:
                 output.chosen, output.checked = evaluation.chosen, True
             return output
 
-        run.__name__ = run.__qualname__ = activity_type.type_name()
-        return activity.defn(name=activity_type.type_name())(run)
+        run.__name__ = run.__qualname__ = type_name
+        return activity.defn(name=type_name)(run)
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity to register on a worker: the local ones and one per activity type."""
@@ -359,18 +379,24 @@ def _not_found_is_final() -> Iterator[None]:
         raise ApplicationError(str(exc), type="ProcessNotFound", non_retryable=True) from None
 
 
-async def _until_written(write: Callable[[], Awaitable[T]]) -> T:
+async def _until_written(name: str, write: Callable[[], Awaitable[T]], *, metrics: WorkerMetrics | None) -> T:
     """A mirror write from inside an activity, retried (heartbeating meanwhile) for as long as
     Postgres cannot take it: an outage delays the attempt, it does not fail it. Every write
-    here is safe to repeat. Errors that are not about the connection are raised at once."""
-    delay = WRITE_RETRY_FIRST
+    here is safe to repeat. Errors that are not about the connection are raised at once.
+    `name` labels its metrics: how long it took, retries included, and each retry."""
+    delay, started, labels = WRITE_RETRY_FIRST, time.monotonic(), {"write": name}
     while True:
         try:
-            return await write()
+            result = await write()
+            if metrics is not None:
+                metrics.mirror_write.record(time.monotonic() - started, labels)
+            return result
         except Exception as exc:
             if not is_transient(exc):
                 raise
             activity.logger.warning("mirror write failed, retrying in %.1f s: %s", delay, describe_error(exc).splitlines()[0])
+            if metrics is not None:
+                metrics.mirror_retries.add(1, labels)
         activity.heartbeat()
         await asyncio.sleep(delay)
         delay = min(delay * 2, WRITE_RETRY_MAX)

@@ -13,6 +13,7 @@ from temporalio.client import Client, TLSConfig
 
 from .codec import data_converter
 from .errors import DatabaseNotConfigured, InvalidArgument, TemporalUnavailable
+from .metrics import prometheus_runtime
 from .settings import Settings
 
 
@@ -53,8 +54,11 @@ def database_url(settings: Settings, *, start: bool = True) -> str:
     return embedded.start()
 
 
-async def connect_temporal(settings: Settings) -> Client:
+async def connect_temporal(settings: Settings, *, metrics: bool = False) -> Client:
+    """A client of Temporal as `settings` say. `metrics`: its runtime serves Prometheus metrics on
+    `settings.metrics_address`, if set (a worker's client: what it records is exported there)."""
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    runtime = prometheus_runtime(settings.metrics_address) if metrics and settings.metrics_address else None
     try:
         return await Client.connect(
             settings.temporal_target,
@@ -62,6 +66,7 @@ async def connect_temporal(settings: Settings) -> Client:
             tls=tls_config(settings),
             api_key=api_key,
             data_converter=data_converter(settings),
+            runtime=runtime,
         )
     except RuntimeError as exc:  # the SDK's connection errors
         raise TemporalUnavailable(f"cannot connect to Temporal at {settings.temporal_target}: {exc}") from None

@@ -7,6 +7,7 @@ environment deep inside modules, so that tests and applications can build their 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,6 +80,12 @@ class Settings(BaseSettings):
         default=None,
         description="'module:attribute' naming the list of event, activity and condition types.",
     )
+    metrics_address: str | None = Field(
+        default=None,
+        description="host:port where `workflowable worker` serves Prometheus metrics (/metrics): the Temporal SDK's and Workflowable's; unset: none.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Level of the worker's and the command's log.")
+    log_format: Literal["text", "json"] = Field(default="text", description="text: a line per record; json: an object per line, for log shippers.")
 
     @model_validator(mode="after")
     def _certificate_and_key_together(self) -> Settings:

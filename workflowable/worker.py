@@ -15,6 +15,7 @@ from .conditions import BUILT_IN as BUILT_IN_CONDITIONS
 from .db.database import Database
 from .db.mirror import DEFAULT_LOCK_LEASE, Mirror
 from .definitions import Catalog
+from .metrics import WorkerMetrics
 from .settings import DEFAULT_CHECKS_PER_RUN, DEFAULT_MAX_PROCESS_TOKENS_BYTES, DEFAULT_MAX_TOKEN_BYTES
 from .workflows.locks import LockWorkflow
 from .workflows.process import ProcessWorkflow
@@ -59,7 +60,13 @@ def build_worker(
     database = Database.around(database) if isinstance(database, AsyncEngine) else database
     catalog = catalog.including(BUILT_IN_CONDITIONS)
     mirror = Mirror(database, lock_lease=lock_lease, checks_per_run=checks_per_run)
-    activities = ProcessActivities(mirror, catalog, max_token_bytes=max_token_bytes, max_process_tokens_bytes=max_process_tokens_bytes)
+    activities = ProcessActivities(
+        mirror,
+        catalog,
+        max_token_bytes=max_token_bytes,
+        max_process_tokens_bytes=max_process_tokens_bytes,
+        metrics=WorkerMetrics.of(client),
+    )
     options.setdefault("max_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
     options.setdefault("default_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
     return ProcessWorker(

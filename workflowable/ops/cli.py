@@ -179,7 +179,7 @@ async def serve(settings: Settings, types: list[type], queues: list[str], *, rea
     """Run one worker per queue until SIGINT or SIGTERM, then shut them down cleanly."""
     catalog = Catalog.of(types)
     database = Database.open(database_url(settings), worker=True)
-    temporal = await connect_temporal(settings)
+    temporal = await connect_temporal(settings, metrics=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -203,6 +203,8 @@ async def serve(settings: Settings, types: list[type], queues: list[str], *, rea
             await worker.__aenter__()
         names = ", ".join(sorted(catalog.activities)) or "no activity types"
         console.print(f"[green]Worker[/] serving {', '.join(queues)} with {names}. Ctrl-C stops it.")
+        if settings.metrics_address:
+            console.print(f"Prometheus metrics on http://{settings.metrics_address}/metrics")
         if ready is not None:
             await ready()
         await stop.wait()

@@ -72,6 +72,25 @@ class Signals:
     WITHDRAW = "withdraw"
 
 
+class Metrics:
+    """Workflowable's metric names, recorded through Temporal's metric meters and exported with
+    the SDK's own (docs/operations.md lists them with their labels). Counters are exported with
+    `_total` appended, as Prometheus names counters; histograms are in seconds. Those of the
+    workflow side are here, where workflow code reads them; the worker's are beside them, so that
+    every name is in one place."""
+
+    # The process workflow (replay-safe: Temporal records nothing while it replays)
+    PROCESSES_STARTED = "workflowable_processes_started"  #: {workflow}: a process's workflow began (not a continued run)
+    PROCESSES_ENDED = "workflowable_processes_ended"  #: {workflow, status}: Completed, Failed or Cancelled
+    DELIVERIES = "workflowable_deliveries"  #: {workflow}: events a process took in
+    LOCK_WAIT = "workflowable_lock_wait_seconds"  #: {workflow}: from asking for a lock key to holding it
+    # The worker's activities
+    ATTEMPTS = "workflowable_attempts"  #: {activity_type, outcome}: success, failure, cancelled, not_begun
+    ATTEMPT_DURATION = "workflowable_attempt_duration_seconds"  #: {activity_type, outcome}
+    MIRROR_WRITE = "workflowable_mirror_write_seconds"  #: {write}: an attempt's write, its retries included
+    MIRROR_RETRIES = "workflowable_mirror_write_retries"  #: {write}: tries Postgres did not take
+
+
 class Cause:
     """Why the transitions are checked: kept with each check in the mirror, for `explain`."""
 

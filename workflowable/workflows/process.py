@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -42,6 +42,7 @@ from .messages import (
     ChooseOutput,
     Delivery,
     DeliveryRecord,
+    Metrics,
     ProcessInput,
     ProcessPlan,
     ProcessState,
@@ -97,6 +98,7 @@ class ProcessWorkflow:
         self.timers: dict[int, asyncio.Task[None]] = {}
         self.busy: set[asyncio.Task[None]] = set()  #: effects in flight other than timers
         self.closing = False  #: the run is ending: the last answers may go out
+        self.lock_asked_at: datetime | None = None  #: for the lock wait's metric
 
     @workflow.run
     async def run(self, input: ProcessInput) -> str:
@@ -147,6 +149,8 @@ class ProcessWorkflow:
         else:
             plan = await self._local(Activities.BEGIN_PROCESS, ProcessInput(input.process_id), ProcessPlan)
             status, begins_run = S(plan.status), False
+        if input.carried is None:
+            self._count(Metrics.PROCESSES_STARTED, "A process's workflow began", workflow=plan.workflow_name)
         self.attribute = S.RUNNING.label if input.attributes_set else None
         if not input.attributes_set:
             workflow.upsert_search_attributes(
@@ -178,6 +182,10 @@ class ProcessWorkflow:
         workflow.continue_as_new(carried, search_attributes=attributes)
 
     async def _end(self, finish: m.Finish) -> str:
+        assert self.machine is not None
+        if not finish.moved:
+            workflow_name = self.machine.plan.workflow_name
+            self._count(Metrics.PROCESSES_ENDED, "A process ended", workflow=workflow_name, status=finish.status.label)
         cancelled = finish.status is S.CANCELLED and not finish.moved
         if cancelled and not self.cancelled_in_temporal:
             # Temporal shows the run Canceled only if it was asked to cancel it; a workflow
@@ -283,7 +291,9 @@ class ProcessWorkflow:
             cause=choose.cause,
         )
         outcome = ChooseOutput.of(await self._local(Activities.CHOOSE_TRANSITION, check))
+        before = self.machine.deliveries
         self._on(Machine.chosen_is, outcome.chosen, tuple(outcome.deliveries))
+        self._count_deliveries(before)
 
     async def _run_attempt(self, run: m.RunAttempt) -> None:
         assert self.machine is not None
@@ -351,6 +361,7 @@ class ProcessWorkflow:
 
     async def _ask_for_lock(self) -> None:
         assert self.machine is not None
+        self.lock_asked_at = workflow.now()
         info = workflow.info()
         await self._local(
             Activities.REQUEST_LOCK, LockRequest(self._lock_key(), info.workflow_id, info.task_queue, self.machine.plan.lock_lease_seconds)
@@ -379,12 +390,29 @@ class ProcessWorkflow:
         if self.machine is None or grant.key != self.machine.plan.lock_key:
             return
         self._on(Machine.granted, grant.generation)
+        if self.machine.lock_generation == grant.generation and self.lock_asked_at is not None:
+            waited = (workflow.now() - self.lock_asked_at).total_seconds()
+            self.lock_asked_at = None
+            meter = workflow.metric_meter()
+            wait = meter.create_histogram_float(Metrics.LOCK_WAIT, "From asking for a lock key to holding it", "s")
+            wait.record(waited, {"workflow": self.machine.plan.workflow_name})
 
     @workflow.signal(name=Signals.LOST)
     def lost(self, grant: LockGrant) -> None:
         """From the lock workflow: the lease ran out (this workflow did not renew in time)."""
         if self.machine is not None:
             self._on(Machine.lost, grant.generation)
+
+    # Metrics (recorded only as the workflow runs, not as it replays)
+
+    def _count(self, name: str, description: str, **labels: str) -> None:
+        workflow.metric_meter().create_counter(name, description).add(1, labels)
+
+    def _count_deliveries(self, before: int) -> None:
+        assert self.machine is not None
+        if self.machine.deliveries > before:
+            counter = workflow.metric_meter().create_counter(Metrics.DELIVERIES, "Events a process took in")
+            counter.add(self.machine.deliveries - before, {"workflow": self.machine.plan.workflow_name})
 
     # Requests: signals for the CLI and UI, updates for the client
 
@@ -470,7 +498,10 @@ class ProcessWorkflow:
             if recorded is None:
                 return  # the process has ended
             delivery = recorded
+        assert self.machine is not None
+        before = self.machine.deliveries
         self._on(Machine.delivered, delivery)
+        self._count_deliveries(before)
 
     @workflow.signal(name=Signals.SWAP)
     async def swap(self, swap_id: int) -> None:
