@@ -1,19 +1,21 @@
 """A worker's Prometheus endpoint, scraped during a run: Workflowable's counts equal the mirror's,
-and the Temporal SDK's own metrics are there beside them."""
+and the Temporal SDK's own metrics are there beside them. And its log, as JSON lines."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import urllib.request
 from collections import defaultdict
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from tests.conftest import eventually, unique
 from tests.e2e.flows import Boom, Sleep
-from tests.e2e.metrics_app import MeteredEvent, MeteredFailure
+from tests.e2e.metrics_app import Chatty, LoggedEvent, MeteredEvent, MeteredFailure
 from tests.e2e.test_cli import ROOT, WORKFLOWABLE, environment
 from workflowable import WorkflowDefinition
 from workflowable.ops.devstack import free_port, stop_child
@@ -88,3 +90,29 @@ async def test_the_worker_exports_counts_that_match_the_mirror(client, settings)
     assert total(samples, "workflowable_attempt_duration_seconds_count", activity_type="Sleep") == 10
     assert total(samples, "workflowable_mirror_write_seconds_count", write="succeed") == 10
     assert any(name.startswith("temporal_") for name in samples), "the SDK's own metrics are served beside them"
+
+
+async def test_the_worker_logs_with_time_level_and_the_process_of_each_activity_line(client, settings):
+    """JSON lines for a log shipper: every line from inside an activity names its process."""
+    queue = unique("logs")
+    LoggedEvent.task_queue = queue
+    flow = WorkflowDefinition(unique("logged"), event=LoggedEvent)
+    flow.start(flow.activity("chat", Chatty))
+    await client.save_workflow(flow, activate=True)
+    command = [*WORKFLOWABLE, "worker", "--app", "tests.e2e.metrics_app:TYPES", "--queue", queue]
+    env = environment(settings, WORKFLOWABLE_LOG_FORMAT="json")
+    began = datetime.now(UTC)
+    worker = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        (process,) = await client.trigger_event(LoggedEvent(n=7))
+        await client.wait_for_process(process.id, timeout=60)
+    finally:
+        stop_child(worker, timeout=30)
+        logged = worker.stderr.read() if worker.stderr else ""
+        await client.deactivate_workflow(flow.name)
+    lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    assert any(line["message"].startswith("Worker serving") and line["level"] == "INFO" for line in lines), logged
+    (chat,) = [line for line in lines if line["logger"] == "tests.chatty"]
+    assert chat["message"] == "chatting about order 7" and chat["level"] == "WARNING"
+    assert chat["process_id"] == process.id and chat["doing"].startswith("Chatty step-1.1"), chat
+    assert began <= datetime.fromisoformat(chat["time"]) <= datetime.now(UTC)

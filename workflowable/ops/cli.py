@@ -6,6 +6,7 @@ import asyncio
 import csv
 import importlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -47,6 +48,7 @@ from ..errors import (
     WorkflowableError,
     WorkflowNotFound,
 )
+from ..logs import configure_logging
 from ..reconcile import ReconcileResult
 from ..requests import BulkResult
 from ..settings import Settings
@@ -74,6 +76,8 @@ app.add_typer(swap_app, name="swap")
 # Piped or logged output is not cut to 80 columns: tables stay whole and greppable.
 console = Console(width=None if sys.stdout.isatty() else 200)
 #: Errors go to stderr, one line each, so that a script can keep stdout for results.
+#: The worker's log (what it serves, when it stops); the commands' output goes to the consoles.
+log = logging.getLogger("workflowable.worker")
 errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
@@ -152,6 +156,7 @@ def _options(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """Event-triggered workflow processes on Temporal, mirrored to Postgres."""
+    configure_logging(Settings())
 
 
 AppOption = Annotated[
@@ -202,13 +207,13 @@ async def serve(settings: Settings, types: list[type], queues: list[str], *, rea
         for worker in workers:
             await worker.__aenter__()
         names = ", ".join(sorted(catalog.activities)) or "no activity types"
-        console.print(f"[green]Worker[/] serving {', '.join(queues)} with {names}. Ctrl-C stops it.")
+        log.info("Worker serving %s with %s. Ctrl-C stops it.", ", ".join(queues), names)
         if settings.metrics_address:
-            console.print(f"Prometheus metrics on http://{settings.metrics_address}/metrics")
+            log.info("Prometheus metrics on http://%s/metrics", settings.metrics_address)
         if ready is not None:
             await ready()
         await stop.wait()
-        console.print("Stopping: waiting for running activities to finish...")
+        log.info("Stopping: waiting for running activities to finish...")
     finally:
         for worker in reversed(workers):
             await worker.__aexit__(None, None, None)
