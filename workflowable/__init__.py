@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .client import Workflowable
     from .conditions import TokenEquals, TokenPresent
+    from .db.drawing import SavedGraph
     from .db.explain import Explanation
     from .db.integrity import IntegrityProblem
     from .db.reporting import Attempt, Process, ProcessSummary, Report, Token
@@ -63,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "Workflowable": "client",
     "TokenEquals": "conditions",
     "TokenPresent": "conditions",
+    "SavedGraph": "db.drawing",
     "Explanation": "db.explain",
     "IntegrityProblem": "db.integrity",
     "Attempt": "db.reporting",
@@ -149,6 +151,7 @@ __all__ = [
     "Delivered",
     "Process",
     "Explanation",
+    "SavedGraph",
     "ProcessSummary",
     "Report",
     "IntegrityProblem",

@@ -20,6 +20,7 @@ from .boundary import check_id, public_api
 from .connection import connect_temporal, database_url
 from .db import catalog, versions
 from .db.database import Database
+from .db.drawing import SavedGraph, load_graph
 from .db.explain import Explanation, explain
 from .db.integrity import IntegrityProblem, verify_integrity
 from .db.mirror import Mirror
@@ -160,6 +161,11 @@ class Workflowable:
         except TimeoutError:
             raise WaitTimeout(f"swap {swap.id} did not complete within {timeout} s; it goes on") from None
         return await self.get_swap(swap.id)
+
+    async def describe_workflow(self, workflow: str | int) -> SavedGraph:
+        """A saved workflow's graph as people read it: `.lines()` in words, `.mermaid()` drawn."""
+        async with self.engine.connect() as conn:
+            return await load_graph(conn, workflow)
 
     async def activate_workflow(self, workflow: str | int) -> None:
         await catalog.set_workflow_status(self.engine, workflow, WorkflowStatus.ACTIVE)

@@ -26,7 +26,7 @@ QUEUE = unique("deliveries")
 HOUR = 3600
 
 
-class OrderPlaced(WorkflowEvent):
+class PlacedOrder(WorkflowEvent):
     order_id: str
     seconds: float = 0.0  #: how long its first activity takes
 
@@ -45,9 +45,9 @@ async def flows(client, settings):
     """`approval`: reserve, then ship once a Decided event for the order says approved (or reject
     if it says no); it listens for Decided by order_id. `deadline`: reserve, then remind after
     1 s and escalate after 2 s unless approved first."""
-    for event in (OrderPlaced, Decided, Escalating):
+    for event in (PlacedOrder, Decided, Escalating):
         event.task_queue = QUEUE
-    approval = WorkflowDefinition(unique("approval"), event=OrderPlaced, retry_interval=HOUR)
+    approval = WorkflowDefinition(unique("approval"), event=PlacedOrder, retry_interval=HOUR)
     reserve, ship, reject = approval.activity("reserve", Sleep), approval.activity("ship", Sleep), approval.activity("reject", Sleep)
     approval.start(reserve)
     approval.transition(reserve, ship, when=[Condition(TokenEquals, {"key": "decision", "value": "approved"})])
@@ -69,7 +69,7 @@ async def flows(client, settings):
 
 async def waiting(client, order_id: str, *, seconds: float = 0.0) -> int:
     """A process of the approval flow, Pending for its decision."""
-    (process,) = await client.trigger_event(OrderPlaced(order_id=order_id, seconds=seconds))
+    (process,) = await client.trigger_event(PlacedOrder(order_id=order_id, seconds=seconds))
 
     async def pending() -> bool:
         return (await client.get_process(process.id)).status is S.PENDING
@@ -130,7 +130,7 @@ async def test_every_matching_process_receives_it_exactly_once(client, flows):
 
 async def test_an_event_that_comes_during_an_activity_is_checked_after_it(client, flows):
     order = unique("order")
-    (process,) = await client.trigger_event(OrderPlaced(order_id=order, seconds=2.0))
+    (process,) = await client.trigger_event(PlacedOrder(order_id=order, seconds=2.0))
 
     async def reserving() -> bool:
         found = await client.get_process(process.id)
@@ -173,7 +173,7 @@ async def test_a_delivery_whose_signal_was_lost_is_read_at_the_next_check(client
 async def test_a_delivery_while_no_worker_runs_is_taken_up_when_one_comes_back(client, settings, flows):
     order = unique("order")
     queue = unique("restart")
-    OrderPlaced.task_queue = Decided.task_queue = queue
+    PlacedOrder.task_queue = Decided.task_queue = queue
     try:
         async with serving(settings, TYPES, task_queue=queue):
             process_id = await waiting(client, order)
@@ -185,7 +185,7 @@ async def test_a_delivery_while_no_worker_runs_is_taken_up_when_one_comes_back(c
         assert done.status is S.COMPLETED and path(done) == ["reserve", "ship"]
         assert await delivery_rows(client, process_id) == 1
     finally:
-        OrderPlaced.task_queue = Decided.task_queue = QUEUE
+        PlacedOrder.task_queue = Decided.task_queue = QUEUE
 
 
 async def test_a_deadline_takes_its_transition_when_nothing_else_passes(client, flows):
@@ -230,7 +230,7 @@ def temporal_cli(settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 #: For the command line's --app: the events of this module.
-APP_TYPES = [OrderPlaced, Decided, Escalating]
+APP_TYPES = [PlacedOrder, Decided, Escalating]
 
 
 async def test_the_command_line_trigger_says_whom_it_delivered_to(client, settings, flows):
@@ -285,7 +285,7 @@ async def _checks_counted(client, process_id: int, count: int) -> bool:
 async def test_a_process_that_never_waits_records_its_checks_with_its_success(client, flows):
     """A check made as an activity succeeds rides in the Success statement: one row per check."""
     order = unique("order")
-    (process,) = await client.trigger_event(OrderPlaced(order_id=order, seconds=1.0))
+    (process,) = await client.trigger_event(PlacedOrder(order_id=order, seconds=1.0))
     await client.trigger_event(Decided(order_id=order, decision="approved"))  # while reserve runs
     done = await client.wait_for_process(process.id, timeout=30)
     assert path(done) == ["reserve", "ship"]

@@ -28,6 +28,7 @@ from ..boundary import translate
 from ..client import Workflowable
 from ..connection import connect_temporal, database_url
 from ..db.database import Database, grant_reporting, upgrade
+from ..db.drawing import SavedGraph
 from ..db.explain import Explanation
 from ..db.integrity import IntegrityProblem
 from ..db.reporting import Attempt, Process, ProcessSummary, Report
@@ -69,7 +70,7 @@ process_app = typer.Typer(help="Steer processes: pause, resume, cancel, retry (o
 app.add_typer(process_app, name="process")
 schedule_app = typer.Typer(help="The Temporal Schedule that runs the process-runs sweep.", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
-workflow_app = typer.Typer(help="Workflow versions: clone one into a Draft, replace one by another.", no_args_is_help=True)
+workflow_app = typer.Typer(help="Workflows: show one's graph; clone one into a Draft, replace one by another.", no_args_is_help=True)
 app.add_typer(workflow_app, name="workflow")
 swap_app = typer.Typer(help="Swaps: move the live processes of a workflow onto another of the same event.", no_args_is_help=True)
 app.add_typer(swap_app, name="swap")
@@ -527,6 +528,24 @@ def reconcile_command(
     else:
         moved = len(result.differences) - result.repaired
         console.print(f"{summary}; {result.repaired} repaired" + (f", {moved} had moved meanwhile and were left alone." if moved else "."))
+
+
+@workflow_app.command("show")
+def workflow_show(
+    name: Annotated[str, typer.Argument(help="The workflow's name (or id).")],
+    mermaid: Annotated[bool, typer.Option("--mermaid", help="Print a Mermaid flowchart instead of text.")] = False,
+) -> None:
+    """A workflow's graph: activities, transitions in their order with their conditions and
+    deadlines, the events it listens for; as text or as Mermaid (paste it where Mermaid renders:
+    GitHub, mermaid.live).
+
+    Example: workflowable workflow show order-approval-v2 --mermaid > flow.mmd"""
+    graph: SavedGraph = _run(_with_client(lambda c: c.describe_workflow(_number(name)), mirror_only=True))
+    if mermaid:
+        print(graph.mermaid())
+        return
+    for line in graph.lines():
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 @workflow_app.command("clone")
