@@ -23,6 +23,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from . import tracing
 from .db import versions
 from .db.database import is_transient
 from .db.mirror import AttemptKey, Mirror
@@ -263,6 +264,7 @@ class ProcessActivities:
                     metrics.attempt(type_name, outcome, time.monotonic() - started)
 
         async def attempt(input: ActivityInput) -> ActivityOutput:
+            tracing.annotate(**{tracing.PROCESS_ID: input.process_id, tracing.WORKFLOW: input.workflow_name, tracing.ACTIVITY: input.activity_name})
             key = AttemptKey(input.process_id, input.activity_id, _run_id(), input.step, input.attempt)
             started_at = _now()
             # The attempt's In Progress row goes with a write that must come before it runs: the

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
 
+from . import tracing
 from .codec import data_converter
 from .errors import DatabaseNotConfigured, InvalidArgument, TemporalUnavailable
 from .metrics import prometheus_runtime
@@ -67,6 +68,7 @@ async def connect_temporal(settings: Settings, *, metrics: bool = False) -> Clie
             api_key=api_key,
             data_converter=data_converter(settings),
             runtime=runtime,
+            interceptors=tracing.interceptors(settings.tracing),
         )
     except RuntimeError as exc:  # the SDK's connection errors
         raise TemporalUnavailable(f"cannot connect to Temporal at {settings.temporal_target}: {exc}") from None

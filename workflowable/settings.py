@@ -84,6 +84,10 @@ class Settings(BaseSettings):
         default=None,
         description="host:port where `workflowable worker` serves Prometheus metrics (/metrics): the Temporal SDK's and Workflowable's; unset: none.",
     )
+    tracing: bool = Field(
+        default=False,
+        description="OpenTelemetry spans of every trigger, workflow and activity (needs the 'tracing' extra and a tracer provider).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Level of the worker's and the command's log.")
     log_format: Literal["text", "json"] = Field(default="text", description="text: a line per record; json: an object per line, for log shippers.")
 

@@ -20,6 +20,7 @@ from typing import TypeVar
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from . import tracing
 from .db.mirror import DispatchTarget, Mirror
 from .db.reporting import Process, Token
 from .definitions import WorkflowEvent, check_token_sizes
@@ -88,6 +89,16 @@ async def trigger_event(
     if run_at is not None and (not isinstance(run_at, datetime) or run_at.tzinfo is None):
         raise InvalidArgument(f"run_at must be a timezone-aware datetime, got {run_at!r}")
     checked = check_event(event, settings)
+    with tracing.span("workflowable.trigger_event", enabled=settings.tracing, **{tracing.EVENT: checked.event_type.event_name()}) as current:
+        triggered = await _trigger(mirror, temporal, settings, checked, dispatch=dispatch, run_at=run_at)
+        if current is not None and current.is_recording():
+            current.set_attribute(tracing.PROCESS_ID, [p.id for p in triggered])
+        return triggered
+
+
+async def _trigger(
+    mirror: Mirror, temporal: Client, settings: Settings, checked: CheckedEvent, *, dispatch: bool, run_at: datetime | None
+) -> Triggered:
     event_type, input_tokens, lock_key = checked.event_type, checked.tokens, checked.lock_key
     queue = event_type.task_queue or settings.task_queue
     created, delivered = await mirror.trigger(event_type.class_path(), queue, lock_key, input_tokens, next_run_at=run_at)

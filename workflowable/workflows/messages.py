@@ -284,6 +284,7 @@ class ActivityInput:
     #: the process's run has not been written as begun (its plan came with its input): this
     #: attempt writes that first, and runs only if the process is Running then
     begins_run: bool = False
+    workflow_name: str = ""  #: for the attempt's trace and log
 
 
 @dataclass

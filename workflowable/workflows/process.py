@@ -311,6 +311,7 @@ class ProcessWorkflow:
                 list(run.then_check),
                 run.completes,
                 run.begins_run,
+                self.machine.plan.workflow_name,
             ),
             result_type=ActivityOutput,
             activity_id=f"step-{run.step}.{run.attempt}",
