@@ -359,9 +359,15 @@ class Workflowable:
         process_id = None if process_id is None else check_id(process_id)
         return await list_attempts(self.engine, activity=activity, status=status, process_id=process_id, limit=_limit(limit))
 
-    async def report(self) -> Report:
-        """Processes per status and, per activity, attempts, outcomes and durations."""
-        return await build_report(self.engine)
+    async def report(self, *, since: datetime | None = None, stuck_after: timedelta = timedelta(hours=1)) -> Report:
+        """Processes per status now; since `since` (all history if None): per activity, attempts,
+        outcomes and durations, processes ended per hour, the failed ones; and the live ones
+        without progress for `stuck_after`."""
+        if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
+            raise InvalidArgument(f"since must be a timezone-aware datetime, got {since!r}")
+        if not isinstance(stuck_after, timedelta) or stuck_after <= timedelta(0):
+            raise InvalidArgument(f"stuck_after must be a positive timedelta, got {stuck_after!r}")
+        return await build_report(self.engine, since=since, stuck_after=stuck_after)
 
     async def verify_integrity(self, catalog: Catalog) -> tuple[int, list[IntegrityProblem]]:
         """(workflows checked, problems): every input token an activity or condition type of a

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
         default=None,
         description="'module:attribute' naming the list of event, activity and condition types.",
     )
+    temporal_ui_url: str = Field(
+        default="http://localhost:8233",
+        description="The Temporal web UI, for links to a process's page (the report's); default: the dev stack's.",
+    )
     metrics_address: str | None = Field(
         default=None,
         description="host:port where `workflowable worker` serves Prometheus metrics (/metrics): the Temporal SDK's and Workflowable's; unset: none.",

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -139,6 +140,32 @@ async def test_cli_views(client, mixed, settings):
     assert code == 2 and "unknown status 'nonsense'" in output  # 2: bad input
 
 
+async def a_stuck_process(client, settings) -> int:
+    """A process Pending (its gate closed, re-checked every second) and so without progress
+    for longer than the report's --stuck-after 2s, although its re-checks rewrite its row."""
+    queue = unique("stuck")
+    StuckEvent.task_queue = queue
+    flow = WorkflowDefinition(unique("stuck"), event=StuckEvent, retry_interval=1)
+    first, never = flow.activity("first", Sleep), flow.activity("never", Sleep)
+    flow.start(first)
+    flow.transition(first, never, when=[Condition(NotMultiple, {"every": 1})])
+    await client.save_workflow(flow, activate=True)
+    async with serving(settings, [*TYPES, NotMultiple], task_queue=queue):
+        (process,) = await client.trigger_event(StuckEvent(n=1))
+
+        async def pending_a_while() -> bool:
+            found = await client.get_process(process.id)
+            return found.status is S.PENDING and found.attempts[-1].started_at < found.next_run_at - timedelta(seconds=4)
+
+        await eventually(pending_a_while, timeout=30)  # re-checked since, and no attempt started
+    await client.deactivate_workflow(flow.name)
+    return process.id
+
+
+class StuckEvent(WorkflowEvent):
+    n: int
+
+
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     assert found, "the HTML report test needs Debian's chromium (scripts/test installs it when run as root)"
@@ -170,8 +197,9 @@ async def status_counts(client) -> dict[str, int]:
 async def test_the_html_report_shows_the_right_totals_in_a_browser(client, mixed, settings, tmp_path):
     flow, processes = mixed
     page = tmp_path / "report.html"
+    stuck_id = await a_stuck_process(client, settings)
     before = await status_counts(client)
-    code, output = await run_cli(settings, "report", "--html", str(page))
+    code, output = await run_cli(settings, "report", "--html", str(page), "--stuck-after", "2s")
     assert code == 0 and "Wrote" in output, output
     assert await status_counts(client) == before  # nothing moved while the report was made
     dom = await asyncio.to_thread(render, page, tmp_path)
@@ -185,6 +213,16 @@ async def test_the_html_report_shows_the_right_totals_in_a_browser(client, mixed
     assert outcome and int(outcome.group(1)) == len(risky)
     assert int(outcome.group(3)) == sum(a.status is AttemptStatus.FAILURE for a in risky)
     assert f'data-chart="durations" data-label="{flow.name} / first"' in dom
+    failed = [p.id for p in processes if p.status is S.FAILED]
+    listed = set(map(int, re.findall(r'data-list="failed" data-process="(\d+)"', dom)))
+    assert failed and set(failed) <= listed, (failed, listed)  # all of them: fewer than 50 failed in this session
+    ui = f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/workflow-process-{failed[0]}"
+    assert f'href="{ui}"' in dom
+    assert "odd" in dom  # the failed processes' error
+    stuck = set(map(int, re.findall(r'data-list="stuck" data-process="(\d+)"', dom)))
+    assert stuck_id in stuck and not stuck & {p.id for p in processes}, stuck
+    completed = sum(int(n) for n in re.findall(r'data-chart="hourly" data-label="[^"]+" data-completed="(\d+)"', dom))
+    assert completed >= sum(p.status is S.COMPLETED for p in processes)
     assert (tmp_path / "report.png").stat().st_size > 10_000
     if os.environ.get("WORKFLOWABLE_KEEP_REPORT"):
         shutil.copy(tmp_path / "report.png", os.environ["WORKFLOWABLE_KEEP_REPORT"])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..errors import ProcessNotFound
 from ..states import AttemptStatus, ProcessStatus
 from ..workflows.messages import workflow_id_for
+from . import reporting_sql
 from .models import activities, attempts, deliveries, events, processes, tokens, workflows
 
 
@@ -269,11 +270,19 @@ async def list_attempts(
 
 @dataclass(frozen=True)
 class Report:
-    """What `workflowable report` shows: processes per status and each activity's attempts."""
+    """What `workflowable report` shows: processes per status now; and over its window (since
+    `since`, all history if None): each activity's attempts, outcomes and durations, processes
+    completed and failed per hour, the failed processes with their errors; and the stuck ones."""
 
     status_counts: dict[str, int]  #: all eight statuses, in id order
-    activities: list[dict[str, Any]]  #: rows of the workflow_activity_outcomes view with attempts
+    activities: list[dict[str, Any]]  #: per activity with attempts in the window, as the workflow_activity_outcomes view's rows
     generated_at: datetime
+    since: datetime | None = None
+    hourly: list[dict[str, Any]] = field(default_factory=list)  #: {hour, completed, failed}, oldest first
+    failed: list[dict[str, Any]] = field(default_factory=list)  #: {id, workflow_name, error, at}, newest first
+    #: live processes without progress (no attempt started, no event delivered) for `stuck_after`
+    stuck: list[dict[str, Any]] = field(default_factory=list)  #: {id, workflow_name, status, position, last_progress}
+    stuck_after: timedelta = timedelta(hours=1)
 
     @property
     def processes(self) -> int:
@@ -284,12 +293,23 @@ class Report:
         return sum(int(a["attempts"]) for a in self.activities)
 
 
-async def build_report(engine: AsyncEngine) -> Report:
+#: Rows of the failed and stuck lists at most.
+LISTED = 50
+
+
+async def build_report(engine: AsyncEngine, *, since: datetime | None = None, stuck_after: timedelta = timedelta(hours=1)) -> Report:
+    """The report over `since` .. now (all history if None; the hourly figures then cover the
+    last day). Every query reads the big tables by index, for the window only."""
     async with engine.connect() as conn:
-        counts = (await conn.execute(sa.text("SELECT status, processes FROM workflow_process_status_counts ORDER BY workflow_process_status_id"))).all()
-        outcomes = (
-            await conn.execute(sa.text("SELECT * FROM workflow_activity_outcomes WHERE attempts > 0 ORDER BY workflow_name, activity_name"))
-        ).mappings()
-        rows = [dict(row) for row in outcomes]
         now = await conn.scalar(sa.text("SELECT now()"))
-    return Report({r.status: int(r.processes) for r in counts}, rows, now)
+        counts = (await conn.execute(sa.text("SELECT status, processes FROM workflow_process_status_counts ORDER BY workflow_process_status_id"))).all()
+        window = {"since": since}
+        rows = [dict(row) for row in (await conn.execute(sa.text(reporting_sql.ACTIVITY_OUTCOMES_SINCE), window)).mappings()]
+        hours_from = since or now - timedelta(days=1)
+        hourly = [dict(row) for row in (await conn.execute(sa.text(reporting_sql.HOURLY_ENDINGS), {"since": hours_from})).mappings()]
+        failed = [dict(row) for row in (await conn.execute(sa.text(reporting_sql.FAILED_PROCESSES), {**window, "limit": LISTED})).mappings()]
+        stuck = [
+            dict(row)
+            for row in (await conn.execute(sa.text(reporting_sql.STUCK_PROCESSES), {"before": now - stuck_after, "limit": LISTED})).mappings()
+        ]
+    return Report({r.status: int(r.processes) for r in counts}, rows, now, since, hourly, failed, stuck, stuck_after)

@@ -126,3 +126,72 @@ AVERAGE_DURATION = (
     "SELECT AVG(EXTRACT(EPOCH FROM (completed_at - started_at))) AS avg_execution_time "
     "FROM workflow_process_activity_logs WHERE workflow_activity_id = :activity_id"
 )
+
+#: The report's queries, over a window. Each reads the big tables by index, for the window only.
+#: Per activity, over the attempts started since :since (all if NULL): the columns of the
+#: workflow_activity_outcomes view, percentiles on the window.
+ACTIVITY_OUTCOMES_SINCE = """
+    SELECT a.workflow_id,
+           w.name AS workflow_name,
+           a.id AS workflow_activity_id,
+           a.name AS activity_name,
+           count(l.id) AS attempts,
+           count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 2) AS successes,
+           count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 3) AS failures,
+           count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 1) AS in_progress,
+           (count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 3))::double precision
+               / NULLIF(count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id IN (2, 3)), 0) AS failure_rate,
+           avg(EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS avg_seconds,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS p50_seconds,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS p95_seconds,
+           max(EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS max_seconds
+    FROM workflow_activities a
+    JOIN workflows w ON w.id = a.workflow_id
+    JOIN workflow_process_activity_logs l
+      ON l.workflow_activity_id = a.id AND (CAST(:since AS timestamptz) IS NULL OR l.started_at >= CAST(:since AS timestamptz))
+    GROUP BY a.workflow_id, w.name, a.id, a.name
+    ORDER BY w.name, a.name
+"""
+
+#: Processes completed (by completed_at) and failed (by when they failed) per hour since :since.
+HOURLY_ENDINGS = """
+    SELECT hour, sum(completed)::bigint AS completed, sum(failed)::bigint AS failed
+    FROM (
+        SELECT date_trunc('hour', completed_at) AS hour, count(*) AS completed, 0 AS failed
+        FROM workflow_processes WHERE completed_at >= CAST(:since AS timestamptz) GROUP BY 1
+        UNION ALL
+        SELECT date_trunc('hour', updated_at), 0, count(*)
+        FROM workflow_processes WHERE workflow_process_status_id = 6 AND updated_at >= CAST(:since AS timestamptz) GROUP BY 1
+    ) AS endings
+    GROUP BY hour ORDER BY hour
+"""
+
+#: The newest Failed processes (failed since :since, all if NULL), with their errors.
+FAILED_PROCESSES = """
+    SELECT p.id, w.name AS workflow_name, p.error, p.updated_at AS at
+    FROM workflow_processes p JOIN workflows w ON w.id = p.workflow_id
+    WHERE p.workflow_process_status_id = 6 AND (CAST(:since AS timestamptz) IS NULL OR p.updated_at >= CAST(:since AS timestamptz))
+    ORDER BY p.updated_at DESC
+    LIMIT :limit
+"""
+
+#: Live processes (Created, Pending, Dispatched, Running; not Paused, which is held on purpose)
+#: without progress since :before: no attempt started and no event delivered since then. Their
+#: own re-checks while Pending rewrite the row (updated_at) but are not progress.
+STUCK_PROCESSES = """
+    SELECT p.id, w.name AS workflow_name, s.name AS status, a.name AS position, progress.at AS last_progress
+    FROM workflow_processes p
+    JOIN workflows w ON w.id = p.workflow_id
+    JOIN workflow_process_statuses s ON s.id = p.workflow_process_status_id
+    LEFT JOIN workflow_activities a ON a.id = p.last_workflow_activity_id
+    CROSS JOIN LATERAL (
+        SELECT greatest(
+            p.created_at,
+            (SELECT max(l.started_at) FROM workflow_process_activity_logs l WHERE l.workflow_process_id = p.id),
+            (SELECT max(d.created_at) FROM workflow_process_deliveries d WHERE d.workflow_process_id = p.id)
+        ) AS at
+    ) AS progress
+    WHERE p.workflow_process_status_id IN (1, 2, 3, 4) AND progress.at < CAST(:before AS timestamptz)
+    ORDER BY progress.at
+    LIMIT :limit
+"""

@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, fields, is_dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
 from importlib import metadata
 from pathlib import Path
@@ -872,17 +872,25 @@ def attempts_command(
 @app.command("report")
 def report_command(
     html: Annotated[Path | None, typer.Option("--html", help="Also write a page with charts to this file.")] = None,
+    since: Annotated[str | None, typer.Option(help="The window: a duration back from now (90m, 24h, 7d) or a time (ISO 8601); default: all history.")] = None,
+    stuck_after: Annotated[str, typer.Option(help="A live process without progress this long (90m, 24h, 7d) is listed as stuck.")] = "1h",
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Processes per status and, per activity, attempts, outcomes and durations.
+    """Processes per status; over the window: per activity, attempts, outcomes and durations,
+    processes ended per hour, the failed ones with their errors; and the stuck ones.
 
-    Example: workflowable report --html report.html; workflowable report -o json (csv: the activities)"""
-    report: Report = _run(_with_client(lambda c: c.report(), mirror_only=True))
+    Example: workflowable report --since 24h --html report.html; workflowable report -o json (csv: the activities)"""
+    settings = Settings()
+    window, stuck = _since(since), _duration(stuck_after, "--stuck-after")
+    report: Report = _run(_with_client(lambda c: c.report(since=window, stuck_after=stuck), mirror_only=True))
     if html is not None:
-        html.write_text(render_html(report), encoding="utf-8")
+        try:
+            html.write_text(render_html(report, ui=_ui_links(settings)), encoding="utf-8")
+        except OSError as exc:
+            raise InvalidArgument(f"cannot write {html}: {exc.strerror}") from None
         errors.print(f"Wrote {html}.")
     if output is Output.JSON:
-        whole = {"status_counts": report.status_counts, "activities": report.activities, "generated_at": report.generated_at}
+        whole = {key: getattr(report, key) for key in ("status_counts", "activities", "generated_at", "since", "hourly", "failed", "stuck")}
         print(json.dumps(_plain(whole), indent=2))
         return
     if output is Output.CSV:
@@ -898,6 +906,41 @@ def report_command(
         stats = [f"{a[k]:.3f}" if a[k] is not None else "-" for k in ("avg_seconds", "p50_seconds", "p95_seconds")]
         per_activity.add_row(a["workflow_name"], a["activity_name"], str(a["attempts"]), str(a["successes"]), str(a["failures"]), rate, *stats)
     console.print(per_activity)
+    if report.failed:
+        failed = Table("process", "workflow", "failed at", "error", title=f"{_count(len(report.failed), 'failed process')} (newest first)")
+        for f in report.failed:
+            failed.add_row(str(f["id"]), f["workflow_name"], _when(f["at"]), (f["error"] or "")[:120])
+        console.print(failed)
+    if report.stuck:
+        stuck_table = Table("process", "workflow", "status", "at activity", "last progress", title=f"{_count(len(report.stuck), 'process')} without progress for {stuck_after}")
+        for s in report.stuck:
+            stuck_table.add_row(str(s["id"]), s["workflow_name"], s["status"], s["position"] or "-", _when(s["last_progress"]))
+        console.print(stuck_table)
+
+
+def _duration(text: str, option: str) -> timedelta:
+    """90s, 15m, 24h, 7d."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) == 0:
+        raise InvalidArgument(f"{option} wants a duration such as 90s, 15m, 24h or 7d, got {text!r}")
+    return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+
+
+def _since(text: str | None) -> datetime | None:
+    """--since: a duration back from now, or an ISO 8601 time (local if it names no zone)."""
+    if text is None:
+        return None
+    if text[-1:] in ("s", "m", "h", "d") and text[:-1].isdigit():
+        return datetime.now(UTC) - _duration(text, "--since")
+    try:
+        return _aware(datetime.fromisoformat(text))
+    except ValueError:
+        raise InvalidArgument(f"--since wants a duration (24h, 7d) or an ISO 8601 time, got {text!r}") from None
+
+
+def _ui_links(settings: Settings) -> str:
+    """The start of a process's page in the Temporal web UI; the workflow id follows."""
+    return f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{settings.temporal_namespace}/workflows/"
 
 
 @db_app.command("upgrade")

@@ -1,11 +1,14 @@
 """`workflowable report --html FILE`: one self-contained page (no network, no libraries) whose
-script draws the charts from the figures embedded in it."""
+script draws the charts and lists from the figures embedded in it: processes per status,
+processes ended per hour, outcomes and durations per activity (durations on a log scale, so that
+a minute-long activity and a millisecond one are both readable), and the failed and stuck
+processes, each linked to its page in the Temporal web UI."""
 
 from __future__ import annotations
 
 import html
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..db.reporting import Report
@@ -28,23 +31,32 @@ PAGE = """<!doctype html>
   .legend span { display: inline-block; margin-right: 1rem; }
   .legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }
   .empty { color: #616e7c; font-style: italic; }
+  table.list { border-collapse: collapse; width: 100%; }
+  table.list th, table.list td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #e4e7eb; vertical-align: top; }
+  table.list td.error { font-family: ui-monospace, monospace; font-size: 12px; color: #8a2a2a; }
+  svg .axis { fill: #9aa5b1; }
 </style>
 </head>
 <body>
 <h1>Workflowable report</h1>
-<p class="generated">Generated __GENERATED__ from the mirror.</p>
+<p class="generated">Generated __GENERATED__ from the mirror; __WINDOW__.</p>
 <div class="totals">
   <div class="total"><b id="total-processes"></b>processes</div>
   <div class="total"><b id="total-attempts"></b>activity attempts</div>
   <div class="total"><b id="total-failures"></b>failed attempts</div>
 </div>
-<section><h2>Processes per status</h2><div id="statuses"></div></section>
+<section><h2>Processes per status (now)</h2><div id="statuses"></div></section>
+<section><h2>Processes ended per hour</h2>
+  <p class="legend"><span><i style="background:#3ebd93"></i>Completed</span><span><i style="background:#e66a6a"></i>Failed</span></p>
+  <div id="hourly"></div></section>
 <section><h2>Outcomes per activity</h2>
   <p class="legend"><span><i style="background:#3ebd93"></i>Success</span><span><i style="background:#e66a6a"></i>Failure</span><span><i style="background:#9aa5b1"></i>In progress</span></p>
   <div id="outcomes"></div></section>
-<section><h2>Attempt durations per activity (seconds)</h2>
+<section><h2>Attempt durations per activity (log scale)</h2>
   <p class="legend"><span><i style="background:#47a3f3"></i>p50</span><span><i style="background:#2186eb"></i>average</span><span><i style="background:#0b69a3"></i>p95</span></p>
   <div id="durations"></div></section>
+<section><h2>Failed processes</h2><div id="failed"></div></section>
+<section><h2>Stuck processes: live, no progress for __STUCK__</h2><div id="stuck"></div></section>
 <script type="application/json" id="data">__DATA__</script>
 <script>
 "use strict";
@@ -63,7 +75,11 @@ function chart(rows, height) {
   const svg = el("svg", {width: 960, height: rows * height + 10, role: "img"});
   return svg;
 }
-function seconds(v) { return v === null ? "-" : (v < 1 ? (v * 1000).toFixed(0) + " ms" : v.toFixed(2) + " s"); }
+function seconds(v) {
+  if (v === null) return "-";
+  if (v < 0.01) return +(v * 1000).toFixed(2) + " ms";  // sub-millisecond figures stay readable
+  return v < 1 ? (v * 1000).toFixed(0) + " ms" : v.toFixed(2) + " s";
+}
 
 // Totals
 const failures = data.activities.reduce((sum, a) => sum + a.failures, 0);
@@ -112,19 +128,47 @@ document.getElementById("total-failures").textContent = failures;
   target.appendChild(svg);
 })();
 
-// Durations per activity: p50, average and p95 side by side.
+// Processes ended per hour: Completed and Failed stacked, one column per hour.
+(function () {
+  const target = document.getElementById("hourly");
+  if (!data.hourly.length) { target.innerHTML = '<p class="empty">No process ended in the window.</p>'; return; }
+  const max = Math.max(1, ...data.hourly.map(h => h.completed + h.failed));
+  const width = Math.max(8, Math.min(40, Math.floor(900 / data.hourly.length)));
+  const svg = el("svg", {width: 960, height: 170, role: "img"});
+  data.hourly.forEach((h, i) => {
+    const x = 40 + i * width, ok = Math.round(120 * h.completed / max), bad = Math.round(120 * h.failed / max);
+    const g = el("g", {class: "bar", "data-chart": "hourly", "data-label": h.hour, "data-completed": h.completed, "data-failed": h.failed});
+    g.appendChild(el("rect", {x: x, y: 130 - ok, width: width - 2, height: ok, fill: "#3ebd93"}));
+    g.appendChild(el("rect", {x: x, y: 130 - ok - bad, width: width - 2, height: bad, fill: "#e66a6a"}));
+    g.appendChild(el("title", {}, h.hour + ": " + h.completed + " completed, " + h.failed + " failed"));
+    svg.appendChild(g);
+  });
+  svg.appendChild(el("text", {x: 40, y: 150, class: "axis"}, data.hourly[0].hour.slice(0, 16).replace("T", " ")));
+  svg.appendChild(el("text", {x: 0, y: 12, class: "axis"}, max));
+  target.appendChild(svg);
+})();
+
+// Durations per activity: p50, average and p95 side by side, on a log scale with a tick per decade.
 (function () {
   const target = document.getElementById("durations");
   const rows = data.activities.filter(a => a.avg_seconds !== null);
   if (!rows.length) { target.innerHTML = '<p class="empty">No finished attempts yet.</p>'; return; }
-  const max = Math.max(1e-6, ...rows.map(a => a.p95_seconds));
-  const svg = chart(rows.length, 54);
+  const values = rows.flatMap(a => [a.p50_seconds, a.avg_seconds, a.p95_seconds]).filter(v => v > 0);
+  const low = Math.floor(Math.log10(Math.max(1e-4, Math.min(...values)))), high = Math.ceil(Math.log10(Math.max(...values)));
+  const span = Math.max(1, high - low);
+  const scale = v => Math.round(520 * (Math.log10(Math.max(v, Math.pow(10, low))) - low) / span);
+  const svg = chart(rows.length + 1, 54);
+  for (let d = low; d <= low + span; d++) {
+    const x = 240 + scale(Math.pow(10, d));
+    svg.appendChild(el("rect", {x: x, y: 0, width: 1, height: rows.length * 54, class: "axis"}));
+    svg.appendChild(el("text", {x: x - 10, y: rows.length * 54 + 16, class: "axis"}, seconds(Math.pow(10, d))));
+  }
   rows.forEach((a, i) => {
     const y = i * 54 + 5, label = a.workflow_name + " / " + a.activity_name;
     const g = el("g", {class: "bar", "data-chart": "durations", "data-label": label, "data-value": a.avg_seconds});
     g.appendChild(el("text", {x: 0, y: y + 27}, label.length > 34 ? label.slice(0, 33) + "…" : label));
     [["p50_seconds", "#47a3f3"], ["avg_seconds", "#2186eb"], ["p95_seconds", "#0b69a3"]].forEach(([key, color], k) => {
-      const w = Math.round(520 * a[key] / max), yy = y + k * 15;
+      const w = scale(a[key]), yy = y + k * 15;
       g.appendChild(el("rect", {x: 240, y: yy, width: Math.max(w, 1), height: 13, fill: color}));
       g.appendChild(el("text", {x: 246 + w, y: yy + 11, class: "value"}, seconds(a[key])));
     });
@@ -132,6 +176,38 @@ document.getElementById("total-failures").textContent = failures;
   });
   target.appendChild(svg);
 })();
+
+// Failed and stuck processes: each linked to its page in the Temporal web UI.
+function list(id, rows, columns, empty) {
+  const target = document.getElementById(id);
+  if (!rows.length) { target.innerHTML = '<p class="empty">' + empty + '</p>'; return; }
+  const table = document.createElement("table");
+  table.className = "list";
+  const head = table.insertRow();
+  for (const [title] of columns) { const th = document.createElement("th"); th.textContent = title; head.appendChild(th); }
+  for (const row of rows) {
+    const tr = table.insertRow();
+    tr.setAttribute("data-list", id);
+    tr.setAttribute("data-process", row.id);
+    for (const [, key, kind] of columns) {
+      const td = tr.insertCell();
+      if (key === "id") {
+        const a = document.createElement("a");
+        a.href = data.ui + "workflow-process-" + row.id;
+        a.textContent = row.id;
+        td.appendChild(a);
+      } else {
+        td.textContent = row[key] === null ? "-" : (kind === "time" ? row[key].slice(0, 19).replace("T", " ") : row[key]);
+        if (kind === "error") td.className = "error";
+      }
+    }
+  }
+  target.appendChild(table);
+}
+list("failed", data.failed, [["process", "id"], ["workflow", "workflow_name"], ["failed at", "at", "time"], ["error", "error", "error"]],
+  "No process failed in the window.");
+list("stuck", data.stuck, [["process", "id"], ["workflow", "workflow_name"], ["status", "status"], ["at activity", "position"],
+  ["last progress", "last_progress", "time"]], "No live process is without progress.");
 document.body.setAttribute("data-rendered", "yes");
 </script>
 </body>
@@ -147,12 +223,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def render_html(report: Report) -> str:
-    """The page, with the report's figures embedded as JSON."""
+def _rows(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{key: _plain(value) for key, value in row.items()} for row in found]
+
+
+def render_html(report: Report, *, ui: str) -> str:
+    """The page, with the report's figures embedded as JSON; `ui`: the start of a process's
+    page in the Temporal web UI (its workflow id follows)."""
     data = {
         "status_counts": report.status_counts,
-        "activities": [{key: _plain(value) for key, value in row.items()} for row in report.activities],
+        "activities": _rows(report.activities),
+        "hourly": _rows(report.hourly),
+        "failed": _rows(report.failed),
+        "stuck": _rows(report.stuck),
+        "ui": ui,
     }
     embedded = json.dumps(data).replace("</", "<\\/")  # cannot close the script element
     generated = html.escape(report.generated_at.isoformat(timespec="seconds"))
-    return PAGE.replace("__DATA__", embedded).replace("__GENERATED__", generated)
+    window = f"since {report.since.isoformat(timespec='seconds')}" if report.since else "all history (per hour: the last day)"
+    stuck = f"{report.stuck_after.total_seconds() / 3600:g} h" if report.stuck_after >= timedelta(hours=1) else f"{report.stuck_after.total_seconds():g} s"
+    return (
+        PAGE.replace("__DATA__", embedded)
+        .replace("__GENERATED__", generated)
+        .replace("__WINDOW__", html.escape(window))
+        .replace("__STUCK__", html.escape(stuck))
+    )

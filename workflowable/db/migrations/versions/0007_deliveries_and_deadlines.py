@@ -7,7 +7,8 @@ and the tokens a delivery wrote name it; a delivery signalled by hand keeps the 
 it (`signal_id`), so that it is recorded once. workflow_transitions.after_seconds: a transition that
 passes once the process has waited that long at its source. workflow_process_evaluations: each
 check of a process's transitions, why it ran and what each condition said (identical checks in a
-row that took none folded into one row with a count).
+row that took none folded into one row with a count); an index on workflow_processes.completed_at
+for the report's window.
 
 Revision ID: 0007
 Revises: 0006
@@ -83,6 +84,7 @@ VIEWS: dict[str, str] = {
 def upgrade() -> None:
     op.add_column("workflow_transitions", sa.Column("after_seconds", sa.Float, nullable=True))
     op.add_column("workflow_processes", sa.Column("deliveries", sa.Integer, nullable=False, server_default=sa.text("0")))
+    op.create_index("ix_workflow_processes_completed_at", "workflow_processes", ["completed_at"])
     op.create_table(
         "workflow_event_listeners",
         *_timestamps(),
@@ -137,5 +139,6 @@ def downgrade() -> None:
     op.drop_table("workflow_process_evaluations")
     op.drop_table("workflow_process_deliveries")
     op.drop_table("workflow_event_listeners")
+    op.drop_index("ix_workflow_processes_completed_at", table_name="workflow_processes")
     op.drop_column("workflow_processes", "deliveries")
     op.drop_column("workflow_transitions", "after_seconds")
