@@ -3,6 +3,26 @@ documents. Plain SQL on purpose: it is what a reporting user reads and runs."""
 
 from __future__ import annotations
 
+#: Per activity: attempts by outcome, failure rate, and duration statistics of closed attempts
+#: (the attempts joined as `l`): the workflow_activity_outcomes view's columns, and the report's
+#: over a window.
+_ACTIVITY_OUTCOME_COLUMNS = """
+        SELECT a.workflow_id,
+               w.name AS workflow_name,
+               a.id AS workflow_activity_id,
+               a.name AS activity_name,
+               count(l.id) AS attempts,
+               count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 2) AS successes,
+               count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 3) AS failures,
+               count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 1) AS in_progress,
+               (count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 3))::double precision
+                   / NULLIF(count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id IN (2, 3)), 0) AS failure_rate,
+               avg(EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS avg_seconds,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS p50_seconds,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS p95_seconds,
+               max(EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS max_seconds
+"""
+
 #: View name -> its SELECT, as the schema has them now. Migrations 0004 and 0007 created them from
 #: their own copies; a change here needs a new migration (tests/integration/test_schema.py says so).
 VIEWS: dict[str, str] = {
@@ -31,21 +51,8 @@ VIEWS: dict[str, str] = {
         JOIN workflows w ON w.id = p.workflow_id
     """,
     # Per activity: attempts by outcome, failure rate, and duration statistics of closed attempts.
-    "workflow_activity_outcomes": """
-        SELECT a.workflow_id,
-               w.name AS workflow_name,
-               a.id AS workflow_activity_id,
-               a.name AS activity_name,
-               count(l.id) AS attempts,
-               count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 2) AS successes,
-               count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 3) AS failures,
-               count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 1) AS in_progress,
-               (count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 3))::double precision
-                   / NULLIF(count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id IN (2, 3)), 0) AS failure_rate,
-               avg(EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS avg_seconds,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS p50_seconds,
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS p95_seconds,
-               max(EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS max_seconds
+    "workflow_activity_outcomes": _ACTIVITY_OUTCOME_COLUMNS
+    + """
         FROM workflow_activities a
         JOIN workflows w ON w.id = a.workflow_id
         LEFT JOIN workflow_process_activity_logs l ON l.workflow_activity_id = a.id
@@ -130,21 +137,9 @@ AVERAGE_DURATION = (
 #: The report's queries, over a window. Each reads the big tables by index, for the window only.
 #: Per activity, over the attempts started since :since (all if NULL): the columns of the
 #: workflow_activity_outcomes view, percentiles on the window.
-ACTIVITY_OUTCOMES_SINCE = """
-    SELECT a.workflow_id,
-           w.name AS workflow_name,
-           a.id AS workflow_activity_id,
-           a.name AS activity_name,
-           count(l.id) AS attempts,
-           count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 2) AS successes,
-           count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 3) AS failures,
-           count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 1) AS in_progress,
-           (count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id = 3))::double precision
-               / NULLIF(count(l.id) FILTER (WHERE l.workflow_process_activity_log_status_id IN (2, 3)), 0) AS failure_rate,
-           avg(EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS avg_seconds,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS p50_seconds,
-           percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS p95_seconds,
-           max(EXTRACT(EPOCH FROM (l.completed_at - l.started_at)))::double precision AS max_seconds
+ACTIVITY_OUTCOMES_SINCE = (
+    _ACTIVITY_OUTCOME_COLUMNS
+    + """
     FROM workflow_activities a
     JOIN workflows w ON w.id = a.workflow_id
     JOIN workflow_process_activity_logs l
@@ -152,6 +147,7 @@ ACTIVITY_OUTCOMES_SINCE = """
     GROUP BY a.workflow_id, w.name, a.id, a.name
     ORDER BY w.name, a.name
 """
+)
 
 #: Processes completed (by completed_at) and failed (by when they failed) per hour since :since.
 HOURLY_ENDINGS = """
