@@ -25,6 +25,7 @@ from .db.explain import Explanation, explain
 from .db.integrity import IntegrityProblem, verify_integrity
 from .db.mirror import Mirror
 from .db.reporting import Process, ProcessSummary, Report, build_report, get_process, list_attempts, list_processes
+from .db.retention import PruneResult, prune
 from .db.versions import SwapInfo
 from .definitions import Catalog, WorkflowEvent
 from .dispatch import SweepResult, install_schedule, process_runs, start_and_record
@@ -368,6 +369,18 @@ class Workflowable:
         if not isinstance(stuck_after, timedelta) or stuck_after <= timedelta(0):
             raise InvalidArgument(f"stuck_after must be a positive timedelta, got {stuck_after!r}")
         return await build_report(self.engine, since=since, stuck_after=stuck_after)
+
+    async def prune(
+        self, older_than: timedelta, *, dry_run: bool = False, batch: int = 1_000, progress: Callable[[int], None] | None = None
+    ) -> PruneResult:
+        """Delete the finished processes (Completed, Failed, Cancelled) that ended more than
+        `older_than` ago, with their attempt rows, tokens, deliveries and checks, in short
+        batches (row locks only); `dry_run` counts them. Live processes are never touched."""
+        if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
+            raise InvalidArgument(f"older_than must be a positive timedelta, got {older_than!r}")
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 0 < batch <= 100_000:
+            raise InvalidArgument(f"batch is a number of processes from 1 to 100,000, got {batch!r}")
+        return await prune(self.engine, older_than, batch=batch, dry_run=dry_run, progress=progress)
 
     async def verify_integrity(self, catalog: Catalog) -> tuple[int, list[IntegrityProblem]]:
         """(workflows checked, problems): every input token an activity or condition type of a

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from tests.conftest import database_of_its_own
+from workflowable.db import retention
 from workflowable.db.database import create_engine
 from workflowable.db.mirror import TRIGGER, due_batch, due_count
 from workflowable.reconcile import OPEN_ATTEMPTS, to_check
@@ -103,6 +104,9 @@ MAINTENANCE = {
     ),
     "sweep: due count": lambda: sql(due_count()),
     "sweep: next batch": lambda: sql(due_batch(200, [])),
+    "prune: finished processes that ended before a cutoff": lambda: (
+        retention._ENDED_BEFORE.replace("CAST(:before AS timestamptz)", "now() - interval '30 days'").replace(":batch", "1000")
+    ),
     "process list: newest with a status": lambda: (
         "SELECT id FROM workflow_processes WHERE workflow_process_status_id = 2 ORDER BY id DESC LIMIT 50"
     ),

@@ -32,6 +32,7 @@ from ..db.drawing import SavedGraph
 from ..db.explain import Explanation
 from ..db.integrity import IntegrityProblem
 from ..db.reporting import Attempt, Process, ProcessSummary, Report
+from ..db.retention import PruneResult
 from ..db.versions import SwapInfo
 from ..definitions import Catalog, WorkflowEvent
 from ..dispatch import SweepResult
@@ -941,6 +942,39 @@ def _since(text: str | None) -> datetime | None:
 def _ui_links(settings: Settings) -> str:
     """The start of a process's page in the Temporal web UI; the workflow id follows."""
     return f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{settings.temporal_namespace}/workflows/"
+
+
+@db_app.command("prune")
+def db_prune(
+    older_than: Annotated[str, typer.Option(help="Delete finished processes that ended longer ago than this (30d, 12h).")],
+    dry_run: Annotated[bool, typer.Option(help="Count them; delete nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Go ahead without asking.")] = False,
+) -> None:
+    """Delete finished processes (Completed, Failed, Cancelled) that ended before a cutoff, with
+    their attempts, tokens, deliveries and checks, in short batches (row locks only; safe to
+    interrupt and run again). Live processes are never touched.
+
+    Example: workflowable db prune --older-than 90d --dry-run"""
+    age = _duration(older_than, "--older-than")
+
+    async def count(client: Workflowable) -> PruneResult:
+        return await client.prune(age, dry_run=True)
+
+    found: PruneResult = _run(_with_client(count, mirror_only=True))
+    console.print(f"{_count(found.found, 'finished process')} ended before {_when(found.before)}.")
+    if dry_run or not found.found:
+        return
+    if not yes and (not sys.stdin.isatty() or not typer.confirm(f"Delete {_count(found.found, 'process')} and all their rows?")):
+        raise InvalidArgument(f"prune would delete {_count(found.found, 'process')}: confirm with --yes (or count them with --dry-run)")
+    columns = (TextColumn("deleting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=errors, transient=True) as bar:
+        task = bar.add_task("prune", total=found.found)
+
+        async def delete(client: Workflowable) -> PruneResult:
+            return await client.prune(age, progress=lambda n: bar.advance(task, n))
+
+        done: PruneResult = _run(_with_client(delete, mirror_only=True))
+    console.print(f"Deleted {_count(done.deleted, 'process')} that ended before {_when(done.before)}, with their rows.")
 
 
 @db_app.command("upgrade")

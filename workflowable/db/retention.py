@@ -1,0 +1,73 @@
+"""Retention: the mirror kept to a chosen age. `prune` deletes finished processes (Completed,
+Failed, Cancelled) that ended before a cutoff, with everything that belongs to them (attempt
+rows, tokens, deliveries, the record of their checks, swap audit rows), in batches of one short
+transaction each: row locks only, never a lock on a table, so workers and reports go on while
+it runs, and an interrupted prune is resumed by running it again. Live processes are never
+touched, however old.
+
+Deleting leaves dead rows for autovacuum to reclaim (docs/performance.md, "Retention"), which
+is what a year's attempt log asks for; a team at hundreds of millions of rows a month may prefer
+time partitions of the attempt log, which this leaves room for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..states import ProcessStatus
+
+#: Finished processes that ended before :before, found by two index scans: Completed ones by
+#: completed_at, Failed and Cancelled ones by status (their row's last change is their end).
+_ENDED_BEFORE = f"""
+    (SELECT id FROM workflow_processes
+     WHERE completed_at < CAST(:before AS timestamptz) AND workflow_process_status_id = {ProcessStatus.COMPLETED:d}
+     ORDER BY completed_at LIMIT :batch)
+    UNION ALL
+    (SELECT id FROM workflow_processes
+     WHERE workflow_process_status_id IN ({ProcessStatus.FAILED:d}, {ProcessStatus.CANCELLED:d}) AND updated_at < CAST(:before AS timestamptz)
+     ORDER BY id LIMIT :batch)
+"""
+ENDED_BEFORE = sa.text(f"SELECT id FROM ({_ENDED_BEFORE}) AS ended LIMIT :batch")
+COUNT_ENDED_BEFORE = sa.text(
+    f"""
+    SELECT (SELECT count(*) FROM workflow_processes
+            WHERE completed_at < CAST(:before AS timestamptz) AND workflow_process_status_id = {ProcessStatus.COMPLETED:d})
+         + (SELECT count(*) FROM workflow_processes
+            WHERE workflow_process_status_id IN ({ProcessStatus.FAILED:d}, {ProcessStatus.CANCELLED:d}) AND updated_at < CAST(:before AS timestamptz))
+    """
+)
+#: Each table's rows of the processes cascade with them (every foreign key to a process does).
+DELETE_PROCESSES = sa.text("DELETE FROM workflow_processes WHERE id = ANY(CAST(:ids AS bigint[]))")
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    before: datetime  #: processes that ended before this
+    found: int  #: finished processes that ended before it, when the prune began
+    deleted: int  #: deleted by this run (0 with a dry run)
+
+
+async def prune(
+    engine: AsyncEngine, older_than: timedelta, *, batch: int = 1_000, dry_run: bool = False, progress: Callable[[int], None] | None = None
+) -> PruneResult:
+    """Delete the finished processes that ended more than `older_than` ago (by the database's
+    clock), `batch` at a time; `progress` is told how many each batch deleted."""
+    async with engine.connect() as conn:
+        before = await conn.scalar(sa.text("SELECT now() - CAST(:older_than AS interval)"), {"older_than": older_than})
+        found = int(await conn.scalar(COUNT_ENDED_BEFORE, {"before": before}) or 0)
+    deleted = 0
+    while not dry_run:
+        async with engine.begin() as conn:
+            ids = [row.id for row in await conn.execute(ENDED_BEFORE, {"before": before, "batch": batch})]
+            if not ids:
+                break
+            await conn.execute(DELETE_PROCESSES, {"ids": ids})
+        deleted += len(ids)
+        if progress is not None:
+            progress(len(ids))
+    return PruneResult(before, found, deleted)
