@@ -245,9 +245,17 @@ async def test_the_command_line_trigger_says_whom_it_delivered_to(client, settin
     ]
     assert (await client.wait_for_process(process_id, timeout=30)).status is S.COMPLETED
     shown = await asyncio.to_thread(
-        subprocess.run, [*WORKFLOWABLE, "process", "show", str(process_id)], env=environment(settings), cwd=ROOT, capture_output=True, text=True, timeout=120
+        subprocess.run, [*WORKFLOWABLE, "process", "show", str(process_id), "--graph"], env=environment(settings), cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert "delivery 1 (Decided)" in shown.stdout and "Events delivered" in shown.stdout, shown.stdout
+    lines = shown.stdout.splitlines()
+    assert "✓ start -> reserve (1): always" in lines and "  reserve -> reject (2): workflowable.TokenPresent(key='decision')" in lines, lines
+    assert "✓ reserve -> ship (1): workflowable.TokenEquals(key='decision', value='approved')" in lines
+    assert "The process is at: ship" in lines
+    drawn = await asyncio.to_thread(
+        subprocess.run, [*WORKFLOWABLE, "process", "show", str(process_id), "--mermaid"], env=environment(settings), cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert drawn.stdout.startswith("flowchart TD") and drawn.stdout.count("linkStyle") == 2 and "style a" in drawn.stdout, drawn.stdout
 
 
 async def evaluation_rows(client, process_id: int) -> list[tuple[str, int | None, int]]:

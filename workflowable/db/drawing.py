@@ -5,6 +5,7 @@ their parameters, deadlines, the events it listens for; drawn as text or as a Me
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +75,18 @@ class SavedGraph:
     def named(self, step: Step) -> str:
         return f"transition {step.name!r} ({step.ordinal})"
 
-    def lines(self) -> list[str]:
+    def taken(self, path: list[int]) -> set[int]:
+        """The transitions a process took along `path` (the activities it completed, in order)."""
+        found, source = set(), None
+        for target in path:
+            step = next((s for s in self.leaving(source) if s.target == target), None)
+            if step is not None:
+                found.add(step.id)
+            source = target
+        return found
+
+    def lines(self, *, taken: AbstractSet[int] = frozenset(), here: int | None = None) -> list[str]:
+        """The graph in words; with `taken` (a process's transitions) marked ✓, and `here` its position."""
         said = [
             f"Workflow {self.name!r} ({self.status.label}), started by {self.event}, priority {self.priority}, "
             f"checks again every {duration(self.retry_interval)} while waiting"
@@ -84,14 +96,18 @@ class SavedGraph:
         said.append("Activities: " + ", ".join(f"{name} ({kind})" for name, kind in self.activities.values()))
         said.append("Transitions, tried in order from each activity:")
         for step in self.steps:
-            said.append(f"  {self.activity_name(step.source)} -> {self.activity_name(step.target)} ({step.ordinal}): {step.label}")
+            mark = "✓ " if step.id in taken else "  "
+            said.append(f"{mark}{self.activity_name(step.source)} -> {self.activity_name(step.target)} ({step.ordinal}): {step.label}")
+        if here is not None or taken:
+            said.append(f"The process is at: {self.activity_name(here)}")
         ends = [name for activity_id, (name, _) in self.activities.items() if not self.leaving(activity_id)]
         said.append("Ends after: " + (", ".join(ends) or "-"))
         return said
 
-    def mermaid(self) -> str:
+    def mermaid(self, *, taken: AbstractSet[int] = frozenset(), here: int | None = None) -> str:
         """A Mermaid flowchart: activities as boxes, transitions labelled with their order and
-        what must hold, the events it listens for as a note."""
+        what must hold, the events it listens for as a note; with a process's `taken`
+        transitions drawn thick and green and its position (`here`) highlighted."""
         node = {activity_id: f"a{activity_id}" for activity_id in self.activities}
         out = ["flowchart TD", "    start((start))"]
         for activity_id, (name, kind) in self.activities.items():
@@ -104,6 +120,11 @@ class SavedGraph:
         for activity_id in self.activities:
             if not self.leaving(activity_id):
                 out.append(f"    {node[activity_id]} --> done((end))")
+        for n, step in enumerate(self.steps):  # links are numbered in the order they were drawn
+            if step.id in taken:
+                out.append(f"    linkStyle {n} stroke:#3ebd93,stroke-width:3px")
+        if here is not None and here in node:
+            out.append(f"    style {node[here]} fill:#fff3c4,stroke:#f7c948,stroke-width:3px")
         for n, (event, match) in enumerate(self.listens, start=1):
             values = ", ".join(f"{field} = {key}" for field, key in match.items())
             out.append(f'    listens{n}>"listens for {_quoted(event)} ({_quoted(values)})"]')

@@ -787,11 +787,23 @@ def processes_command(
 
 
 @process_app.command("show")
-def process_show(process_id: ProcessId, output: OutputOption = Output.TABLE) -> None:
+def process_show(
+    process_id: ProcessId,
+    output: OutputOption = Output.TABLE,
+    graph: Annotated[bool, typer.Option("--graph", help="Also its workflow's graph, the path it took marked and where it is.")] = False,
+    mermaid: Annotated[bool, typer.Option("--mermaid", help="Only the graph, as Mermaid, its path drawn green and its position highlighted.")] = False,
+) -> None:
     """One process: its status, tokens (and what wrote each), the events delivered to it and its attempts as a timeline.
 
-    Example: workflowable process show 42 -o json (csv: its attempts)"""
+    Example: workflowable process show 42 -o json (csv: its attempts); workflowable process show 42 --graph"""
     process: Process = _run(_with_client(lambda c: c.get_process(process_id), mirror_only=True))
+    if graph or mermaid:
+        drawn: SavedGraph = _run(_with_client(lambda c: c.describe_workflow(process.workflow_id), mirror_only=True))
+        path = [a.activity_id for a in process.attempts if a.status is AttemptStatus.SUCCESS]
+        taken = drawn.taken(path)
+        if mermaid:
+            print(drawn.mermaid(taken=taken, here=process.position))
+            return
     if output is Output.JSON:
         print(json.dumps(_plain(process), indent=2, ensure_ascii=False))
         return
@@ -827,6 +839,9 @@ def process_show(process_id: ProcessId, output: OutputOption = Output.TABLE) -> 
         seconds = f"{(a.completed_at - a.started_at).total_seconds():.3f}" if a.completed_at else "-"
         timeline.add_row(str(a.step), a.activity_name, str(a.attempt), a.status.label, _when(a.started_at), _when(a.completed_at), seconds, a.error or "")
     console.print(timeline)
+    if graph:
+        for line in drawn.lines(taken=taken, here=process.position):
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 @process_app.command("explain")
