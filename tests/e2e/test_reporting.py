@@ -221,6 +221,9 @@ async def test_the_html_report_shows_the_right_totals_in_a_browser(client, mixed
     assert "odd" in dom  # the failed processes' error
     stuck = set(map(int, re.findall(r'data-list="stuck" data-process="(\d+)"', dom)))
     assert stuck_id in stuck and not stuck & {p.id for p in processes}, stuck
+    first_then_risky = re.search(r'data-from="first" data-to="risky" data-taken="(\d+)"', dom)
+    assert first_then_risky and int(first_then_risky.group(1)) == sum(1 for p in processes if "risky" in [a.activity_name for a in p.attempts])
+    assert re.search(r'data-node="risky" data-attempts="(\d+)"', dom).group(1) == str(len(risky))
     completed = sum(int(n) for n in re.findall(r'data-chart="hourly" data-label="[^"]+" data-completed="(\d+)"', dom))
     assert completed >= sum(p.status is S.COMPLETED for p in processes)
     assert (tmp_path / "report.png").stat().st_size > 10_000

@@ -14,6 +14,7 @@ from ..errors import ProcessNotFound
 from ..states import AttemptStatus, ProcessStatus
 from ..workflows.messages import workflow_id_for
 from . import reporting_sql
+from .drawing import SavedGraph, load_graph
 from .models import activities, attempts, deliveries, events, processes, tokens, workflows
 
 
@@ -283,6 +284,9 @@ class Report:
     #: live processes without progress (no attempt started, no event delivered) for `stuck_after`
     stuck: list[dict[str, Any]] = field(default_factory=list)  #: {id, workflow_name, status, position, last_progress}
     stuck_after: timedelta = timedelta(hours=1)
+    #: each workflow with attempts in the window, drawn: {name, activities: [{id, name, type}],
+    #: steps: [{id, source, target, ordinal, label, taken}]} (the activities' figures are in `activities`)
+    graphs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def processes(self) -> int:
@@ -312,4 +316,21 @@ async def build_report(engine: AsyncEngine, *, since: datetime | None = None, st
             dict(row)
             for row in (await conn.execute(sa.text(reporting_sql.STUCK_PROCESSES), {"before": now - stuck_after, "limit": LISTED})).mappings()
         ]
-    return Report({r.status: int(r.processes) for r in counts}, rows, now, since, hourly, failed, stuck, stuck_after)
+        taken = {(r.from_activity_id, r.to_activity_id): int(r.taken) for r in await conn.execute(sa.text(reporting_sql.STEPS_TAKEN), window)}
+        graphs = [_drawn(await load_graph(conn, workflow_id), taken) for workflow_id in dict.fromkeys(r["workflow_id"] for r in rows)]
+    return Report({r.status: int(r.processes) for r in counts}, rows, now, since, hourly, failed, stuck, stuck_after, graphs)
+
+
+def _drawn(graph: SavedGraph, taken: dict[tuple[int | None, int], int]) -> dict[str, Any]:
+    """A workflow's graph for the report's picture, each transition with how often it was taken
+    (by the pairs of consecutive steps: when two transitions join the same two activities, the
+    first in order gets the count)."""
+    counted: set[tuple[int | None, int]] = set()
+    steps = []
+    for step in graph.steps:
+        pair = (step.source, step.target)
+        steps.append({"id": step.id, "source": step.source, "target": step.target, "ordinal": step.ordinal, "label": step.label,
+                      "taken": 0 if pair in counted else taken.get(pair, 0)})
+        counted.add(pair)
+    activities = [{"id": activity_id, "name": name, "type": kind} for activity_id, (name, kind) in graph.activities.items()]
+    return {"name": graph.name, "activities": activities, "steps": steps}

@@ -191,3 +191,15 @@ STUCK_PROCESSES = """
     ORDER BY progress.at
     LIMIT :limit
 """
+
+#: How often each pair of consecutive steps was taken, over the attempts started since :since
+#: (all if NULL): (from activity, to activity, times); from NULL is the start. A process's step
+#: n+1 follows its step n, so the pair names the transition it took.
+STEPS_TAKEN = """
+    SELECT prev.workflow_activity_id AS from_activity_id, l.workflow_activity_id AS to_activity_id, count(*) AS taken
+    FROM workflow_process_activity_logs l
+    LEFT JOIN workflow_process_activity_logs prev
+      ON prev.workflow_process_id = l.workflow_process_id AND prev.step = l.step - 1 AND prev.workflow_process_activity_log_status_id = 2
+    WHERE l.attempt = 1 AND (CAST(:since AS timestamptz) IS NULL OR l.started_at >= CAST(:since AS timestamptz))
+    GROUP BY 1, 2
+"""

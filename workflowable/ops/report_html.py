@@ -55,6 +55,7 @@ PAGE = """<!doctype html>
 <section><h2>Attempt durations per activity (log scale)</h2>
   <p class="legend"><span><i style="background:#47a3f3"></i>p50</span><span><i style="background:#2186eb"></i>average</span><span><i style="background:#0b69a3"></i>p95</span></p>
   <div id="durations"></div></section>
+<section><h2>Workflows: each activity's attempts and durations, each transition how often taken</h2><div id="graphs"></div></section>
 <section><h2>Failed processes</h2><div id="failed"></div></section>
 <section><h2>Stuck processes: live, no progress for __STUCK__</h2><div id="stuck"></div></section>
 <script type="application/json" id="data">__DATA__</script>
@@ -177,6 +178,59 @@ document.getElementById("total-failures").textContent = failures;
   target.appendChild(svg);
 })();
 
+// Each workflow's graph: activities in columns by their distance from the start, each with its
+// attempts, p50 / p95 and failure rate; each transition with its order and how often it was taken.
+(function () {
+  const target = document.getElementById("graphs");
+  if (!data.graphs.length) { target.innerHTML = '<p class="empty">No attempts in the window.</p>'; return; }
+  const figures = Object.fromEntries(data.activities.map(a => [a.workflow_activity_id, a]));
+  for (const graph of data.graphs) {
+    const depth = {start: 0}, order = ["start"];
+    for (let changed = true, rounds = 0; changed && rounds < 100; rounds++) {
+      changed = false;
+      for (const s of graph.steps) {
+        const from = s.source === null ? "start" : s.source;
+        if (depth[from] !== undefined && depth[s.target] === undefined) { depth[s.target] = depth[from] + 1; order.push(s.target); changed = true; }
+      }
+    }
+    const rows = {}, at = {};
+    for (const id of order) { const d = depth[id]; rows[d] = (rows[d] || 0) + 1; at[id] = [d, rows[d] - 1]; }
+    const height = Math.max(...Object.values(rows)) * 90 + 20;
+    const svg = el("svg", {width: 960, height: height, role: "img", "data-graph": graph.name});
+    const box = id => { const [d, r] = at[id] || [0, 0]; return {x: 10 + d * 200, y: 10 + r * 90}; };
+    const names = Object.fromEntries(graph.activities.map(a => [a.id, a.name]));
+    for (const s of graph.steps) {
+      const from = box(s.source === null ? "start" : s.source), to = box(s.target);
+      const x1 = from.x + (s.source === null ? 60 : 170), y1 = from.y + 30, x2 = to.x, y2 = to.y + 30;
+      const bend = x2 <= x1 ? 70 : 0;  // a transition back to an earlier column loops below
+      const g = el("g", {"data-from": s.source === null ? "start" : names[s.source], "data-to": names[s.target], "data-taken": s.taken});
+      g.appendChild(el("path", {d: `M${x1},${y1} C${x1 + 40},${y1 + bend} ${x2 - 40},${y2 + bend} ${x2},${y2}`, fill: "none",
+        stroke: s.taken ? "#3ebd93" : "#cbd2d9", "stroke-width": s.taken ? 2 : 1}));
+      g.appendChild(el("text", {x: (x1 + x2) / 2 - 14, y: (y1 + y2) / 2 + bend / 2 - 4, class: "value"}, s.ordinal + " · " + s.taken + " taken"));
+      g.appendChild(el("title", {}, s.label));
+      svg.appendChild(g);
+    }
+    const start = box("start");
+    svg.appendChild(el("circle", {cx: start.x + 30, cy: start.y + 30, r: 26, fill: "#f5f7fa", stroke: "#9aa5b1"}));
+    svg.appendChild(el("text", {x: start.x + 14, y: start.y + 34}, "start"));
+    for (const a of graph.activities) {
+      if (!at[a.id]) continue;
+      const {x, y} = box(a.id), f = figures[a.id];
+      const g = el("g", {"data-node": a.name, "data-attempts": f ? f.attempts : 0});
+      const failing = f && f.failure_rate;
+      g.appendChild(el("rect", {x: x, y: y, width: 170, height: 60, rx: 6, fill: "#fff", stroke: failing ? "#e66a6a" : "#9aa5b1"}));
+      g.appendChild(el("text", {x: x + 8, y: y + 17}, a.name + " (" + a.type + ")"));
+      g.appendChild(el("text", {x: x + 8, y: y + 34, class: "value"}, f ? f.attempts + " attempts, " + ((f.failure_rate || 0) * 100).toFixed(0) + "% failed" : "no attempts"));
+      g.appendChild(el("text", {x: x + 8, y: y + 50, class: "value"}, f ? "p50 " + seconds(f.p50_seconds) + ", p95 " + seconds(f.p95_seconds) : ""));
+      svg.appendChild(g);
+    }
+    const title = document.createElement("h3");
+    title.textContent = graph.name;
+    target.appendChild(title);
+    target.appendChild(svg);
+  }
+})();
+
 // Failed and stuck processes: each linked to its page in the Temporal web UI.
 function list(id, rows, columns, empty) {
   const target = document.getElementById(id);
@@ -236,6 +290,7 @@ def render_html(report: Report, *, ui: str) -> str:
         "hourly": _rows(report.hourly),
         "failed": _rows(report.failed),
         "stuck": _rows(report.stuck),
+        "graphs": report.graphs,
         "ui": ui,
     }
     embedded = json.dumps(data).replace("</", "<\\/")  # cannot close the script element
