@@ -79,7 +79,7 @@ def _run_id() -> str:
     return run_id
 
 
-async def _heartbeating(work: Awaitable[None], *, first_beat: Callable[[], Awaitable[object]] | None = None) -> None:
+async def _heartbeating(work: Awaitable[T], *, first_beat: Callable[[], Awaitable[object]] | None = None) -> T:
     """Run `work`, heartbeating meanwhile (after `first_beat`, once, if it runs that long); a
     cancel of this activity cancels `work` too."""
     task = asyncio.ensure_future(work)
@@ -91,7 +91,7 @@ async def _heartbeating(work: Awaitable[None], *, first_beat: Callable[[], Await
                     opening, first_beat = first_beat, None
                     await opening()
                 activity.heartbeat()
-        task.result()
+        return task.result()
     except asyncio.CancelledError:
         task.cancel()
         with contextlib.suppress(BaseException):
@@ -307,11 +307,12 @@ class ProcessActivities:
                 raise
             completed_at = _now()
             # The transitions leaving the activity are checked before its Success is written, so
-            # that the record of the check goes in the same statement. A condition that raises
-            # leaves the check to the workflow (which records it); the step succeeded all the same.
+            # that the record of the check goes in the same statement; heartbeating meanwhile, as
+            # the handler did (a slow condition must not time the attempt out). A condition that
+            # raises leaves the check to the workflow (which records it); the step succeeded.
             evaluation = None
             if input.then_check:
-                evaluation = await evaluate(catalog, input.process_id, input.then_check, {**input.tokens, **ctx.outputs})
+                evaluation = await _heartbeating(evaluate(catalog, input.process_id, input.then_check, {**input.tokens, **ctx.outputs}))
                 if evaluation.error is not None:
                     activity.logger.warning("conditions after %r not checked: %s", input.activity_name, describe_error(evaluation.error))
                     evaluation = None

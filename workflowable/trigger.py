@@ -6,13 +6,14 @@ to the event, and its deliveries: to every live process of a workflow that liste
 event and whose tokens match it, the event's fields as tokens, numbered per process. Each new
 process's workflow is started with its plan, so that it need not read it back; each process
 delivered to is signalled, so that it checks its transitions at once. A signal that does not
-arrive delays a delivery, never loses it: the process reads it at its next check.
+arrive (no workflow was running, Temporal did not answer) delays a delivery, never loses it: the
+process reads it from the mirror at its next check of its transitions.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -38,14 +39,13 @@ SIGNALS_AT_ONCE = 50
 
 @dataclass(frozen=True)
 class Delivered:
-    """An event delivered to a live process: the process's `seq`th delivery; `status` the
-    process's status then; `signalled`: its workflow was told at once (False: it had none
-    running, or Temporal did not answer: it reads the delivery as it next checks or begins)."""
+    """An event delivered to a live process: the process's `seq`th delivery, and the process's
+    `status` then."""
 
     process_id: int
     seq: int
     status: ProcessStatus
-    signalled: bool
+    signalled: bool  #: its workflow was told; if not, the process reads the delivery at its next check
 
 
 class Triggered(list[Process]):
@@ -110,8 +110,10 @@ async def _trigger(
         for p, go in zip(created, dispatching, strict=True)
         if go
     }
-    dispatched_at = dict(zip(starts, await _all_or_first_error(starts.values()), strict=True))
+    started = await asyncio.gather(*starts.values(), return_exceptions=True)
+    # The deliveries are written: their processes are told even if a start failed.
     deliveries = await _signal_all(temporal, [(row.id, Delivery(event_name, input_tokens, row.seq)) for row in delivered])
+    dispatched_at = dict(zip(starts, _or_first_error(started), strict=True))
     statuses = {row.id: ProcessStatus(row.status) for row in delivered}
     # As they were when created and dispatched, built from what was written rather than read
     # back (the caller is often about to trigger the next event). `dispatched_at` is None in
@@ -172,9 +174,8 @@ async def _start_new(temporal: Client, mirror: Mirror, target: DispatchTarget, w
     return dispatched_at  # type: ignore[return-value]
 
 
-async def _all_or_first_error(calls: Iterable[Awaitable[T]]) -> list[T]:
-    """Await every call to its end (none left running), then raise the first error, if any."""
-    results = await asyncio.gather(*calls, return_exceptions=True)
+def _or_first_error(results: list[T | BaseException]) -> list[T]:
+    """The results of calls that all ran to their end, or the first error among them."""
     for result in results:
         if isinstance(result, BaseException):
             raise result

@@ -760,3 +760,16 @@ def test_random_interleavings_keep_the_invariants(seed):
         if world.finished is not None:
             assert world.finished.status.is_terminal
             assert world.finished.status is world.mirror
+
+
+def test_a_delivery_after_a_check_made_while_paused_is_checked_on_resume():
+    """The last attempt checked its transitions as it succeeded, while a pause was in flight; an
+    event delivered before the resume makes that check out of date."""
+    world = started()
+    world.request(Request.PAUSE)
+    world.answer_write()  # Paused
+    world.succeed()  # checked as it succeeded (the gate closed), held by the pause
+    world.deliver()
+    world.request(Request.RESUME)
+    world.answer_write()
+    assert world.choose is not None and world.choose.deliveries == 1, "checked again with the event, not left for the retry interval"

@@ -508,10 +508,13 @@ TRIGGER = sa.text(
                 WHERE t.workflow_process_id = p.id AND t.key = m.token_key ORDER BY t.id DESC LIMIT 1
             )
         )
+    ), locked AS (
+        -- in id order, so that two triggers that match the same processes cannot deadlock
+        SELECT id FROM workflow_processes WHERE id IN (SELECT id FROM matched) ORDER BY id FOR UPDATE
     ), numbered AS (
         UPDATE workflow_processes AS p
         SET deliveries = p.deliveries + 1
-        FROM matched
+        FROM matched JOIN locked ON locked.id = matched.id
         WHERE p.id = matched.id AND p.workflow_process_status_id IN ({_RECEIVING})
         RETURNING p.id, p.deliveries AS seq, p.workflow_process_status_id AS status, matched.workflow_event_id
     ), delivered AS (

@@ -171,9 +171,10 @@ FAILED_PROCESSES = """
     LIMIT :limit
 """
 
-#: Live processes (Created, Pending, Dispatched, Running; not Paused, which is held on purpose)
-#: without progress since :before: no attempt started and no event delivered since then. Their
-#: own re-checks while Pending rewrite the row (updated_at) but are not progress.
+#: Live processes (Created, Pending, Dispatched, Running; not Paused, which is held on purpose,
+#: nor Created to run later) without progress since :before: no attempt started and no event
+#: delivered since then. Their own re-checks while Pending rewrite the row (updated_at) but are
+#: not progress.
 STUCK_PROCESSES = """
     SELECT p.id, w.name AS workflow_name, s.name AS status, a.name AS position, progress.at AS last_progress
     FROM workflow_processes p
@@ -188,6 +189,7 @@ STUCK_PROCESSES = """
         ) AS at
     ) AS progress
     WHERE p.workflow_process_status_id IN (1, 2, 3, 4) AND progress.at < CAST(:before AS timestamptz)
+      AND NOT (p.workflow_process_status_id = 1 AND p.next_run_at > now())  -- Created to run later, as asked
     ORDER BY progress.at
     LIMIT :limit
 """

@@ -42,7 +42,10 @@ COUNT_ENDED_BEFORE = sa.text(
     """
 )
 #: Each table's rows of the processes cascade with them (every foreign key to a process does).
-DELETE_PROCESSES = sa.text("DELETE FROM workflow_processes WHERE id = ANY(CAST(:ids AS bigint[]))")
+DELETE_PROCESSES = sa.text(
+    "DELETE FROM workflow_processes WHERE id = ANY(CAST(:ids AS bigint[])) "
+    f"AND workflow_process_status_id IN ({', '.join(str(int(s)) for s in ProcessStatus if s.is_terminal)})"  # not retried meanwhile
+)
 
 
 @dataclass(frozen=True)

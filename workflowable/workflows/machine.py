@@ -365,6 +365,7 @@ class Machine:
             self.tokens.update(delivery.tokens)
             self.deliveries = delivery.seq
         self._check_now(Cause.DELIVERED)
+        self.prechecked = None  # the last attempt's check, made without the event's fields
         if self.phase in (Phase.ATTEMPT, Phase.CHOOSING):
             self.delivered_meanwhile = True
         elif self.phase is Phase.WAITING:
