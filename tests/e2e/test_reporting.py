@@ -177,7 +177,7 @@ def render(page: Path, tmp: Path) -> str:
     args = [
         chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp / 'chromium-profile'}", "--window-size=1100,1400",
+        f"--user-data-dir={tmp / 'chromium-profile'}", "--window-size=1280,3200",
     ]
     subprocess.run([*args, f"--screenshot={tmp / 'report.png'}", page.as_uri()], capture_output=True, timeout=120, check=False)
     result = subprocess.run([*args, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False)

@@ -197,7 +197,7 @@ document.getElementById("total-failures").textContent = failures;
     for (const id of order) { const d = depth[id]; rows[d] = (rows[d] || 0) + 1; at[id] = [d, rows[d] - 1]; }
     const height = Math.max(...Object.values(rows)) * 90 + 20;
     const svg = el("svg", {width: 960, height: height, role: "img", "data-graph": graph.name});
-    const box = id => { const [d, r] = at[id] || [0, 0]; return {x: 10 + d * 200, y: 10 + r * 90}; };
+    const box = id => { const [d, r] = at[id] || [0, 0]; return {x: 10 + d * 270, y: 10 + r * 90}; };  // 100 px between columns for the labels
     const names = Object.fromEntries(graph.activities.map(a => [a.id, a.name]));
     for (const s of graph.steps) {
       const from = box(s.source === null ? "start" : s.source), to = box(s.target);
@@ -206,7 +206,8 @@ document.getElementById("total-failures").textContent = failures;
       const g = el("g", {"data-from": s.source === null ? "start" : names[s.source], "data-to": names[s.target], "data-taken": s.taken});
       g.appendChild(el("path", {d: `M${x1},${y1} C${x1 + 40},${y1 + bend} ${x2 - 40},${y2 + bend} ${x2},${y2}`, fill: "none",
         stroke: s.taken ? "#3ebd93" : "#cbd2d9", "stroke-width": s.taken ? 2 : 1}));
-      g.appendChild(el("text", {x: (x1 + x2) / 2 - 14, y: (y1 + y2) / 2 + bend / 2 - 4, class: "value"}, s.ordinal + " · " + s.taken + " taken"));
+      const lx = x2 > x1 ? x1 + 8 : (x1 + x2) / 2, ly = x2 > x1 ? y1 + (y2 - y1) * 0.2 - 5 : (y1 + y2) / 2 + bend - 4;
+      g.appendChild(el("text", {x: lx, y: ly, class: "value"}, s.ordinal + " · " + s.taken + " taken"));
       g.appendChild(el("title", {}, s.label));
       svg.appendChild(g);
     }
