@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from tests.conftest import database_of_its_own
-from workflowable.db import retention
+from workflowable.db import reporting_sql, retention
 from workflowable.db.database import create_engine
 from workflowable.db.mirror import TRIGGER, due_batch, due_count
 from workflowable.reconcile import OPEN_ATTEMPTS, to_check
@@ -78,6 +78,11 @@ FROM made, activity, generate_series(1, :each) AS attempt
 """
 
 
+def _windowed(query: str) -> str:
+    """A report query over the last second, as text."""
+    return query.replace("CAST(:since AS timestamptz)", "(now() - interval '1 second')").replace(":limit", "50")
+
+
 def sql(statement: Any) -> str:
     return str(statement.compile(dialect=postgresql.psycopg.dialect(), compile_kwargs={"literal_binds": True}))
 
@@ -106,6 +111,14 @@ MAINTENANCE = {
     "sweep: next batch": lambda: sql(due_batch(200, [])),
     "prune: finished processes that ended before a cutoff": lambda: (
         retention._ENDED_BEFORE.replace("CAST(:before AS timestamptz)", "now() - interval '30 days'").replace(":batch", "1000")
+    ),
+    # The report over a window (a recent one: the fill's attempts are a minute old).
+    "report: outcomes per activity over a window": lambda: _windowed(reporting_sql.ACTIVITY_OUTCOMES_SINCE),
+    "report: processes ended per hour": lambda: _windowed(reporting_sql.HOURLY_ENDINGS),
+    "report: failed processes": lambda: _windowed(reporting_sql.FAILED_PROCESSES),
+    "report: transitions taken": lambda: _windowed(reporting_sql.STEPS_TAKEN),
+    "report: stuck processes": lambda: reporting_sql.STUCK_PROCESSES.replace("CAST(:before AS timestamptz)", "now() - interval '1 hour'").replace(
+        ":limit", "50"
     ),
     "process list: newest with a status": lambda: (
         "SELECT id FROM workflow_processes WHERE workflow_process_status_id = 2 ORDER BY id DESC LIMIT 50"

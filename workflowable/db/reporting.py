@@ -308,15 +308,18 @@ async def build_report(engine: AsyncEngine, *, since: datetime | None = None, st
         now = await conn.scalar(sa.text("SELECT now()"))
         counts = (await conn.execute(sa.text("SELECT status, processes FROM workflow_process_status_counts ORDER BY workflow_process_status_id"))).all()
         window = {"since": since}
-        rows = [dict(row) for row in (await conn.execute(sa.text(reporting_sql.ACTIVITY_OUTCOMES_SINCE), window)).mappings()]
+        outcomes = reporting_sql.ACTIVITY_OUTCOMES_ALL if since is None else reporting_sql.ACTIVITY_OUTCOMES_SINCE
+        rows = [dict(row) for row in (await conn.execute(sa.text(outcomes), window)).mappings()]
         hours_from = since or now - timedelta(days=1)
         hourly = [dict(row) for row in (await conn.execute(sa.text(reporting_sql.HOURLY_ENDINGS), {"since": hours_from})).mappings()]
-        failed = [dict(row) for row in (await conn.execute(sa.text(reporting_sql.FAILED_PROCESSES), {**window, "limit": LISTED})).mappings()]
+        failed_query = reporting_sql.FAILED_PROCESSES_ALL if since is None else reporting_sql.FAILED_PROCESSES
+        failed = [dict(row) for row in (await conn.execute(sa.text(failed_query), {**window, "limit": LISTED})).mappings()]
         stuck = [
             dict(row)
             for row in (await conn.execute(sa.text(reporting_sql.STUCK_PROCESSES), {"before": now - stuck_after, "limit": LISTED})).mappings()
         ]
-        taken = {(r.from_activity_id, r.to_activity_id): int(r.taken) for r in await conn.execute(sa.text(reporting_sql.STEPS_TAKEN), window)}
+        steps = reporting_sql.STEPS_TAKEN_ALL if since is None else reporting_sql.STEPS_TAKEN
+        taken = {(r.from_activity_id, r.to_activity_id): int(r.taken) for r in await conn.execute(sa.text(steps), window)}
         graphs = [_drawn(await load_graph(conn, workflow_id), taken) for workflow_id in dict.fromkeys(r["workflow_id"] for r in rows)]
     return Report({r.status: int(r.processes) for r in counts}, rows, now, since, hourly, failed, stuck, stuck_after, graphs)
 

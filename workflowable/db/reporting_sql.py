@@ -134,20 +134,19 @@ AVERAGE_DURATION = (
     "FROM workflow_process_activity_logs WHERE workflow_activity_id = :activity_id"
 )
 
-#: The report's queries, over a window. Each reads the big tables by index, for the window only.
-#: Per activity, over the attempts started since :since (all if NULL): the columns of the
+#: The report's queries, over a window. Each reads the big tables by index, for the window only
+#: (a window of all history has queries of its own: `x IS NULL OR` in one would cost the index).
+#: Per activity, over the attempts started since :since: the columns of the
 #: workflow_activity_outcomes view, percentiles on the window.
-ACTIVITY_OUTCOMES_SINCE = (
-    _ACTIVITY_OUTCOME_COLUMNS
-    + """
+_OUTCOMES_OF = """
     FROM workflow_activities a
     JOIN workflows w ON w.id = a.workflow_id
-    JOIN workflow_process_activity_logs l
-      ON l.workflow_activity_id = a.id AND (CAST(:since AS timestamptz) IS NULL OR l.started_at >= CAST(:since AS timestamptz))
+    JOIN workflow_process_activity_logs l ON l.workflow_activity_id = a.id{window}
     GROUP BY a.workflow_id, w.name, a.id, a.name
     ORDER BY w.name, a.name
 """
-)
+ACTIVITY_OUTCOMES_SINCE = _ACTIVITY_OUTCOME_COLUMNS + _OUTCOMES_OF.format(window=" AND l.started_at >= CAST(:since AS timestamptz)")
+ACTIVITY_OUTCOMES_ALL = _ACTIVITY_OUTCOME_COLUMNS + _OUTCOMES_OF.format(window="")
 
 #: Processes completed (by completed_at) and failed (by when they failed) per hour since :since.
 HOURLY_ENDINGS = """
@@ -162,14 +161,16 @@ HOURLY_ENDINGS = """
     GROUP BY hour ORDER BY hour
 """
 
-#: The newest Failed processes (failed since :since, all if NULL), with their errors.
-FAILED_PROCESSES = """
+#: The newest Failed processes (failed since :since), with their errors.
+_FAILED = """
     SELECT p.id, w.name AS workflow_name, p.error, p.updated_at AS at
     FROM workflow_processes p JOIN workflows w ON w.id = p.workflow_id
-    WHERE p.workflow_process_status_id = 6 AND (CAST(:since AS timestamptz) IS NULL OR p.updated_at >= CAST(:since AS timestamptz))
+    WHERE p.workflow_process_status_id = 6{window}
     ORDER BY p.updated_at DESC
     LIMIT :limit
 """
+FAILED_PROCESSES = _FAILED.format(window=" AND p.updated_at >= CAST(:since AS timestamptz)")
+FAILED_PROCESSES_ALL = _FAILED.format(window="")
 
 #: Live processes (Created, Pending, Dispatched, Running; not Paused, which is held on purpose,
 #: nor Created to run later) without progress since :before: no attempt started and no event
@@ -197,11 +198,13 @@ STUCK_PROCESSES = """
 #: How often each pair of consecutive steps was taken, over the attempts started since :since
 #: (all if NULL): (from activity, to activity, times); from NULL is the start. A process's step
 #: n+1 follows its step n, so the pair names the transition it took.
-STEPS_TAKEN = """
+_STEPS = """
     SELECT prev.workflow_activity_id AS from_activity_id, l.workflow_activity_id AS to_activity_id, count(*) AS taken
-    FROM workflow_process_activity_logs l
+    FROM workflow_activities a
+    JOIN workflow_process_activity_logs l ON l.workflow_activity_id = a.id AND l.attempt = 1{window}
     LEFT JOIN workflow_process_activity_logs prev
       ON prev.workflow_process_id = l.workflow_process_id AND prev.step = l.step - 1 AND prev.workflow_process_activity_log_status_id = 2
-    WHERE l.attempt = 1 AND (CAST(:since AS timestamptz) IS NULL OR l.started_at >= CAST(:since AS timestamptz))
     GROUP BY 1, 2
 """
+STEPS_TAKEN = _STEPS.format(window=" AND l.started_at >= CAST(:since AS timestamptz)")
+STEPS_TAKEN_ALL = _STEPS.format(window="")

@@ -888,22 +888,19 @@ def attempts_command(
 @app.command("report")
 def report_command(
     html: Annotated[Path | None, typer.Option("--html", help="Also write a page with charts to this file.")] = None,
-    since: Annotated[str | None, typer.Option(help="The window: a duration back from now (90m, 24h, 7d) or a time (ISO 8601); default: all history.")] = None,
+    since: Annotated[str, typer.Option(help="The window: a duration back from now (90m, 24h, 7d), a time (ISO 8601), or 'all' for all history.")] = "24h",
     stuck_after: Annotated[str, typer.Option(help="A live process without progress this long (90m, 24h, 7d) is listed as stuck.")] = "1h",
     output: OutputOption = Output.TABLE,
 ) -> None:
     """Processes per status; over the window: per activity, attempts, outcomes and durations,
     processes ended per hour, the failed ones with their errors; and the stuck ones.
 
-    Example: workflowable report --since 24h --html report.html; workflowable report -o json (csv: the activities)"""
+    Example: workflowable report --since 7d --html report.html; workflowable report -o json (csv: the activities)"""
     settings = Settings()
     window, stuck = _since(since), _duration(stuck_after, "--stuck-after")
     report: Report = _run(_with_client(lambda c: c.report(since=window, stuck_after=stuck), mirror_only=True))
     if html is not None:
-        try:
-            html.write_text(render_html(report, ui=_ui_links(settings)), encoding="utf-8")
-        except OSError as exc:
-            raise InvalidArgument(f"cannot write {html}: {exc.strerror}") from None
+        html.write_text(render_html(report, ui=_ui_links(settings)), encoding="utf-8")
         errors.print(f"Wrote {html}.")
     if output is Output.JSON:
         whole = {key: getattr(report, key) for key in ("status_counts", "activities", "generated_at", "since", "hourly", "failed", "stuck")}
@@ -942,9 +939,9 @@ def _duration(text: str, option: str) -> timedelta:
     return timedelta(seconds=int(text[:-1]) * units[text[-1]])
 
 
-def _since(text: str | None) -> datetime | None:
-    """--since: a duration back from now, or an ISO 8601 time (local if it names no zone)."""
-    if text is None:
+def _since(text: str) -> datetime | None:
+    """--since: a duration back from now, an ISO 8601 time (local if it names no zone), or all."""
+    if text == "all":
         return None
     if text[-1:] in ("s", "m", "h", "d") and text[:-1].isdigit():
         return datetime.now(UTC) - _duration(text, "--since")
