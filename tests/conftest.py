@@ -113,6 +113,26 @@ def database_of_its_own(database_url: str, prefix: str) -> Iterable[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def one_workflow(event: str) -> str:
+    """The start of a statement that fills a database of its own by SQL: CTEs `event`,
+    `activity_type`, `priority`, an Active `workflow` named after the event in lower case, and its
+    one `activity`; the statement goes on with `, made AS (...)`."""
+    return f"""
+WITH event AS (
+    INSERT INTO workflow_events (name, class_name) VALUES ('{event}', 'tests.{event}') RETURNING id
+), activity_type AS (
+    INSERT INTO workflow_activity_types (name, class_name) VALUES ('Step', 'tests.Step') RETURNING id
+), priority AS (
+    INSERT INTO workflow_priorities (name, priority) VALUES ('p', 0) RETURNING id
+), workflow AS (
+    INSERT INTO workflows (name, workflow_event_id, workflow_status_id, workflow_priority_id, retry_interval)
+    SELECT '{event.lower()}', event.id, 2, priority.id, 60 FROM event, priority RETURNING id
+), activity AS (
+    INSERT INTO workflow_activities (workflow_id, workflow_activity_type_id, name)
+    SELECT workflow.id, activity_type.id, 'step' FROM workflow, activity_type RETURNING id, workflow_id
+)"""
+
+
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 

@@ -8,24 +8,11 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from tests.conftest import database_of_its_own
+from tests.conftest import database_of_its_own, one_workflow
 from workflowable.db.database import Database
 from workflowable.db.reporting import build_report
 
-FILL = """
-WITH event AS (
-    INSERT INTO workflow_events (name, class_name) VALUES ('Listed', 'tests.Listed') RETURNING id
-), activity_type AS (
-    INSERT INTO workflow_activity_types (name, class_name) VALUES ('Step', 'tests.Step') RETURNING id
-), priority AS (
-    INSERT INTO workflow_priorities (name, priority) VALUES ('p', 0) RETURNING id
-), workflow AS (
-    INSERT INTO workflows (name, workflow_event_id, workflow_status_id, workflow_priority_id, retry_interval)
-    SELECT 'listed', event.id, 2, priority.id, 60 FROM event, priority RETURNING id
-), activity AS (
-    INSERT INTO workflow_activities (workflow_id, workflow_activity_type_id, name)
-    SELECT workflow.id, activity_type.id, 'step' FROM workflow, activity_type RETURNING id, workflow_id
-), made AS (
+FILL = one_workflow("Listed") + """, made AS (
     -- n: 1 stuck Pending (old attempt, row rewritten by re-checks just now), 2 Pending with a
     -- recent attempt, 3 Pending with a recent delivery, 4 Created to run tomorrow, 5 Paused long
     -- ago, 6 Failed two hours ago, 7 Failed two days ago

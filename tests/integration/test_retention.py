@@ -8,24 +8,11 @@ from datetime import timedelta
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from tests.conftest import database_of_its_own
+from tests.conftest import database_of_its_own, one_workflow
 from workflowable import InvalidArgument, Workflowable
 from workflowable.db.database import Database
 
-FILL = """
-WITH event AS (
-    INSERT INTO workflow_events (name, class_name) VALUES ('Old', 'tests.Old') RETURNING id
-), activity_type AS (
-    INSERT INTO workflow_activity_types (name, class_name) VALUES ('Step', 'tests.Step') RETURNING id
-), priority AS (
-    INSERT INTO workflow_priorities (name, priority) VALUES ('p', 0) RETURNING id
-), workflow AS (
-    INSERT INTO workflows (name, workflow_event_id, workflow_status_id, workflow_priority_id, retry_interval)
-    SELECT 'old', event.id, 2, priority.id, 60 FROM event, priority RETURNING id
-), activity AS (
-    INSERT INTO workflow_activities (workflow_id, workflow_activity_type_id, name)
-    SELECT workflow.id, activity_type.id, 'step' FROM workflow, activity_type RETURNING id, workflow_id
-), made AS (
+FILL = one_workflow("Old") + """, made AS (
     -- (status, ended days ago): old Completed, old Failed, old Cancelled, recent Completed, old Running, old Pending
     INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, queue, completed_at, updated_at, created_at)
     SELECT activity.workflow_id, s.status, 'q',
