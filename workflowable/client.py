@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, cast
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
+    WorkflowHistoryEventFilterType,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -403,11 +404,8 @@ class Workflowable:
         """Wait for the process's workflow to end and return the mirror's view."""
         timeout = _seconds(timeout)
         process = await self.get_process(process_id)  # an unknown id is a ProcessNotFound, not a Temporal error
-        handle = self.temporal.get_workflow_handle(workflow_id_for(process.id))
         try:
-            await asyncio.wait_for(handle.result(), timeout)
-        except WorkflowFailureError:
-            pass  # Failed and Cancelled processes are results too; the mirror says which
+            await asyncio.wait_for(_until_closed(self.temporal, workflow_id_for(process.id)), timeout)
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND:
                 raise
@@ -426,6 +424,19 @@ class Workflowable:
         process_id = check_id(process_id)
         await apply_request(self.temporal, self.mirror, process_id, request, _seconds(timeout))
         return await self.get_process(process_id)
+
+
+async def _until_closed(temporal: Client, workflow_id: str) -> None:
+    """Until the workflow's run closes, following runs that continue as new. Its result is not
+    read: the mirror says how the process ended, and a result that a worker encrypted with
+    another payload key would not decode here."""
+    while True:
+        handle = temporal.get_workflow_handle(workflow_id)  # its latest run
+        closes = handle.fetch_history_events(wait_new_event=True, event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT)
+        async for event in closes:
+            if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+                return
+            break  # the next run carries on
 
 
 class _MirrorOnly:
