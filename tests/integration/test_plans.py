@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from tests.conftest import database_of_its_own
+from tests.conftest import database_of_its_own, one_workflow
 from workflowable.db import reporting_sql, retention
 from workflowable.db.database import create_engine
 from workflowable.db.mirror import TRIGGER, due_batch, due_count
@@ -43,20 +43,7 @@ async def grown(database_url: str):
             await engine.dispose()
 
 
-FILL = """
-WITH event AS (
-    INSERT INTO workflow_events (name, class_name) VALUES ('Grown', 'tests.Grown') RETURNING id
-), activity_type AS (
-    INSERT INTO workflow_activity_types (name, class_name) VALUES ('Step', 'tests.Step') RETURNING id
-), priority AS (
-    INSERT INTO workflow_priorities (name, priority) VALUES ('grown', 12345) RETURNING id
-), workflow AS (
-    INSERT INTO workflows (name, workflow_event_id, workflow_status_id, workflow_priority_id, retry_interval)
-    SELECT 'grown', event.id, 2, priority.id, 60 FROM event, priority RETURNING id
-), activity AS (
-    INSERT INTO workflow_activities (workflow_id, workflow_activity_type_id, name)
-    SELECT workflow.id, activity_type.id, 'step' FROM workflow, activity_type RETURNING id, workflow_id
-), made AS (
+FILL = one_workflow("Grown") + """, made AS (
     INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, last_workflow_activity_id, queue, next_run_at, completed_at)
     SELECT activity.workflow_id, CASE WHEN n % 1000 = 0 THEN 2 ELSE 7 END, activity.id, 'grown', now(), now()
     FROM activity, generate_series(1, :finished) AS n

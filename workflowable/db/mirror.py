@@ -50,7 +50,7 @@ from .models import (
     transitions,
     workflows,
 )
-from .versions import holding_swaps
+from .versions import LIVE, holding_swaps
 
 #: How long a process holds its lock key without renewing it (it renews every third of that).
 DEFAULT_LOCK_LEASE = timedelta(seconds=DEFAULT_LOCK_LEASE_SECONDS)
@@ -218,7 +218,7 @@ class Mirror:
                 return Delivery(event_name, dict(fields), earlier)
             seq = await conn.scalar(
                 processes.update()
-                .where(processes.c.id == process_id, processes.c.workflow_process_status_id.in_([s for s in ProcessStatus if not s.is_terminal]))
+                .where(processes.c.id == process_id, processes.c.workflow_process_status_id.in_(LIVE))
                 .values(deliveries=processes.c.deliveries + 1)
                 .returning(processes.c.deliveries)
             )
@@ -445,8 +445,8 @@ BEGIN_PROCESS = sa.text(
 )
 
 
-#: Statuses of a process that receives deliveries: every one but the terminal ones.
-_RECEIVING = ", ".join(str(int(s)) for s in ProcessStatus if not s.is_terminal)
+#: Statuses of a process that receives deliveries: the live ones.
+_RECEIVING = ", ".join(str(s) for s in LIVE)
 
 # A trigger, in one statement: a Created process for each Active workflow bound to the event
 # (in workflow order), its input tokens, and for each whether a running swap holds back its

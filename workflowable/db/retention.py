@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..states import ProcessStatus
+from ..states import TERMINAL, ProcessStatus
 
 #: Finished processes that ended before :before, found by two index scans: Completed ones by
 #: completed_at, Failed and Cancelled ones by status (their row's last change is their end).
@@ -44,7 +44,7 @@ COUNT_ENDED_BEFORE = sa.text(
 #: Each table's rows of the processes cascade with them (every foreign key to a process does).
 DELETE_PROCESSES = sa.text(
     "DELETE FROM workflow_processes WHERE id = ANY(CAST(:ids AS bigint[])) "
-    f"AND workflow_process_status_id IN ({', '.join(str(int(s)) for s in ProcessStatus if s.is_terminal)})"  # not retried meanwhile
+    f"AND workflow_process_status_id IN ({', '.join(str(int(s)) for s in sorted(TERMINAL))})"  # not retried meanwhile
 )
 
 
