@@ -228,9 +228,9 @@ async def _compare(temporal: Client, process: _Seen) -> Difference | None:
 
 async def _outcome(temporal: Client, workflow_id: str, run_id: str, status: WorkflowExecutionStatus) -> tuple[ProcessStatus, str | None]:
     """The status (and error) a closed workflow run leaves its process in."""
-    handle = temporal.get_workflow_handle(workflow_id, run_id=run_id, result_type=str)
+    handle = temporal.get_workflow_handle(workflow_id, run_id=run_id)
     try:
-        label = await handle.result(follow_runs=False)
+        result = await handle.result(follow_runs=False)
     except WorkflowFailureError as err:
         reason = str(err.cause or err)
         if isinstance(err.cause, TerminatedError) or status is WorkflowExecutionStatus.TERMINATED:
@@ -238,7 +238,9 @@ async def _outcome(temporal: Client, workflow_id: str, run_id: str, status: Work
         if status is WorkflowExecutionStatus.CANCELED:
             return S.CANCELLED, None
         return S.FAILED, reason
-    # The run returns the process's status label (Completed, or how the mirror ended it).
+    # The run returns the process's status (Completed, or how the mirror ended it): in a
+    # ProcessResult, or, from runs that ended before it existed, as the label alone.
+    label = result.get("status") if isinstance(result, dict) else result
     return next((s for s in ProcessStatus if s.label == label and s.is_terminal), S.COMPLETED), None
 
 

@@ -6,11 +6,13 @@ registered for runs started before the state-machine core) or `WorkflowProcessV2
 
 To record fresh histories after an intended, versioned change:
 WORKFLOWABLE_RECORD_HISTORIES=1 scripts/test tests/e2e/test_replay.py (it writes the `v2-*`
-files: completed, failed, locked-first, locked-second, lock, continued (a run that continued as
+files: completed-readable, failed-readable, locked-first, locked-second, lock, continued (a run that continued as
 new, and the run after it), cancelled-in-attempt, delivered, caught-up, delivered-by-hand and
 deadline); or
 WORKFLOWABLE_RECORD_HISTORIES=v2-delivered,v2-deadline to write only those. Older recordings are kept beside them and
-must replay too: completed, failed, locked-first, locked-second and lock are the first type's;
+must replay too: `v2-completed` and `v2-failed` were recorded before payloads were written for
+the web UI (sorted fields, defaults included, the status label as the result); completed,
+failed, locked-first, locked-second and lock are the first type's;
 its `*-plan-in-input` files were recorded once a trigger gave the workflow its plan, its
 `*-attributes-set` files once the start also set the search attributes as Running.
 """
@@ -65,7 +67,7 @@ async def test_recorded_histories_replay():
     assert {"WorkflowProcess", "WorkflowProcessV2", "WorkflowableLock"} <= types, types
     for file in files:
         history = WorkflowHistory.from_json(file.stem, file.read_text())
-        # Ours writes the payloads Temporal's default converter writes: either replays them.
+        # Either converter reads the other's payloads: either replays them.
         for converter in (DATA_CONVERTER, DataConverter.default):
             await replayer(converter).replay_workflow(history)
 
@@ -99,7 +101,7 @@ async def test_fresh_histories_replay(client, run_worker, task_queue):
         GATE.set()  # the waiting process passes on its next check, after its timer
         for process in ran:
             await client.wait_for_process(process.id, timeout=60)
-    names = ("completed", "failed", "locked-first", "locked-second")
+    names = ("completed-readable", "failed-readable", "locked-first", "locked-second")
     handles = [client.temporal.get_workflow_handle(workflow_id_for(process.id)) for process in ran]
     handles.append(client.temporal.get_workflow_handle(lock_workflow_id("replay-key")))
     for name, handle in zip((*names, "lock"), handles, strict=True):

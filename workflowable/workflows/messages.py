@@ -158,17 +158,17 @@ class Listening:
 class ProcessPlan:
     """A process's graph and where it stands, loaded once when its workflow starts."""
 
+    # In the order a person reads it in the web UI's Input pane: whose process, then where it
+    # stands, then the graph (written last, though every plan has one).
     process_id: int
     workflow_name: str
     event_name: str
+    tokens: dict[str, str]
     status: int
+    position: int | None  #: last_workflow_activity_id
+    steps_taken: int  #: attempt rows so far belong to steps 1..steps_taken
     retry_interval_seconds: float
     retry_backoff_seconds: float
-    activities: list[ActivityStep]
-    transitions: list[TransitionStep]  #: sorted by (from, ordinal)
-    position: int | None  #: last_workflow_activity_id
-    tokens: dict[str, str]
-    steps_taken: int  #: attempt rows so far belong to steps 1..steps_taken
     lock_key: str | None = None
     lock_lease_seconds: float = DEFAULT_LOCK_LEASE_SECONDS
     #: re-checks of the transitions a run makes before it continues as new (history stays bounded)
@@ -178,6 +178,8 @@ class ProcessPlan:
     #: when the process reached its position (its deadlines count from then); None: as the run begins
     arrived_at: datetime | None = None
     listens: list[Listening] = field(default_factory=list)  #: what the Temporal UI says it waits for
+    activities: list[ActivityStep] = field(default_factory=list)
+    transitions: list[TransitionStep] = field(default_factory=list)  #: sorted by (from, ordinal)
 
 
 @dataclass
@@ -209,6 +211,18 @@ class ProcessInput:
     attributes_set: bool = False
     #: set by a run that continued as new: the process's state (the plan comes with it)
     carried: Carried | None = None
+
+
+@dataclass
+class ProcessResult:
+    """What a process's workflow returns as it ends well (Completed, or moved by a swap): its
+    Result in the web UI. A run that fails or is cancelled returns nothing; the failure says why.
+    Runs that ended before this existed returned the status label alone."""
+
+    process_id: int
+    workflow_name: str
+    status: str  #: the label, as the mirror and the WorkflowableStatus attribute say it
+    tokens: dict[str, str]  #: the process's tokens as it ended: its input and every output
 
 
 @dataclass

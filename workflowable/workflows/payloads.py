@@ -1,25 +1,33 @@
-"""How Workflowable's messages become Temporal payloads: the JSON Temporal's default converter
-writes, byte for byte, built without its generic walks.
+"""How Workflowable's messages become Temporal payloads: JSON a person can read in the web UI,
+built without the default converter's generic walks.
 
 Every process sends its plan, and each of its attempts an `ActivityInput` and an
 `ActivityOutput`, through Temporal's converter. The default one encodes a dataclass with
 `dataclasses.asdict` (a deep copy) and decodes it with `value_to_type`, which inspects the type
 hints of every field of every nested value at each decode; on a busy worker that was a
 noticeable share of its CPU (docs/performance.md). Here each message dataclass gets a decoder
-built once from its fields, and is encoded field by field. The payloads are the same bytes
-(`json/plain`, sorted keys), so histories written either way replay, and the web UI and the
-`temporal` CLI show them as before. Any other value goes through Temporal's own code.
+built once from its fields, and is encoded field by field.
+
+What is written differs from the default in two ways, both for the person reading a process in
+the web UI or `temporal workflow show`: the fields come in the order the dataclass declares
+them (the default sorts them, which put a plan's whole graph before its tokens), and a field at
+its default is left out (an attempt's result reads `{"outputs":{"approved":"yes"}}`, not six
+fields of nulls and falses). Decoding is by name, and a missing field takes its default, so
+either side reads the other's payloads: histories written before replay, and a worker of the
+previous release reads these. A field's default must therefore never change its meaning.
 
 Imported by the workflow sandbox through the converter: no I/O.
 """
 
 import dataclasses
+import json
 import types
 import typing
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from temporalio.api.common.v1 import Payload
 from temporalio.converter import (
     AdvancedJSONEncoder,
     CompositePayloadConverter,
@@ -77,13 +85,24 @@ def _message_classes() -> list[type]:
     return [value for value in vars(messages).values() if dataclasses.is_dataclass(value) and isinstance(value, type)]
 
 
-def _build() -> tuple[dict[type, Decode], dict[type, tuple[str, ...]]]:
+_REQUIRED = object()  #: a field without a default: always written
+
+
+def _default_of(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return _REQUIRED
+
+
+def _build() -> tuple[dict[type, Decode], dict[type, tuple[tuple[str, Any], ...]]]:
     decoders: dict[type, Decode] = {}
-    field_names: dict[type, tuple[str, ...]] = {}
+    fields: dict[type, tuple[tuple[str, Any], ...]] = {}
     for cls in _message_classes():
         decoders[cls] = _dataclass_decoder(cls, decoders)
-        field_names[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return decoders, field_names
+        fields[cls] = tuple((f.name, _default_of(f)) for f in dataclasses.fields(cls))
+    return decoders, fields
 
 
 _DECODERS, _FIELDS = _build()
@@ -100,21 +119,37 @@ class _MessageTypes(JSONTypeConverter):
 
 
 class _MessageEncoder(AdvancedJSONEncoder):
-    """Encodes a message field by field (nested messages come back here); the JSON is what
-    `dataclasses.asdict` would give, without its deep copy."""
+    """Encodes a message field by field in declared order, leaving out the fields at their
+    default (nested messages come back here); no deep copy as `dataclasses.asdict` makes."""
 
     def default(self, o: Any) -> Any:
-        names = _FIELDS.get(type(o))
-        if names is None:
+        fields = _FIELDS.get(type(o))
+        if fields is None:
             return super().default(o)
-        return {name: getattr(o, name) for name in names}
+        written = {}
+        for name, default in fields:
+            value = getattr(o, name)
+            if default is _REQUIRED or value != default:
+                written[name] = value
+        return written
+
+
+class _MessageJSON(JSONPlainPayloadConverter):
+    """Temporal's `json/plain` converter, writing a message's fields unsorted (see above);
+    any other value is written as Temporal writes it."""
+
+    def to_payload(self, value: Any) -> Payload | None:
+        if type(value) not in _FIELDS:
+            return super().to_payload(value)
+        data = json.dumps(value, cls=_MessageEncoder, separators=(",", ":")).encode()
+        return Payload(metadata={"encoding": self.encoding.encode()}, data=data)
 
 
 class MessagePayloadConverter(CompositePayloadConverter):
     """Temporal's default payload converter with the JSON converter above in its place."""
 
     def __init__(self) -> None:
-        fast_json = JSONPlainPayloadConverter(encoder=_MessageEncoder, custom_type_converters=[_MessageTypes()])
+        fast_json = _MessageJSON(encoder=_MessageEncoder, custom_type_converters=[_MessageTypes()])
         super().__init__(
             *(
                 fast_json if isinstance(converter, JSONPlainPayloadConverter) else converter

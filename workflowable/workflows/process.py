@@ -45,6 +45,7 @@ from .messages import (
     Metrics,
     ProcessInput,
     ProcessPlan,
+    ProcessResult,
     ProcessState,
     Signals,
     StatusWrite,
@@ -101,7 +102,7 @@ class ProcessWorkflow:
         self.lock_asked_at: datetime | None = None  #: for the lock wait's metric
 
     @workflow.run
-    async def run(self, input: ProcessInput) -> str:
+    async def run(self, input: ProcessInput) -> ProcessResult:
         self.process_id = input.process_id
         driver = asyncio.create_task(self._drive(input))
         while True:
@@ -117,7 +118,7 @@ class ProcessWorkflow:
                 if self.machine is not None:
                     self._on(Machine.cancelled_by_temporal)
 
-    async def _drive(self, input: ProcessInput) -> str:
+    async def _drive(self, input: ProcessInput) -> ProcessResult:
         machine = self.machine = await self._begin(input)
         if self.cancelled_in_temporal:
             self._on(Machine.cancelled_by_temporal)
@@ -181,7 +182,7 @@ class ProcessWorkflow:
         carried = ProcessInput(input.process_id, plan, attributes_set=True, carried=machine.carried())
         workflow.continue_as_new(carried, search_attributes=attributes)
 
-    async def _end(self, finish: m.Finish) -> str:
+    async def _end(self, finish: m.Finish) -> ProcessResult:
         assert self.machine is not None
         if not finish.moved:
             workflow_name = self.machine.plan.workflow_name
@@ -200,7 +201,8 @@ class ProcessWorkflow:
             raise ApplicationError(finish.error or "an activity failed", type="ActivityFailed", non_retryable=True)
         if cancelled:
             raise asyncio.CancelledError()
-        return finish.status.label
+        plan = self.machine.plan
+        return ProcessResult(plan.process_id, plan.workflow_name, finish.status.label, dict(self.machine.tokens))
 
     # Events: every one goes through the machine, then the run's own view follows it.
 
@@ -258,9 +260,9 @@ class ProcessWorkflow:
         self.busy.add(task)
         task.add_done_callback(self.busy.discard)
 
-    async def _local(self, name: str, arg: Any, result_type: type | None = None) -> Any:
+    async def _local(self, name: str, arg: Any, result_type: type | None = None, *, summary: str | None = None) -> Any:
         return await workflow.execute_local_activity(
-            name, arg, result_type=result_type, start_to_close_timeout=MIRROR_TIMEOUT, retry_policy=MIRROR_RETRY
+            name, arg, result_type=result_type, start_to_close_timeout=MIRROR_TIMEOUT, retry_policy=MIRROR_RETRY, summary=summary
         )
 
     async def _write(self, write: m.Write) -> None:
@@ -272,7 +274,7 @@ class ProcessWorkflow:
             error=write.error,
             paused_from=int(write.paused_from) if write.paused_from is not None else None,
         )
-        status_now = await self._local(Activities.WRITE_STATUS, change, int)
+        status_now = await self._local(Activities.WRITE_STATUS, change, int, summary=f"mirror: {write.status.label}")
         self._on(Machine.written_as, S(status_now))
 
     async def _begin_late(self) -> None:
@@ -290,7 +292,7 @@ class ProcessWorkflow:
             with_deliveries=True,
             cause=choose.cause,
         )
-        outcome = ChooseOutput.of(await self._local(Activities.CHOOSE_TRANSITION, check))
+        outcome = ChooseOutput.of(await self._local(Activities.CHOOSE_TRANSITION, check, summary=f"check transitions ({choose.cause})"))
         before = self.machine.deliveries
         self._on(Machine.chosen_is, outcome.chosen, tuple(outcome.deliveries))
         self._count_deliveries(before)
@@ -315,6 +317,7 @@ class ProcessWorkflow:
             ),
             result_type=ActivityOutput,
             activity_id=f"step-{run.step}.{run.attempt}",
+            summary=f"{step.name}: step {run.step}, attempt {run.attempt} of {step.max_attempts}",
             start_to_close_timeout=timedelta(seconds=step.timeout_seconds),
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RetryPolicy(maximum_attempts=1),
