@@ -8,9 +8,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from datetime import timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,6 +16,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from tests.conftest import eventually, serving, unique
+from tests.e2e.browser import render
 from tests.e2e.flows import TYPES, Sleep
 from tests.e2e.test_control import temporal_cli
 from tests.e2e.test_dispatch import run_cli
@@ -166,25 +165,6 @@ class StuckEvent(WorkflowEvent):
     n: int
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert found, "the HTML report test needs Debian's chromium (scripts/test installs it when run as root)"
-    return found
-
-
-def render(page: Path, tmp: Path) -> str:
-    """The page's DOM after its script ran, from headless Chromium; and a screenshot beside it."""
-    args = [
-        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp / 'chromium-profile'}", "--window-size=1280,3200",
-    ]
-    subprocess.run([*args, f"--screenshot={tmp / 'report.png'}", page.as_uri()], capture_output=True, timeout=120, check=False)
-    result = subprocess.run([*args, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
-
-
 async def status_counts(client) -> dict[str, int]:
     async with client.engine.connect() as conn:
         rows = (await conn.execute(sa.text(
@@ -202,7 +182,7 @@ async def test_the_html_report_shows_the_right_totals_in_a_browser(client, mixed
     code, output = await run_cli(settings, "report", "--html", str(page), "--stuck-after", "2s")
     assert code == 0 and "Wrote" in output, output
     assert await status_counts(client) == before  # nothing moved while the report was made
-    dom = await asyncio.to_thread(render, page, tmp_path)
+    dom = await asyncio.to_thread(render, page.as_uri(), tmp_path, "report.png")
     assert 'data-rendered="yes"' in dom
     bars = dict(re.findall(r'data-chart="statuses" data-label="(\w+)" data-value="(\d+)"', dom))
     assert {k: int(v) for k, v in bars.items()} == before

@@ -117,6 +117,7 @@ class StartTimer:
 
     timer: int
     at: datetime
+    phase: Phase  #: what the timer ends (a wait for the next check, or a retry's backoff), for the web UI
 
 
 @dataclass(frozen=True)
@@ -654,7 +655,7 @@ class Machine:
     def _start_timer(self, at: datetime, phase: Phase) -> None:
         self.timer += 1
         self.phase = phase
-        self.effects.append(StartTimer(self.timer, at))
+        self.effects.append(StartTimer(self.timer, at, phase))
 
     def _let_go_of_lock(self) -> None:
         if self.lock_generation is not None:

@@ -260,9 +260,9 @@ class ProcessWorkflow:
         self.busy.add(task)
         task.add_done_callback(self.busy.discard)
 
-    async def _local(self, name: str, arg: Any, result_type: type | None = None, *, summary: str | None = None) -> Any:
+    async def _local(self, name: str, arg: Any, result_type: type | None = None) -> Any:
         return await workflow.execute_local_activity(
-            name, arg, result_type=result_type, start_to_close_timeout=MIRROR_TIMEOUT, retry_policy=MIRROR_RETRY, summary=summary
+            name, arg, result_type=result_type, start_to_close_timeout=MIRROR_TIMEOUT, retry_policy=MIRROR_RETRY
         )
 
     async def _write(self, write: m.Write) -> None:
@@ -274,7 +274,7 @@ class ProcessWorkflow:
             error=write.error,
             paused_from=int(write.paused_from) if write.paused_from is not None else None,
         )
-        status_now = await self._local(Activities.WRITE_STATUS, change, int, summary=f"mirror: {write.status.label}")
+        status_now = await self._local(Activities.WRITE_STATUS, change, int)
         self._on(Machine.written_as, S(status_now))
 
     async def _begin_late(self) -> None:
@@ -292,7 +292,7 @@ class ProcessWorkflow:
             with_deliveries=True,
             cause=choose.cause,
         )
-        outcome = ChooseOutput.of(await self._local(Activities.CHOOSE_TRANSITION, check, summary=f"check transitions ({choose.cause})"))
+        outcome = ChooseOutput.of(await self._local(Activities.CHOOSE_TRANSITION, check))
         before = self.machine.deliveries
         self._on(Machine.chosen_is, outcome.chosen, tuple(outcome.deliveries))
         self._count_deliveries(before)
@@ -347,7 +347,8 @@ class ProcessWorkflow:
         )
 
     async def _timer(self, timer: m.StartTimer) -> None:
-        await workflow.sleep(max(timer.at - workflow.now(), timedelta(milliseconds=1)))
+        why = "next check of the transitions" if timer.phase is Phase.WAITING else "pause before the next attempt"
+        await workflow.sleep(max(timer.at - workflow.now(), timedelta(milliseconds=1)), summary=why)
         self.timers.pop(timer.timer, None)
         self._on(Machine.timer_fired, timer.timer)
 
