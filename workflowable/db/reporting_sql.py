@@ -3,14 +3,21 @@ documents. Plain SQL on purpose: it is what a reporting user reads and runs."""
 
 from __future__ import annotations
 
-#: The attempt log rolled up as attempts close (models.WorkflowActivityHourRow): the functions
-#: that put an attempt's duration in a bucket and read a bucket back as seconds (its geometric
-#: middle), and the triggers on workflow_process_activity_logs that add each attempt closed by a
-#: statement (inserted closed, or updated from In Progress) to its activity's hour (in UTC,
-#: whatever the session's time zone) and bucket.
-#: A statement-level trigger sees the statement's rows at once: a bulk insert costs one upsert
-#: per activity, hour and bucket, not one per row. Migration 0008 created them from its own copy.
+#: The attempt log rolled up as attempts close (models.WorkflowActivityHourRow): functions that
+#: give an attempt's duration, its bucket and a bucket's seconds (its geometric middle), and
+#: add to one activity, hour (in UTC, whatever the session's time zone) and bucket; and the
+#: triggers on workflow_process_activity_logs that add each attempt as it closes. An attempt
+#: closed by an update (the workers', reconcile's) is added by a row trigger that runs only for
+#: that update; rows inserted closed (a bulk load) by a statement trigger that sees the whole
+#: statement's rows, so a load of millions costs one addition per activity, hour and bucket.
+#: Migration 0008 created them from its own copy.
 ROLLUP: tuple[str, ...] = (
+    """
+    CREATE FUNCTION workflowable_attempt_seconds(started_at timestamptz, completed_at timestamptz) RETURNS double precision
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+        SELECT greatest(EXTRACT(EPOCH FROM (completed_at - started_at))::double precision, 0)
+    $$
+    """,
     """
     CREATE FUNCTION workflowable_duration_bucket(seconds double precision) RETURNS smallint
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
@@ -24,20 +31,13 @@ ROLLUP: tuple[str, ...] = (
     $$
     """,
     """
-    CREATE FUNCTION workflowable_add_to_hours(closed workflow_process_activity_logs[]) RETURNS void
+    CREATE FUNCTION workflowable_add_to_hours(
+        activity_id bigint, closed_at timestamptz, bucket smallint, successes bigint, failures bigint, seconds double precision,
+        max_seconds double precision
+    ) RETURNS void
     LANGUAGE sql AS $$
         INSERT INTO workflow_activity_hours AS h (workflow_activity_id, hour, bucket, successes, failures, seconds, max_seconds)
-        SELECT workflow_activity_id, date_trunc('hour', completed_at, 'UTC'), workflowable_duration_bucket(seconds),
-               count(*) FILTER (WHERE workflow_process_activity_log_status_id = 2),
-               count(*) FILTER (WHERE workflow_process_activity_log_status_id = 3),
-               sum(seconds), max(seconds)
-        FROM (
-            SELECT c.*, greatest(EXTRACT(EPOCH FROM (c.completed_at - c.started_at))::double precision, 0) AS seconds
-            FROM unnest(closed) AS c
-            WHERE c.completed_at IS NOT NULL
-        ) AS c
-        GROUP BY 1, 2, 3
-        ORDER BY 1, 2, 3
+        VALUES (activity_id, date_trunc('hour', closed_at, 'UTC'), bucket, successes, failures, seconds, max_seconds)
         ON CONFLICT (workflow_activity_id, hour, bucket) DO UPDATE
         SET successes = h.successes + excluded.successes,
             failures = h.failures + excluded.failures,
@@ -46,33 +46,52 @@ ROLLUP: tuple[str, ...] = (
     $$
     """,
     """
-    CREATE FUNCTION workflowable_roll_up_attempts() RETURNS trigger
+    CREATE FUNCTION workflowable_roll_up_closed() RETURNS trigger
     LANGUAGE plpgsql AS $$
     DECLARE
-        closed workflow_process_activity_logs[];
+        seconds double precision := workflowable_attempt_seconds(NEW.started_at, NEW.completed_at);
     BEGIN
-        IF TG_OP = 'INSERT' THEN
-            closed := ARRAY(SELECT n FROM new_rows n WHERE n.workflow_process_activity_log_status_id IN (2, 3));
-        ELSE
-            closed := ARRAY(
-                SELECT n FROM new_rows n JOIN old_rows o ON o.id = n.id
-                WHERE o.workflow_process_activity_log_status_id = 1 AND n.workflow_process_activity_log_status_id IN (2, 3)
-            );
-        END IF;
-        IF cardinality(closed) > 0 THEN
-            PERFORM workflowable_add_to_hours(closed);
-        END IF;
+        PERFORM workflowable_add_to_hours(
+            NEW.workflow_activity_id, NEW.completed_at, workflowable_duration_bucket(seconds),
+            (NEW.workflow_process_activity_log_status_id = 2)::int, (NEW.workflow_process_activity_log_status_id = 3)::int,
+            seconds, seconds
+        );
         RETURN NULL;
     END
     $$
     """,
     """
-    CREATE TRIGGER workflowable_roll_up_inserted AFTER INSERT ON workflow_process_activity_logs
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION workflowable_roll_up_attempts()
+    CREATE FUNCTION workflowable_roll_up_inserted() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM workflowable_add_to_hours(activity_id, hour, bucket, successes, failures, seconds, max_seconds)
+        FROM (
+            SELECT workflow_activity_id AS activity_id, date_trunc('hour', completed_at, 'UTC') AS hour,
+                   workflowable_duration_bucket(seconds) AS bucket,
+                   count(*) FILTER (WHERE workflow_process_activity_log_status_id = 2) AS successes,
+                   count(*) FILTER (WHERE workflow_process_activity_log_status_id = 3) AS failures,
+                   sum(seconds) AS seconds, max(seconds) AS max_seconds
+            FROM (
+                SELECT n.*, workflowable_attempt_seconds(n.started_at, n.completed_at) AS seconds
+                FROM new_rows n
+                WHERE n.workflow_process_activity_log_status_id IN (2, 3) AND n.completed_at IS NOT NULL
+            ) AS closed
+            GROUP BY 1, 2, 3
+            ORDER BY 1, 2, 3
+        ) AS added;
+        RETURN NULL;
+    END
+    $$
     """,
     """
-    CREATE TRIGGER workflowable_roll_up_closed AFTER UPDATE ON workflow_process_activity_logs
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION workflowable_roll_up_attempts()
+    CREATE TRIGGER workflowable_roll_up_closed AFTER UPDATE OF workflow_process_activity_log_status_id ON workflow_process_activity_logs
+    FOR EACH ROW WHEN (
+        OLD.workflow_process_activity_log_status_id = 1 AND NEW.workflow_process_activity_log_status_id IN (2, 3) AND NEW.completed_at IS NOT NULL
+    ) EXECUTE FUNCTION workflowable_roll_up_closed()
+    """,
+    """
+    CREATE TRIGGER workflowable_roll_up_inserted AFTER INSERT ON workflow_process_activity_logs
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION workflowable_roll_up_inserted()
     """,
 )
 

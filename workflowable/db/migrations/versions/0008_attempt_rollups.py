@@ -2,10 +2,10 @@
 
 workflow_activity_hours: per activity, hour (of completed_at, in UTC) and duration bucket, the
 attempts that closed (successes, failures), the sum and the longest of their durations. Two
-statement-level triggers on workflow_process_activity_logs keep it current: each statement's
-attempts closed (inserted closed, or updated from In Progress) are added at once. The attempts
-already closed are added here, while the triggers' lock holds writers back, so that none is
-counted twice or missed. The workflow_activity_outcomes view reads the rolled-up hours.
+triggers on workflow_process_activity_logs keep it current: a row trigger adds each attempt an
+update closes, a statement trigger the attempts a statement inserts closed (a bulk load). The
+attempts already closed are added here, while the triggers' lock holds writers back, so that
+none is counted twice or missed. The workflow_activity_outcomes view reads the rolled-up hours.
 
 Revision ID: 0008
 Revises: 0007
@@ -25,6 +25,12 @@ depends_on = None
 #: holds them as they are now).
 ROLLUP: tuple[str, ...] = (
     """
+    CREATE FUNCTION workflowable_attempt_seconds(started_at timestamptz, completed_at timestamptz) RETURNS double precision
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+        SELECT greatest(EXTRACT(EPOCH FROM (completed_at - started_at))::double precision, 0)
+    $$
+    """,
+    """
     CREATE FUNCTION workflowable_duration_bucket(seconds double precision) RETURNS smallint
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
         SELECT CASE WHEN seconds < 0.001 THEN 0 ELSE least(127, 1 + floor(4 * ln(seconds * 1000) / ln(2)))::smallint END
@@ -37,20 +43,13 @@ ROLLUP: tuple[str, ...] = (
     $$
     """,
     """
-    CREATE FUNCTION workflowable_add_to_hours(closed workflow_process_activity_logs[]) RETURNS void
+    CREATE FUNCTION workflowable_add_to_hours(
+        activity_id bigint, closed_at timestamptz, bucket smallint, successes bigint, failures bigint, seconds double precision,
+        max_seconds double precision
+    ) RETURNS void
     LANGUAGE sql AS $$
         INSERT INTO workflow_activity_hours AS h (workflow_activity_id, hour, bucket, successes, failures, seconds, max_seconds)
-        SELECT workflow_activity_id, date_trunc('hour', completed_at, 'UTC'), workflowable_duration_bucket(seconds),
-               count(*) FILTER (WHERE workflow_process_activity_log_status_id = 2),
-               count(*) FILTER (WHERE workflow_process_activity_log_status_id = 3),
-               sum(seconds), max(seconds)
-        FROM (
-            SELECT c.*, greatest(EXTRACT(EPOCH FROM (c.completed_at - c.started_at))::double precision, 0) AS seconds
-            FROM unnest(closed) AS c
-            WHERE c.completed_at IS NOT NULL
-        ) AS c
-        GROUP BY 1, 2, 3
-        ORDER BY 1, 2, 3
+        VALUES (activity_id, date_trunc('hour', closed_at, 'UTC'), bucket, successes, failures, seconds, max_seconds)
         ON CONFLICT (workflow_activity_id, hour, bucket) DO UPDATE
         SET successes = h.successes + excluded.successes,
             failures = h.failures + excluded.failures,
@@ -59,33 +58,52 @@ ROLLUP: tuple[str, ...] = (
     $$
     """,
     """
-    CREATE FUNCTION workflowable_roll_up_attempts() RETURNS trigger
+    CREATE FUNCTION workflowable_roll_up_closed() RETURNS trigger
     LANGUAGE plpgsql AS $$
     DECLARE
-        closed workflow_process_activity_logs[];
+        seconds double precision := workflowable_attempt_seconds(NEW.started_at, NEW.completed_at);
     BEGIN
-        IF TG_OP = 'INSERT' THEN
-            closed := ARRAY(SELECT n FROM new_rows n WHERE n.workflow_process_activity_log_status_id IN (2, 3));
-        ELSE
-            closed := ARRAY(
-                SELECT n FROM new_rows n JOIN old_rows o ON o.id = n.id
-                WHERE o.workflow_process_activity_log_status_id = 1 AND n.workflow_process_activity_log_status_id IN (2, 3)
-            );
-        END IF;
-        IF cardinality(closed) > 0 THEN
-            PERFORM workflowable_add_to_hours(closed);
-        END IF;
+        PERFORM workflowable_add_to_hours(
+            NEW.workflow_activity_id, NEW.completed_at, workflowable_duration_bucket(seconds),
+            (NEW.workflow_process_activity_log_status_id = 2)::int, (NEW.workflow_process_activity_log_status_id = 3)::int,
+            seconds, seconds
+        );
         RETURN NULL;
     END
     $$
     """,
     """
-    CREATE TRIGGER workflowable_roll_up_inserted AFTER INSERT ON workflow_process_activity_logs
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION workflowable_roll_up_attempts()
+    CREATE FUNCTION workflowable_roll_up_inserted() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM workflowable_add_to_hours(activity_id, hour, bucket, successes, failures, seconds, max_seconds)
+        FROM (
+            SELECT workflow_activity_id AS activity_id, date_trunc('hour', completed_at, 'UTC') AS hour,
+                   workflowable_duration_bucket(seconds) AS bucket,
+                   count(*) FILTER (WHERE workflow_process_activity_log_status_id = 2) AS successes,
+                   count(*) FILTER (WHERE workflow_process_activity_log_status_id = 3) AS failures,
+                   sum(seconds) AS seconds, max(seconds) AS max_seconds
+            FROM (
+                SELECT n.*, workflowable_attempt_seconds(n.started_at, n.completed_at) AS seconds
+                FROM new_rows n
+                WHERE n.workflow_process_activity_log_status_id IN (2, 3) AND n.completed_at IS NOT NULL
+            ) AS closed
+            GROUP BY 1, 2, 3
+            ORDER BY 1, 2, 3
+        ) AS added;
+        RETURN NULL;
+    END
+    $$
     """,
     """
-    CREATE TRIGGER workflowable_roll_up_closed AFTER UPDATE ON workflow_process_activity_logs
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION workflowable_roll_up_attempts()
+    CREATE TRIGGER workflowable_roll_up_closed AFTER UPDATE OF workflow_process_activity_log_status_id ON workflow_process_activity_logs
+    FOR EACH ROW WHEN (
+        OLD.workflow_process_activity_log_status_id = 1 AND NEW.workflow_process_activity_log_status_id IN (2, 3) AND NEW.completed_at IS NOT NULL
+    ) EXECUTE FUNCTION workflowable_roll_up_closed()
+    """,
+    """
+    CREATE TRIGGER workflowable_roll_up_inserted AFTER INSERT ON workflow_process_activity_logs
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION workflowable_roll_up_inserted()
     """,
 )
 
@@ -156,14 +174,24 @@ OUTCOMES_BEFORE = """
         GROUP BY a.workflow_id, w.name, a.id, a.name
     """
 
-#: The attempts closed before, added by id range (an array of every row at once would not fit).
+#: The attempts closed before, added in one pass (the upgrade's triggers hold writers back meanwhile).
 BACKFILL = """
-    SELECT workflowable_add_to_hours(ARRAY(
-        SELECT l FROM workflow_process_activity_logs l
-        WHERE l.id >= :first AND l.id < :first + :batch AND l.workflow_process_activity_log_status_id IN (2, 3)
-    ))
+    SELECT workflowable_add_to_hours(activity_id, hour, bucket, successes, failures, seconds, max_seconds)
+    FROM (
+        SELECT workflow_activity_id AS activity_id, date_trunc('hour', completed_at, 'UTC') AS hour,
+               workflowable_duration_bucket(seconds) AS bucket,
+               count(*) FILTER (WHERE workflow_process_activity_log_status_id = 2) AS successes,
+               count(*) FILTER (WHERE workflow_process_activity_log_status_id = 3) AS failures,
+               sum(seconds) AS seconds, max(seconds) AS max_seconds
+        FROM (
+            SELECT l.*, workflowable_attempt_seconds(l.started_at, l.completed_at) AS seconds
+            FROM workflow_process_activity_logs l
+            WHERE l.workflow_process_activity_log_status_id IN (2, 3) AND l.completed_at IS NOT NULL
+        ) AS closed
+        GROUP BY 1, 2, 3
+        ORDER BY 1, 2, 3
+    ) AS added
 """
-BACKFILL_BATCH = 100_000
 
 
 def upgrade() -> None:
@@ -182,10 +210,7 @@ def upgrade() -> None:
     op.create_index("ix_workflow_activity_hours_hour", "workflow_activity_hours", ["hour"])
     for statement in ROLLUP:
         op.execute(statement)
-    bind = op.get_bind()
-    lowest, highest = bind.execute(sa.text("SELECT min(id), max(id) FROM workflow_process_activity_logs")).one()
-    for first in range(lowest or 0, (highest or -1) + 1, BACKFILL_BATCH):
-        bind.execute(sa.text(BACKFILL), {"first": first, "batch": BACKFILL_BATCH})
+    op.execute(BACKFILL)
     op.execute("DROP VIEW workflow_activity_outcomes")
     op.execute(f"CREATE VIEW workflow_activity_outcomes AS {OUTCOMES}")
 
@@ -195,11 +220,10 @@ def downgrade() -> None:
     op.execute(f"CREATE VIEW workflow_activity_outcomes AS {OUTCOMES_BEFORE}")
     op.execute("DROP TRIGGER workflowable_roll_up_closed ON workflow_process_activity_logs")
     op.execute("DROP TRIGGER workflowable_roll_up_inserted ON workflow_process_activity_logs")
-    for function in (
-        "workflowable_roll_up_attempts()",
-        "workflowable_add_to_hours(workflow_process_activity_logs[])",
-        "workflowable_bucket_seconds(smallint)",
-        "workflowable_duration_bucket(double precision)",
-    ):
-        op.execute(f"DROP FUNCTION {function}")
+    op.execute("DROP FUNCTION workflowable_roll_up_inserted(), workflowable_roll_up_closed()")
+    op.execute(
+        "DROP FUNCTION workflowable_add_to_hours(bigint, timestamptz, smallint, bigint, bigint, double precision, double precision)"
+    )
+    op.execute("DROP FUNCTION workflowable_bucket_seconds(smallint), workflowable_duration_bucket(double precision)")
+    op.execute("DROP FUNCTION workflowable_attempt_seconds(timestamptz, timestamptz)")
     op.drop_table("workflow_activity_hours")
