@@ -18,16 +18,18 @@ def test_the_benchmark_runs_and_reports_every_figure():
     figures = json.loads(result.stdout)
     print(json.dumps(figures["targets"], indent=1))
     assert set(figures["figures"]) == {
-        "a_plain_temporal", "b_workflowable", "latency_started_per_second", "trigger_to_dispatched_ms", "sweep", "report_queries", "waiting_worker",
+        "a_plain_temporal", "e_plain_temporal_eager", "b_workflowable", "latency_started_per_second", "trigger_to_dispatched_ms", "sweep", "report_queries", "waiting_worker",
         "deliveries"
     }
-    for half in ("a_plain_temporal", "b_workflowable"):
+    for half in ("a_plain_temporal", "e_plain_temporal_eager", "b_workflowable"):
         assert set(figures["figures"][half]) == {"per_second", "per_second_each_turn", "p50_ms", "p99_ms", "saturated_p50_ms", "saturated_p99_ms"}
-    assert {"throughput b/a", "p50 latency b/a", "sweep / raw start rate"} <= set(figures["targets"])
+    assert {"throughput b/a", "throughput b/e", "p50 latency b/a", "p50 latency b/e", "sweep / raw start rate"} <= set(figures["targets"])
     assert figures["figures"]["sweep"]["processes"] == 200
     assert figures["figures"]["waiting_worker"]["pending"] == 50
     deliveries = figures["figures"]["deliveries"]
     assert deliveries["delivered"] == deliveries["signalled"] == deliveries["completed"] == 50, deliveries
-    queries = {k: v for k, v in figures["figures"]["report_queries"].items() if isinstance(v, dict)}
+    report = figures["figures"]["report_queries"]
+    queries = {k: v for k, v in report.items() if isinstance(v, dict) and "plan" in v}
     assert len(queries) == 3 and all(q["uses_index"] for q in queries.values())
+    assert report["report, last 24 h"]["ms"] > 0 and report["report, all history"]["ms"] > 0
     assert figures["figures"]["report_queries"]["rows"] >= 20_000

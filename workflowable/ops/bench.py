@@ -1,10 +1,11 @@
 """`workflowable bench`: what the mirror and the graph cost against raw Temporal, in one run.
 
 On one Temporal dev server and one Postgres (started here unless settings point elsewhere):
-(a) N plain Temporal workflows of three trivial activities, (b) N Workflowable processes of
-three trivial activities joined by transitions (one with a condition) with the full mirror,
-trigger latency, the process-runs sweep against raw `start_workflow` calls, the seed's report
-queries on a large attempt log, and the worker's memory with many processes waiting.
+(a) N plain Temporal workflows of three trivial activities, (e) the same started eagerly (what a
+careful raw user writes), (b) N Workflowable processes of three trivial activities joined by
+transitions (one with a condition) with the full mirror, trigger latency, the process-runs
+sweep against raw `start_workflow` calls, the seed's report queries and the report itself on a
+large attempt log, and the worker's memory with many processes waiting.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,15 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
         await temporal.execute_workflow("BenchBaseline", i, id=f"bench-a-{i}-{time.time_ns()}", task_queue="bench-a", result_type=int)
         return time.perf_counter() - started
 
+    async def eager(i: int) -> float:
+        """What a careful raw user writes: the start hands its first task to this process's worker."""
+        started = time.perf_counter()
+        handle = await temporal.start_workflow(
+            "BenchBaseline", i, id=f"bench-e-{i}-{time.time_ns()}", task_queue="bench-a", result_type=int, request_eager_start=True
+        )
+        await handle.result()
+        return time.perf_counter() - started
+
     async def process(i: int) -> float:
         started = time.perf_counter()
         created = await client.trigger_event(BenchEvent(n=i))
@@ -235,18 +245,22 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
     async with baseline_worker, build_worker(temporal, worker_database, Catalog.of(TYPES), task_queue="bench-b"):
-        await bounded(min(WARM_UP, config.n), config.concurrency, plain, lambda: None)
-        await bounded(min(WARM_UP, config.n), config.concurrency, process, lambda: None)
+        for warm_up in (plain, eager, process):
+            await bounded(min(WARM_UP, config.n), config.concurrency, warm_up, lambda: None)
         triggers.clear()
         # The dev server slows down as workflows pile up in it (about a third from the first few
-        # hundred to a few thousand), so the halves take turns, a b b a, and drift falls on both.
+        # hundred to a few thousand), so the parts take turns, a e b b e a, and drift falls on all.
         half = config.n // 2
-        turns = list(zip("abba", (half, half, config.n - half, config.n - half), strict=True))
-        # Throughput: `concurrency` at a time, so both halves keep the machine busy.
-        halves = {"a": (plain, progress("(a) plain Temporal", config.n)), "b": (process, progress("(b) Workflowable", config.n))}
-        elapsed: dict[str, float] = {"a": 0.0, "b": 0.0}
-        saturated: dict[str, list[float]] = {"a": [], "b": []}
-        turn_rates: dict[str, list[float]] = {"a": [], "b": []}  # to see a turn that stalled
+        turns = list(zip("aebbea", (half,) * 3 + (config.n - half,) * 3, strict=True))
+        # Throughput: `concurrency` at a time, so every part keeps the machine busy.
+        halves = {
+            "a": (plain, progress("(a) plain Temporal", config.n)),
+            "e": (eager, progress("(e) plain Temporal, eager start", config.n)),
+            "b": (process, progress("(b) Workflowable", config.n)),
+        }
+        elapsed: dict[str, float] = dict.fromkeys("aeb", 0.0)
+        saturated: dict[str, list[float]] = {part: [] for part in "aeb"}
+        turn_rates: dict[str, list[float]] = {part: [] for part in "aeb"}  # to see a turn that stalled
         for turn, count in turns:
             one, tick = halves[turn]
             seconds, each = await bounded(count, config.concurrency, one, tick)
@@ -257,9 +271,13 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
         # mostly time in queues (with `concurrency` in flight, the mean is concurrency over
         # throughput), and how it spreads is the server's task-queue order, not a process's cost.
         rate = config.latency_load * config.n / elapsed["a"]
-        halves = {"a": (plain, progress("(a) latency", config.n)), "b": (process, progress("(b) latency", config.n))}
+        halves = {
+            "a": (plain, progress("(a) latency", config.n)),
+            "e": (eager, progress("(e) latency", config.n)),
+            "b": (process, progress("(b) latency", config.n)),
+        }
         triggers.clear()
-        latency: dict[str, list[float]] = {"a": [], "b": []}
+        latency: dict[str, list[float]] = {part: [] for part in "aeb"}
         for turn, count in turns:
             one, tick = halves[turn]
             latency[turn] += await paced(count, rate, one, tick)
@@ -269,7 +287,7 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
     def ms(values: list[float], q: float) -> float:
         return percentile(values, q) * 1000
 
-    a, b = (
+    a, e, b = (
         {
             "per_second": config.n / elapsed[half],
             "per_second_each_turn": turn_rates[half],
@@ -278,14 +296,18 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
             "saturated_p50_ms": ms(saturated[half], 0.5),
             "saturated_p99_ms": ms(saturated[half], 0.99),
         }
-        for half in "ab"
+        for half in "aeb"
     )
     results.figures["a_plain_temporal"] = a
+    results.figures["e_plain_temporal_eager"] = e
     results.figures["b_workflowable"] = b
     results.figures["latency_started_per_second"] = {"rate": rate, "share_of_a_throughput": config.latency_load}
     results.figures["trigger_to_dispatched_ms"] = {"p50": ms(triggers, 0.5), "p99": ms(triggers, 0.99)}
     results.target("throughput b/a", elapsed["a"] / elapsed["b"], 0.85, at_least=True)  # the same N in each
     results.target("p50 latency b/a", percentile(latency["b"], 0.5) / percentile(latency["a"], 0.5), 1.3, at_least=False)
+    # Against what a careful raw user writes (the trigger's own start is eager too).
+    results.target("throughput b/e", elapsed["e"] / elapsed["b"], 0.95, at_least=True)
+    results.target("p50 latency b/e", percentile(latency["b"], 0.5) / percentile(latency["e"], 0.5), 1.1, at_least=False)
 
 
 async def insert_due_processes(
@@ -408,6 +430,15 @@ async def report_queries(client: Workflowable, config: Config, results: Results,
                 "uses_index": "Index" in plan or "Bitmap" in plan,
             }
             results.target(f"query {name} ms", statistics.median(server), 50, at_least=False)
+    # The report as `workflowable report` makes it (the last 24 hours), and over all history.
+    for name, since in (("report, last 24 h", datetime.now(UTC) - timedelta(hours=24)), ("report, all history", None)):
+        took = []
+        for _ in range(3):
+            started = time.perf_counter()
+            await client.report(since=since)
+            took.append((time.perf_counter() - started) * 1000)
+        figures[name] = {"ms": statistics.median(took)}
+    results.target("report, last 24 h, ms", figures["report, last 24 h"]["ms"], 1000, at_least=False)
     tick()
     results.figures["report_queries"] = figures
 
