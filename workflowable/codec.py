@@ -82,7 +82,7 @@ def codec_from(settings: Settings) -> EncryptionCodec | None:
     return EncryptionCodec(key)
 
 
-#: Temporal's default converter, with our messages' faster JSON (the same payloads: payloads.py).
+#: Temporal's default converter, with our messages' faster, readable JSON (payloads.py).
 DATA_CONVERTER = DataConverter(payload_converter_class=MessagePayloadConverter)
 
 

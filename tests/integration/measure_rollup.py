@@ -75,7 +75,8 @@ def measure(url: str, rows: int) -> None:
     )
     with psycopg.connect(plain_url(url), autocommit=True) as conn:
         conn.execute(GRAPH)
-        conn.execute("INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, queue) SELECT 1, 7, 'q' FROM generate_series(1, %s)", (rows // 100 + 1,))
+        processes = rows // 100 + 1
+        conn.execute("INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, queue) SELECT 1, 7, 'q' FROM generate_series(1, %s)", (processes,))
         loads: dict[bool, list[float]] = {True: [], False: []}
         for k, first in enumerate(range(0, rows, CHUNK)):
             on = k % 2 == 0
@@ -85,12 +86,15 @@ def measure(url: str, rows: int) -> None:
             loads[on].append(time.perf_counter() - started)
         trigger(conn, "workflowable_roll_up_inserted", True)
         conn.execute("TRUNCATE workflow_activity_hours")
-        conn.execute(frozen.BACKFILL)  # type: ignore[attr-defined]  # the rows loaded without the trigger too, as the upgrade adds them
+        started = time.perf_counter()
+        conn.execute(frozen.BACKFILL)  # type: ignore[attr-defined]  # every row loaded, as the upgrade to 0008 adds them
+        backfill = time.perf_counter() - started
         conn.execute("VACUUM ANALYZE")
         hours = conn.execute("SELECT count(*) FROM workflow_activity_hours").fetchone()[0]  # type: ignore[index]
         size = conn.execute("SELECT pg_total_relation_size('workflow_activity_hours')").fetchone()[0]  # type: ignore[index]
         print(f"{rows:,} attempt rows, {hours:,} rolled-up rows of {size / hours:.0f} bytes each with their indexes")
         print(f"load of {CHUNK:,} rows: {statistics.median(loads[True]):.2f} s with the trigger, {statistics.median(loads[False]):.2f} s without")
+        print(f"the upgrade's pass over {rows:,} closed rows: {backfill:.1f} s")
         since = {"since": conn.execute("SELECT now() - interval '24 hours'").fetchone()[0]}  # type: ignore[index]
         after_window = ACTIVITY_OUTCOMES_SINCE.replace(":since", "%(since)s")
         for name, query, params in (
@@ -102,8 +106,8 @@ def measure(url: str, rows: int) -> None:
             print(f"per-activity outcomes, {name}: {median_ms(conn, query, params):.1f} ms")
         conn.execute(
             "INSERT INTO workflow_process_activity_logs (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id, "
-            "started_at, step, attempt, temporal_run_id) SELECT 1 + g, 1 + g %% 100, 1, now(), 1, 2, 'open' FROM generate_series(0, %s) g",
-            (CLOSES - 1,),
+            "started_at, step, attempt, temporal_run_id) SELECT 1 + g %% %s, 1 + g %% 100, 1, now(), 1000 + g, 2, 'open' FROM generate_series(0, %s) g",
+            (processes, CLOSES - 1),
         )
         opened = [row[0] for row in conn.execute("SELECT id FROM workflow_process_activity_logs WHERE workflow_process_activity_log_status_id = 1 ORDER BY id")]
         closes: dict[bool, list[float]] = {True: [], False: []}
@@ -119,6 +123,20 @@ def measure(url: str, rows: int) -> None:
             closes[on].append((time.perf_counter() - started) * 1000)
         trigger(conn, "workflowable_roll_up_closed", True)
         print(f"single-row close: p50 {statistics.median(closes[True]):.3f} ms with the trigger, {statistics.median(closes[False]):.3f} ms without")
+        inserts: dict[bool, list[float]] = {True: [], False: []}
+        for k in range(CLOSES):  # an attempt that closes at its first write, as most Success writes land
+            on = (k // 100) % 2 == 0
+            if k % 100 == 0:
+                trigger(conn, "workflowable_roll_up_inserted", on)
+            started = time.perf_counter()
+            conn.execute(
+                "INSERT INTO workflow_process_activity_logs (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id, "
+                "started_at, completed_at, step, attempt, temporal_run_id) VALUES (%s, %s, 2, now() - interval '20 ms', now(), %s, 3, 'closed')",
+                (1 + k % processes, 1 + k % 100, 1000 + k),
+            )
+            inserts[on].append((time.perf_counter() - started) * 1000)
+        trigger(conn, "workflowable_roll_up_inserted", True)
+        print(f"single-row insert of a closed attempt: p50 {statistics.median(inserts[True]):.3f} ms with the trigger, {statistics.median(inserts[False]):.3f} ms without")
 
 
 def main() -> None:

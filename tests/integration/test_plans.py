@@ -3,7 +3,8 @@ database of its own holding enough finished processes and attempt rows for the p
 (a sequential scan of a few hundred rows is what it rightly picks for a small table), and a
 sequential scan of the process or attempt table fails the test.
 
-The report views still aggregate all history: they are not listed here until they read a window.
+The views over all history are not listed: the per-activity one reads the rolled-up hours, the
+others count processes by status.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 
 from workflowable.db.database import upgrade
-from workflowable.db.reporting_sql import VIEWS
+from workflowable.db.reporting_sql import ROLLUP, VIEWS
 
 
 async def test_status_tables_hold_the_seeded_ids(client):
@@ -84,3 +86,25 @@ async def test_the_migrations_give_exactly_the_schema_the_models_declare(client)
     assert found == [], found
     assert views == set(VIEWS), views
     assert changed == [], f"views changed in reporting_sql.VIEWS without a migration: {changed}"
+
+
+async def test_the_rollup_functions_and_triggers_are_the_ones_reporting_sql_declares(client):
+    """As for the views: each function's body as stored against reporting_sql.ROLLUP's, and the
+    attempt log's triggers by name; a change there needs a new migration."""
+    declared_bodies = {
+        re.search(r"CREATE FUNCTION (\w+)\(", statement).group(1): statement.split("$$")[1]
+        for statement in ROLLUP
+        if "CREATE FUNCTION" in statement
+    }
+    declared_triggers = {re.search(r"CREATE TRIGGER (\w+) ", statement).group(1) for statement in ROLLUP if "CREATE TRIGGER" in statement}
+    async with client.engine.connect() as conn:
+        stored = dict((await conn.execute(sa.text("SELECT proname, prosrc FROM pg_proc WHERE proname LIKE 'workflowable\\_%'"))).all())
+        triggers = set(
+            (
+                await conn.execute(
+                    sa.text("SELECT tgname FROM pg_trigger WHERE tgrelid = 'workflow_process_activity_logs'::regclass AND NOT tgisinternal")
+                )
+            ).scalars()
+        )
+    assert stored == declared_bodies, "functions changed in reporting_sql.ROLLUP without a migration"
+    assert triggers == declared_triggers, triggers

@@ -11,6 +11,7 @@ import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DefaultPayloadConverter
 
+from workflowable.workflows import payloads
 from workflowable.workflows.messages import (
     ActivityInput,
     ActivityOutput,
@@ -75,7 +76,7 @@ def test_a_process_input_leads_with_the_process_and_ends_with_its_graph():
     plan = list(written["plan"])
     assert plan[:4] == ["process_id", "workflow_name", "event_name", "tokens"]
     assert plan[-2:] == ["activities", "transitions"]
-    assert "deliveries" not in plan and "arrived_at" not in plan  # at their defaults
+    assert "arrived_at" not in plan and "listens" not in plan  # at their defaults, which say nothing
     assert written["plan"]["tokens"] == {"order": "17", "name": "Zoë"}
 
 
@@ -84,6 +85,33 @@ def test_an_attempts_result_holds_only_what_it_says():
     checked = ActivityOutput({}, checked=True, chosen=None)
     assert OURS.to_payloads([checked])[0].data == b'{"outputs":{},"checked":true}'
     assert OURS.from_payloads(OURS.to_payloads([checked]), [ActivityOutput]) == [checked]
+
+
+#: Every field left out of a payload at its default: a recorded payload without it decodes to
+#: this value, so changing one changes what running processes and recorded histories mean.
+LEFT_OUT = {
+    "TransitionStep": {"conditions": [], "after_seconds": None},
+    "ProcessPlan": {"lock_key": None, "arrived_at": None, "listens": [], "activities": [], "transitions": []},
+    "Carried": {"wait_until": None, "arrived_at": None},
+    "ProcessInput": {"plan": None, "attributes_set": False, "carried": None},
+    "ChooseInput": {"with_deliveries": False, "cause": ""},
+    "ChooseOutput": {"deliveries": []},
+    "ActivityInput": {"then_check": [], "completes": False, "begins_run": False, "workflow_name": ""},
+    "ActivityOutput": {"wait_until": None, "checked": False, "chosen": None, "completed": False, "not_begun": None},
+    "StatusWrite": {"next_run_at": None, "error": None, "paused_from": None},
+    "StatusChange": {"next_run_at": None, "error": None, "paused_from": None},
+}
+
+
+def test_only_defaults_that_say_nothing_are_left_out_and_they_do_not_change():
+    left_out = {}
+    for cls, fields in payloads._FIELDS.items():
+        found = {name: default for name, default in fields if default is not payloads._ALWAYS}
+        if found:
+            left_out[cls.__name__] = found
+    assert left_out == LEFT_OUT
+    plan = json.loads(OURS.to_payloads([PLAN])[0].data)
+    assert plan["lock_lease_seconds"] == PLAN.lock_lease_seconds and plan["checks_per_run"] == PLAN.checks_per_run  # figures: always written
 
 
 def test_nested_messages_are_built_as_their_dataclasses_and_floats_stay_floats():

@@ -10,11 +10,13 @@ built once from its fields, and is encoded field by field.
 
 What is written differs from the default in two ways, both for the person reading a process in
 the web UI or `temporal workflow show`: the fields come in the order the dataclass declares
-them (the default sorts them, which put a plan's whole graph before its tokens), and a field at
-its default is left out (an attempt's result reads `{"outputs":{"approved":"yes"}}`, not six
-fields of nulls and falses). Decoding is by name, and a missing field takes its default, so
-either side reads the other's payloads: histories written before replay, and a worker of the
-previous release reads these. A field's default must therefore never change its meaning.
+them (the default sorts them, which put a plan's whole graph before its tokens), and a field
+whose value is its default "nothing" (None, False, empty) is left out (an attempt's result
+reads `{"outputs":{"approved":"yes"}}`, not six fields of nulls and falses). Decoding is by
+name, and a missing field takes its default, so either side reads the other's payloads:
+histories written before replay, and a worker of the previous release reads these. Figures
+(a lease, a count of checks) are always written, so that a later default cannot change what a
+recorded payload means; tests/unit/test_payloads.py pins the defaults that are left out.
 
 Imported by the workflow sandbox through the converter: no I/O.
 """
@@ -85,15 +87,21 @@ def _message_classes() -> list[type]:
     return [value for value in vars(messages).values() if dataclasses.is_dataclass(value) and isinstance(value, type)]
 
 
-_REQUIRED = object()  #: a field without a default: always written
+_ALWAYS = object()  #: a field always written
 
 
-def _default_of(f: dataclasses.Field[Any]) -> Any:
+def _left_out_at(f: dataclasses.Field[Any]) -> Any:
+    """The value at which a field is left out: its default, if that default says "nothing"
+    (None, False, empty). A field without a default, or whose default is a figure (a lease, a
+    count of checks), is always written: a later release may change such a default, and a
+    payload must decode to what was meant when it was written, or a replay would differ."""
     if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return _REQUIRED
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        return _ALWAYS
+    return default if default is None or default is False or default in ("", [], {}) else _ALWAYS
 
 
 def _build() -> tuple[dict[type, Decode], dict[type, tuple[tuple[str, Any], ...]]]:
@@ -101,7 +109,7 @@ def _build() -> tuple[dict[type, Decode], dict[type, tuple[tuple[str, Any], ...]
     fields: dict[type, tuple[tuple[str, Any], ...]] = {}
     for cls in _message_classes():
         decoders[cls] = _dataclass_decoder(cls, decoders)
-        fields[cls] = tuple((f.name, _default_of(f)) for f in dataclasses.fields(cls))
+        fields[cls] = tuple((f.name, _left_out_at(f)) for f in dataclasses.fields(cls))
     return decoders, fields
 
 
@@ -119,8 +127,8 @@ class _MessageTypes(JSONTypeConverter):
 
 
 class _MessageEncoder(AdvancedJSONEncoder):
-    """Encodes a message field by field in declared order, leaving out the fields at their
-    default (nested messages come back here); no deep copy as `dataclasses.asdict` makes."""
+    """Encodes a message field by field in declared order, leaving out those at their default
+    "nothing" (nested messages come back here); no deep copy as `dataclasses.asdict` makes."""
 
     def default(self, o: Any) -> Any:
         fields = _FIELDS.get(type(o))
@@ -129,7 +137,7 @@ class _MessageEncoder(AdvancedJSONEncoder):
         written = {}
         for name, default in fields:
             value = getattr(o, name)
-            if default is _REQUIRED or value != default:
+            if default is _ALWAYS or value != default:
                 written[name] = value
         return written
 

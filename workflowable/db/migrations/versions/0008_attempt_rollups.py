@@ -5,7 +5,7 @@ attempts that closed (successes, failures), the sum and the longest of their dur
 triggers on workflow_process_activity_logs keep it current: a row trigger adds each attempt an
 update closes, a statement trigger the attempts a statement inserts closed (a bulk load). The
 attempts already closed are added here, while the triggers' lock holds writers back, so that
-none is counted twice or missed. The workflow_activity_outcomes view reads the rolled-up hours.
+none is counted twice or missed: on a large log, upgrade at a quiet hour (docs/deployment.md). The workflow_activity_outcomes view reads the rolled-up hours.
 
 Revision ID: 0008
 Revises: 0007
