@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import unique
 from tests.e2e.cli_app import CliEvent, Shout
 from workflowable import ProcessStatus, Request, Settings, WorkflowDefinition
 from workflowable.ops.checks import head_revision
+from workflowable.settings import DEFAULT_TEMPORAL_ADDRESS
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWABLE = [sys.executable, "-m", "workflowable"]
@@ -107,7 +113,6 @@ async def test_trigger_and_read_back_in_every_output_format(client, settings):
     stdin), then read the processes, one process and its attempts as JSON and CSV."""
     import csv
     import io
-    import json
 
     name = unique("cli-trigger")
     flow = WorkflowDefinition(name, event=CliEvent)
@@ -150,7 +155,6 @@ def test_exit_codes_tell_failures_apart(settings):
 
 
 async def test_bulk_requests_choose_by_filter_or_stdin_list_first_and_ask_before_many(client, settings):
-    import json
 
     name = unique("cli-bulk")
     flow = WorkflowDefinition(name, event=CliEvent)
@@ -180,7 +184,6 @@ async def test_bulk_requests_choose_by_filter_or_stdin_list_first_and_ask_before
 
 
 def test_read_commands_need_only_the_mirror_and_start_no_server(settings, state_dir, tmp_path):
-    import json
 
     from workflowable.ops.devstack import free_port
 
@@ -206,3 +209,79 @@ def test_read_commands_need_only_the_mirror_and_start_no_server(settings, state_
         _, err = reader.communicate(timeout=120)
         assert reader.returncode == 0, err
         assert reader.pid not in json.loads(handles.read_text() or "[]"), "the command left its handle on the server"
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_dev_stack_stops_every_server_it_started(tmp_path, stop):
+    from workflowable.ops.devstack import DEV_UI_PORT, port_is_free
+
+    temporal_port = int(DEFAULT_TEMPORAL_ADDRESS.rsplit(":", 1)[1])
+    if not (port_is_free(temporal_port) and port_is_free(DEV_UI_PORT)):
+        pytest.skip(f"the dev stack's own ports ({temporal_port}, {DEV_UI_PORT}) are taken on this machine")
+    log = tmp_path / "dev.log"
+    status, left = _stop_while_serving(["dev"], tmp_path, stop, {"WORKFLOWABLE_STATE_DIR": str(tmp_path)}, log, ready="Worker serving")
+    assert status == 0, log.read_text()  # either signal asks a serving stack to stop
+    assert left == {}
+    assert json.loads((tmp_path / "postgres" / ".handle_pids.json").read_text() or "[]") == []
+
+
+def test_a_command_stopped_by_sigterm_stops_the_servers_it_started():
+    """`timeout` or a container's stop sends SIGTERM: the benchmark's own servers are stopped as
+    on Ctrl-C, and the command ends with the status a shell gives a process SIGTERM ended."""
+    with tempfile.TemporaryDirectory(prefix="wf-") as folder:  # short: Postgres's socket path has a length limit
+        log = Path(folder) / "bench.log"
+        status, left = _stop_while_serving(["bench", "--quick"], Path(folder), signal.SIGTERM, {"TMPDIR": folder}, log)
+    assert status == 128 + signal.SIGTERM
+    assert left == {}
+
+
+def _stop_while_serving(
+    args: list[str], folder: Path, stop: int, settings: dict[str, str], log: Path, *, ready: str = ""
+) -> tuple[int, dict[int, str]]:
+    """Run a command that starts its own Postgres and Temporal (their data in `folder`), send it
+    `stop` once both are up and its output says `ready`, and return its status and whichever of its servers are still
+    running after it ended (those are then stopped here)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WORKFLOWABLE_")} | settings
+    servers: dict[int, str] = {}
+    with log.open("w") as out:
+        command = subprocess.Popen([*WORKFLOWABLE, *args], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(480):  # until both servers are up
+            servers = _servers_of(command.pid, folder)
+            if (len(servers) >= 2 and ready in log.read_text()) or command.poll() is not None:
+                break
+            time.sleep(0.25)
+        assert len(servers) >= 2 and ready in log.read_text(), log.read_text()
+        command.send_signal(stop)
+        command.wait(timeout=60)
+        for _ in range(20):  # a server's own children leave a moment after it
+            left = _still_running(servers, folder)
+            if not left:
+                break
+            time.sleep(0.5)
+        return command.returncode, left
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait(timeout=10)
+        for pid in _still_running(servers, folder):
+            os.kill(pid, signal.SIGTERM)
+
+
+def _live_processes() -> dict[int, tuple[int, str]]:
+    """Every process not yet a zombie: its id, its parent's and its command line."""
+    listing = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,stat=,args="], capture_output=True, text=True, check=True).stdout
+    rows = [line.split(None, 3) for line in listing.splitlines()]
+    return {int(pid): (int(parent), args) for pid, parent, stat, args in rows if not stat.startswith("Z") and "ps -ww" not in args}
+
+
+def _servers_of(command: int, folder: Path) -> dict[int, str]:
+    """The processes `command` started or whose command line names `folder` (where the servers of
+    the dev stack and of the benchmark keep their data)."""
+    return {pid: args for pid, (parent, args) in _live_processes().items() if parent == command or str(folder) in args}
+
+
+def _still_running(servers: dict[int, str], folder: Path) -> dict[int, str]:
+    """The servers seen running that still are (followed by id: an orphan's parent is no longer
+    the command), and anything else running from `folder`."""
+    return {pid: args for pid, (_, args) in _live_processes().items() if pid in servers or str(folder) in args}

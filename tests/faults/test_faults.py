@@ -116,7 +116,11 @@ async def test_reconcile_marks_a_terminated_workflow_and_nothing_else(stack: Fau
     assert done.repaired == 1
     after = await snapshot(client.engine)
     changed = {table: [json.loads(row) for row in set(after[table]) - set(before[table])] for table in before if before[table] != after[table]}
-    assert sorted(changed) == ["workflow_process_activity_logs", "workflow_processes"]  # one row each, of that process
+    # one row each, of that process, and the rollup of the attempt reconcile closed as abandoned
+    assert sorted(changed) == ["workflow_activity_hours", "workflow_process_activity_logs", "workflow_processes"]
+    totals = {when: [sum(json.loads(row)[kind] for row in rows["workflow_activity_hours"]) for kind in ("successes", "failures")]
+              for when, rows in (("before", before), ("after", after))}
+    assert totals["after"] == [totals["before"][0], totals["before"][1] + 1]
     assert [row["id"] for row in changed["workflow_processes"]] == stuck
     assert [row["workflow_process_id"] for row in changed["workflow_process_activity_logs"]] == stuck
     process = await client.get_process(stuck[0])

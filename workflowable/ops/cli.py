@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -63,6 +63,9 @@ from .checks import Check, run_checks
 from .devstack import dev_stack
 from .exiting import exit_now, status_of
 from .report_html import render_html
+
+if TYPE_CHECKING:
+    from .bench import Results  # imported when the benchmark runs: it loads a worker's modules
 
 app = typer.Typer(help="Event-triggered workflow processes on Temporal, mirrored to Postgres.", no_args_is_help=True)
 db_app = typer.Typer(help="The mirror's schema.", no_args_is_help=True)
@@ -231,9 +234,24 @@ def fail(exc: WorkflowableError) -> NoReturn:
 
 def _run(coroutine: Awaitable[Any]) -> Any:
     try:
-        return asyncio.run(coroutine)  # type: ignore[arg-type]
+        return asyncio.run(_cancelled_by_sigterm(coroutine))
     except WorkflowableError as exc:
         fail(exc)
+    except asyncio.CancelledError:
+        raise typer.Exit(128 + signal.SIGTERM) from None  # the status a shell gives a process SIGTERM ended
+
+
+async def _cancelled_by_sigterm(coroutine: Awaitable[Any]) -> Any:
+    """SIGTERM (a `timeout`, a container's stop) cancels the command as asyncio cancels it on
+    Ctrl-C, so its cleanup runs and the servers it started (the benchmark's, the dev stack's) are
+    stopped, not orphaned. (Raising KeyboardInterrupt from a signal handler instead interrupts
+    whatever frame runs, and a Temporal worker's shutdown then hangs.)"""
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)  # type: ignore[union-attr]
+    try:
+        return await coroutine
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def _with_client(use: Callable[[Workflowable], Awaitable[Any]], *, mirror_only: bool = False) -> Any:
@@ -423,19 +441,26 @@ def bench(
     if as_json:
         print(json.dumps(asdict(results), indent=2, default=str))
         return
+    for table in bench_tables(results):
+        console.print(table)
+
+
+def bench_tables(results: Results) -> list[Table]:
+    """The benchmark's figures and targets as the terminal shows them."""
     figures = Table("measure", "figure", title=f"Workflowable bench ({os.cpu_count()} cores)")
     for name, value in results.figures.items():
         if name == "report_queries":
             for query, q in value.items():
-                if isinstance(q, dict):
+                if isinstance(q, dict) and "plan" in q:
                     figures.add_row(f"query {query}", f"{q['ms']:.1f} ms in Postgres, {q['fetched_ms']:.1f} ms with {q['rows']} rows fetched, index used: {q['uses_index']}")
+                elif isinstance(q, dict):  # the report itself
+                    figures.add_row(query, f"{q['ms']:.1f} ms")
             continue
         figures.add_row(name, ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()))
-    console.print(figures)
     targets = Table("target", "value", "limit", "met", title="Targets")
     for name, t in results.targets.items():
         targets.add_row(name, f"{t['value']}", ("≥ " if t["at_least"] else "≤ ") + str(t["limit"]), "[green]yes[/]" if t["met"] else "[red]no[/]")
-    console.print(targets)
+    return [figures, targets]
 
 
 @app.command("check")
