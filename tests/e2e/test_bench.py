@@ -18,8 +18,8 @@ def test_the_benchmark_runs_and_reports_every_figure():
     figures = json.loads(result.stdout)
     print(json.dumps(figures["targets"], indent=1))
     assert set(figures["figures"]) == {
-        "a_plain_temporal", "e_plain_temporal_eager", "b_workflowable", "latency_started_per_second", "trigger_to_dispatched_ms", "sweep", "report_queries", "waiting_worker",
-        "deliveries"
+        "a_plain_temporal", "e_plain_temporal_eager", "b_workflowable", "latency_started_per_second", "trigger_to_dispatched_ms", "sweep", "growth", "report_queries",
+        "waiting_worker", "deliveries"
     }
     for half in ("a_plain_temporal", "e_plain_temporal_eager", "b_workflowable"):
         assert set(figures["figures"][half]) == {"per_second", "per_second_each_turn", "p50_ms", "p99_ms", "saturated_p50_ms", "saturated_p99_ms"}
@@ -33,3 +33,9 @@ def test_the_benchmark_runs_and_reports_every_figure():
     assert len(queries) == 3 and all(q["uses_index"] for q in queries.values())
     assert report["report, last 24 h"]["ms"] > 0 and report["report, all history"]["ms"] > 0
     assert figures["figures"]["report_queries"]["rows"] >= 20_000
+    growth = figures["figures"]["growth"]
+    assert growth["attempt_rows"] >= 20_000 and growth["processes"] >= 20_000 // 5
+    assert set(growth["before"]) == set(growth["after"]) == {
+        "reconcile: processes to compare", "reconcile: attempts left In Progress", "sweep: due count", "sweep: next batch", "report (last 24 h)"
+    }
+    assert all(ms > 0 for ms in [*growth["before"].values(), *growth["after"].values()])

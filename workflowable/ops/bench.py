@@ -4,13 +4,15 @@ On one Temporal dev server and one Postgres (started here unless settings point 
 (a) N plain Temporal workflows of three trivial activities, (e) the same started eagerly (what a
 careful raw user writes), (b) N Workflowable processes of three trivial activities joined by
 transitions (one with a condition) with the full mirror, trigger latency, the process-runs
-sweep against raw `start_workflow` calls, the seed's report queries and the report itself on a
-large attempt log, and the worker's memory with many processes waiting.
+sweep against raw `start_workflow` calls, the mirror grown (10 million attempt rows by default)
+with the report and the SQL of reconcile and the sweep timed before and after and the seed's
+queries on the grown log, and the worker's memory with many processes waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from temporalio import activity, workflow
 from temporalio.worker import Worker
 
@@ -32,9 +35,11 @@ from ..client import Workflowable
 from ..conditions import TokenPresent
 from ..connection import database_url
 from ..db.database import Database
+from ..db.mirror import due_batch, due_count
 from ..db.reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS
 from ..definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, WorkflowEvent
 from ..graph import Condition, WorkflowDefinition
+from ..reconcile import OPEN_ATTEMPTS, to_check
 from ..settings import Settings
 from ..states import ProcessStatus
 from ..worker import HEARTBEAT_THROTTLE, SANDBOX, build_worker
@@ -107,7 +112,7 @@ class Config:
     n: int = 400  #: workflows in (a) and processes in (b), for throughput and again for latency
     concurrency: int = 50  #: workflows or processes started at once
     sweep: int = 10_000  #: due processes for the sweep
-    attempt_rows: int = 1_000_000  #: rows in the attempt log for the report queries
+    attempt_rows: int = 10_000_000  #: attempt rows the mirror grows by, for the report, maintenance and seed queries
     waiting: int = 5_000  #: processes waiting on timers while the worker's memory is read
     #: latency is measured with both halves started at this share of (a)'s throughput
     latency_load: float = 0.25
@@ -193,7 +198,7 @@ async def measure(settings: Settings | None, config: Config, progress: Progress)
         if config.sweep:
             await sweep_against_raw_starts(client, config, results, progress)
         if config.attempt_rows:
-            await report_queries(client, config, results, progress)
+            await growth(client, config, results, progress)
         if config.waiting:
             await waiting_memory(client, running, config, results, progress)
         if config.deliveries:
@@ -370,10 +375,77 @@ async def sweep_against_raw_starts(client: Workflowable, config: Config, results
     results.target("sweep / raw start rate", sweep_rate / raw_rate, 0.8, at_least=True)
 
 
-async def report_queries(client: Workflowable, config: Config, results: Results, progress: Progress) -> None:
-    """The seed's queries on `attempt_rows` synthetic attempts (100 activities, 1% failures)."""
-    tick = progress("report queries", 4)
-    processes = max(1, config.attempt_rows // 100)
+#: Finished processes the growth phase writes per attempt row: 10 million rows come with 2 million processes.
+ATTEMPTS_PER_PROCESS = 5
+#: Rows written per statement while the mirror grows (each its own transaction, one progress tick).
+FILL_CHUNK = 1_000_000
+
+
+async def growth(client: Workflowable, config: Config, results: Results, progress: Progress) -> None:
+    """The mirror grown by `attempt_rows` attempts of finished processes: the report and the
+    SQL of reconcile and of the sweep timed before and after, then the seed's queries on the
+    grown attempt log (100 activities, 1% failures, one attempt a second back in time)."""
+    before = await maintenance_times(client)
+    started = time.perf_counter()
+    workflow_id, first_process, activity_ids = await fill(client, config.attempt_rows, progress)
+    fill_s = time.perf_counter() - started
+    after = await maintenance_times(client)
+    results.figures["growth"] = {
+        "attempt_rows": await _count(client),
+        "processes": await _count(client, "workflow_processes"),
+        "fill_s": fill_s,
+        "before": before,
+        "after": after,
+    }
+    results.target("report after growth ms", after["report (last 24 h)"], 1000, at_least=False)
+    for name in MAINTENANCE:
+        results.target(f"{name} after growth ms", after[name], 10, at_least=False)
+    await seed_queries(client, workflow_id, first_process, activity_ids, config, results)
+
+
+def _sql(statement: Any) -> str:
+    return str(statement.compile(dialect=postgresql.psycopg.dialect(), compile_kwargs={"literal_binds": True}))
+
+
+#: The statements of reconcile and of the sweep that read the process or attempt table.
+MAINTENANCE = {
+    "reconcile: processes to compare": lambda: _sql(to_check()),
+    "reconcile: attempts left In Progress": lambda: _sql(OPEN_ATTEMPTS),
+    "sweep: due count": lambda: _sql(due_count()),
+    "sweep: next batch": lambda: _sql(due_batch(200, [])),
+}
+
+
+async def maintenance_times(client: Workflowable) -> dict[str, float]:
+    """Milliseconds: each maintenance statement in Postgres (EXPLAIN ANALYZE's execution time,
+    median of 5) and the report as `workflowable report` makes it (median of 3)."""
+    times: dict[str, float] = {}
+    async with client.engine.connect() as conn:
+        for name, statement in MAINTENANCE.items():
+            runs = []
+            for _ in range(5):
+                plan = (await conn.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement()}"))).scalar_one()
+                runs.append(float((json.loads(plan) if isinstance(plan, str) else plan)[0]["Execution Time"]))
+            times[name] = statistics.median(runs)
+    times["report (last 24 h)"] = await _report_ms(client, datetime.now(UTC) - timedelta(hours=24))
+    return times
+
+
+async def _report_ms(client: Workflowable, since: datetime | None) -> float:
+    took = []
+    for _ in range(3):
+        started = time.perf_counter()
+        await client.report(since=since)
+        took.append((time.perf_counter() - started) * 1000)
+    return statistics.median(took)
+
+
+async def fill(client: Workflowable, rows: int, progress: Progress) -> tuple[int, int, list[int]]:
+    """Write `rows` closed attempts, ATTEMPTS_PER_PROCESS to each of as many Completed processes
+    of a Draft workflow of 100 activities; the g-th attempt started g seconds ago. Returns the
+    workflow, its first process and its activities."""
+    processes = -(-rows // ATTEMPTS_PER_PROCESS)
+    tick = progress("growing the mirror", 1 + -(-rows // FILL_CHUNK))
     flow = WorkflowDefinition(f"bench-report-{time.time_ns()}", event=BenchEvent)
     steps = [flow.activity(f"a{i}", Noop) for i in range(100)]
     flow.start(steps[0])
@@ -382,29 +454,39 @@ async def report_queries(client: Workflowable, config: Config, results: Results,
         activity_ids = [row[0] for row in await conn.execute(sa.text("SELECT id FROM workflow_activities WHERE workflow_id = :w ORDER BY id"), {"w": workflow_id})]
         await conn.execute(
             sa.text(
-                "INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, queue) "
-                "SELECT :w, 7, 'bench' FROM generate_series(1, :n)"
+                "INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, queue, completed_at) "
+                "SELECT :w, 7, 'bench', now() - ((n * :each) || ' seconds')::interval FROM generate_series(1, :n) n"
             ),
-            {"w": workflow_id, "n": processes},
+            {"w": workflow_id, "n": processes, "each": ATTEMPTS_PER_PROCESS},
         )
         first_process = await conn.scalar(sa.text("SELECT min(id) FROM workflow_processes WHERE workflow_id = :w"), {"w": workflow_id})
-        tick()
-        await conn.execute(
-            sa.text(
-                """
-                INSERT INTO workflow_process_activity_logs
-                    (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
-                     started_at, completed_at, step, attempt, temporal_run_id)
-                SELECT :first + (g / 100), (:activities)[1 + g % 100], CASE WHEN g % 100 = 7 THEN 3 ELSE 2 END,
-                       now() - (g || ' seconds')::interval, now() - (g || ' seconds')::interval + ((g % 1000) || ' milliseconds')::interval,
-                       1 + g % 100, 1, 'bench'
-                FROM generate_series(0, :rows - 1) g
-                """
-            ),
-            {"first": first_process, "activities": activity_ids, "rows": config.attempt_rows},
-        )
-        await conn.execute(sa.text("ANALYZE workflow_process_activity_logs"))
     tick()
+    for chunk in range(0, rows, FILL_CHUNK):
+        async with client.engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    """
+                    INSERT INTO workflow_process_activity_logs
+                        (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
+                         started_at, completed_at, step, attempt, temporal_run_id)
+                    SELECT :first + (g / :each), (:activities)[1 + g % 100], CASE WHEN g % 100 = 7 THEN 3 ELSE 2 END,
+                           now() - (g || ' seconds')::interval, now() - (g || ' seconds')::interval + ((g % 1000) || ' milliseconds')::interval,
+                           1 + g % :each, 1, 'bench'
+                    FROM generate_series(:start, :stop - 1) g
+                    """
+                ),
+                {"first": first_process, "each": ATTEMPTS_PER_PROCESS, "activities": activity_ids, "start": chunk, "stop": min(rows, chunk + FILL_CHUNK)},
+            )
+        tick()
+    async with client.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(sa.text("ANALYZE"))
+    return workflow_id, first_process, activity_ids
+
+
+async def seed_queries(client: Workflowable, workflow_id: int, first_process: int, activity_ids: list[int], config: Config, results: Results) -> None:
+    """The seed's three queries on the grown attempt log, and the report over the last 24 hours and over all history."""
+    processes = -(-config.attempt_rows // ATTEMPTS_PER_PROCESS)
     queries = {
         "1 attempts of a process": (ATTEMPTS_OF_PROCESS, {"workflow_process_id": first_process + processes // 2}),
         "2 failed attempts": (FAILED_ATTEMPTS, {"failure_status_id": 3}),
@@ -432,20 +514,13 @@ async def report_queries(client: Workflowable, config: Config, results: Results,
             results.target(f"query {name} ms", statistics.median(server), 50, at_least=False)
     # The report as `workflowable report` makes it (the last 24 hours), and over all history.
     for name, since in (("report, last 24 h", datetime.now(UTC) - timedelta(hours=24)), ("report, all history", None)):
-        took = []
-        for _ in range(3):
-            started = time.perf_counter()
-            await client.report(since=since)
-            took.append((time.perf_counter() - started) * 1000)
-        figures[name] = {"ms": statistics.median(took)}
-    results.target("report, last 24 h, ms", figures["report, last 24 h"]["ms"], 1000, at_least=False)
-    tick()
+        figures[name] = {"ms": await _report_ms(client, since)}
     results.figures["report_queries"] = figures
 
 
-async def _count(client: Workflowable) -> int:
+async def _count(client: Workflowable, table: str = "workflow_process_activity_logs") -> int:
     async with client.engine.connect() as conn:
-        return int(await conn.scalar(sa.text("SELECT count(*) FROM workflow_process_activity_logs")) or 0)
+        return int(await conn.scalar(sa.text(f"SELECT count(*) FROM {table}")) or 0)
 
 
 def rss_bytes(pid: int) -> int:

@@ -412,7 +412,9 @@ def bench(
     n: Annotated[int, typer.Option(min=1, help="Workflows in (a) and processes in (b), for throughput and again for latency.")] = 400,
     concurrency: Annotated[int, typer.Option(min=1, help="Started at once.")] = 50,
     sweep: Annotated[int, typer.Option(min=0, help="Due processes for the sweep (0: skip).")] = 10_000,
-    attempt_rows: Annotated[int, typer.Option(min=0, help="Attempt rows for the report queries (0: skip).")] = 1_000_000,
+    attempt_rows: Annotated[
+        int, typer.Option(min=0, help="Attempt rows the mirror grows by, with the report, reconcile's and the sweep's SQL timed before and after (0: skip).")
+    ] = 10_000_000,
     waiting: Annotated[int, typer.Option(min=0, help="Processes waiting while the worker's memory is read (0: skip).")] = 5_000,
     deliveries: Annotated[int, typer.Option(min=0, help="Waiting processes one event is delivered to (0: skip).")] = 1_000,
     latency_load: Annotated[
@@ -455,6 +457,11 @@ def bench_tables(results: Results) -> list[Table]:
                     figures.add_row(f"query {query}", f"{q['ms']:.1f} ms in Postgres, {q['fetched_ms']:.1f} ms with {q['rows']} rows fetched, index used: {q['uses_index']}")
                 elif isinstance(q, dict):  # the report itself
                     figures.add_row(query, f"{q['ms']:.1f} ms")
+            continue
+        if name == "growth":
+            figures.add_row("growth", f"{value['attempt_rows']:,} attempt rows, {value['processes']:,} processes, filled in {value['fill_s']:.0f} s")
+            for measure, before in value["before"].items():
+                figures.add_row(f"  {measure}", f"{before:.2f} ms before, {value['after'][measure]:.2f} ms after")
             continue
         figures.add_row(name, ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()))
     targets = Table("target", "value", "limit", "met", title="Targets")
