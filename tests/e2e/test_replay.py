@@ -7,8 +7,8 @@ registered for runs started before the state-machine core) or `WorkflowProcessV2
 To record fresh histories after an intended, versioned change:
 WORKFLOWABLE_RECORD_HISTORIES=1 scripts/test tests/e2e/test_replay.py (it writes the `v2-*`
 files: completed-readable, failed-readable, locked-first, locked-second, lock, continued (a run that continued as
-new, and the run after it), cancelled-in-attempt, delivered, caught-up, delivered-by-hand and
-deadline); or
+new, and the run after it), cancelled-in-attempt, cancelled-by-mirror, delivered, caught-up,
+delivered-by-hand and deadline); or
 WORKFLOWABLE_RECORD_HISTORIES=v2-delivered,v2-deadline to write only those. Older recordings are kept beside them and
 must replay too: `v2-completed` and `v2-failed` were recorded before payloads were written for
 the web UI (sorted fields, defaults included, the status label as the result); completed,
@@ -23,7 +23,9 @@ import asyncio
 import os
 from pathlib import Path
 
-from temporalio.client import WorkflowHistory
+import pytest
+import sqlalchemy as sa
+from temporalio.client import WorkflowExecutionStatus, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
@@ -43,7 +45,7 @@ from workflowable.codec import DATA_CONVERTER
 from workflowable.worker import SANDBOX
 from workflowable.workflows.locks import LockWorkflow, lock_workflow_id
 from workflowable.workflows.messages import Delivery, Signals, workflow_id_for
-from workflowable.workflows.process import ProcessWorkflow
+from workflowable.workflows.process import InvalidRequest, ProcessWorkflow
 from workflowable.workflows.process_v1 import ProcessWorkflowV1
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
@@ -159,6 +161,35 @@ async def test_continued_and_cancelled_runs_replay(client, settings, run_worker,
 
 class CancelledEvent(WorkflowEvent):
     n: int
+
+
+async def test_a_cancel_whose_write_outran_its_workflow_task_replays(client, run_worker, task_queue):
+    """A cancel's status write reached the mirror, but the workflow task that took the cancel
+    was lost (the server dropped it; the write is a local activity, so it ran before the task
+    completed). A later pause finds the mirror Cancelled, the process takes that status and
+    stops its attempt, and the cancel, delivered again, is answered done."""
+    CancelledEvent.task_queue = task_queue
+    slow = WorkflowDefinition(unique("replay-outran"), event=CancelledEvent)
+    slow.start(slow.activity("slow", Sleepy))
+    await client.save_workflow(slow, activate=True)
+    async with run_worker([Sleepy], task_queue=task_queue):
+        process, = await client.trigger_event(CancelledEvent(n=2))
+        await eventually(lambda: _in_attempt(client, process.id))
+        async with client.engine.begin() as conn:  # the lost task's write, as it stands in the mirror
+            await conn.execute(
+                sa.text("UPDATE workflow_processes SET workflow_process_status_id = :cancelled WHERE id = :id"),
+                {"cancelled": int(ProcessStatus.CANCELLED), "id": process.id},
+            )
+        handle = client.temporal.get_workflow_handle(workflow_id_for(process.id))
+        # Straight to the workflow, as requests already past the client's look at the mirror.
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(Signals.PAUSE, id="pause-after-the-lost-task", result_type=str)
+        assert InvalidRequest.status_in(refused.value.cause) is ProcessStatus.CANCELLED
+        assert await handle.execute_update(Signals.CANCEL, id="the-cancel-again", result_type=str) == "Cancelled"
+        assert (await client.wait_for_process(process.id, timeout=30)).status is ProcessStatus.CANCELLED
+        assert (await handle.describe()).status is WorkflowExecutionStatus.CANCELED
+    await check_and_record("v2-cancelled-by-mirror", await handle.fetch_history())
+    await client.deactivate_workflow(slow.name)
 
 
 class ReplayOrder(WorkflowEvent):

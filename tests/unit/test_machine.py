@@ -255,9 +255,9 @@ class World:
             settled, refused = machine.answer(ticket)
             if settled and refused is None and request is Request.CANCEL:
                 assert self.mirror is S.CANCELLED, "a cancel answered before the mirror shows it"
-        assert machine.deliveries <= len(self.deliveries), "heard of a delivery the mirror does not have"
-        if machine.deliveries:
-            assert machine.tokens["decision"] == f"d{machine.deliveries}", "the last delivery heard of is not in the tokens"
+        assert machine.walk.deliveries <= len(self.deliveries), "heard of a delivery the mirror does not have"
+        if machine.walk.deliveries:
+            assert machine.walk.tokens["decision"] == f"d{machine.walk.deliveries}", "the last delivery heard of is not in the tokens"
 
     # Driving
 
@@ -393,7 +393,7 @@ def test_cancel_during_an_attempt_keeps_its_success_and_starts_nothing_after():
     world.answer_write()
     assert world.machine.answer(ticket) == (False, None), "answered once the attempt has stopped"
     world.succeed(gate_open=True)  # it finished before the cancel reached it
-    assert world.machine.tokens["out"] == "1" and world.machine.position == 1
+    assert world.machine.walk.tokens["out"] == "1" and world.machine.walk.position == 1
     assert world.finished == m.Finish(S.CANCELLED)
     assert world.machine.answer(ticket) == (True, None)
     assert world.history.count("RunAttempt") == 1
@@ -533,7 +533,7 @@ def test_not_begun_takes_the_mirrors_status():
     world = started(begins_run=True)
     world.mirror = S.PAUSED  # paused through the mirror before the run began
     world.succeed()
-    assert world.machine.status is S.PAUSED and world.machine.steps_taken == 0
+    assert world.machine.status is S.PAUSED and world.machine.walk.steps_taken == 0
     world.request(Request.RESUME)
     world.answer_write()
     assert world.attempt is not None and world.attempt.step == 1 and not world.attempt.begins_run
@@ -571,7 +571,7 @@ def test_a_delivery_wakes_a_waiting_process_and_is_checked_with_its_tokens():
     assert world.timers
     world.deliver()
     assert world.choose is not None and not world.timers, "checked at once, not at the end of the wait"
-    assert world.choose.deliveries == 1 and world.machine.tokens["decision"] == "d1"
+    assert world.choose.deliveries == 1 and world.machine.walk.tokens["decision"] == "d1"
     world.deliver()  # a second one while the first check is in flight
     world.answer_choose(False)
     assert world.choose is not None and world.choose.deliveries == 2, "checked again with the second"
@@ -605,13 +605,13 @@ def test_a_lost_signal_is_made_up_by_the_next_check():
     world.succeed()
     world.answer_write()
     world.deliver(signalled=False)  # the trigger's signal never arrived
-    assert world.choose is None and world.machine.deliveries == 0
+    assert world.choose is None and world.machine.walk.deliveries == 0
     world.fire()  # the retry interval ends
     assert world.choose is not None and world.choose.deliveries == 0
     world.answer_choose(True)  # the check read the delivery from the mirror
-    assert world.machine.deliveries == 1 and world.machine.tokens["decision"] == "d1"
+    assert world.machine.walk.deliveries == 1 and world.machine.walk.tokens["decision"] == "d1"
     world.deliver()  # the next one, signalled, follows on
-    assert world.machine.deliveries == 2
+    assert world.machine.walk.deliveries == 2
 
 
 def test_a_signal_after_a_lost_one_makes_the_process_check_and_read_both():
@@ -620,10 +620,10 @@ def test_a_signal_after_a_lost_one_makes_the_process_check_and_read_both():
     world.answer_write()
     world.deliver(signalled=False)
     world.deliver()  # the second arrives; the first is missing
-    assert world.machine.deliveries == 0, "not merged out of order"
+    assert world.machine.walk.deliveries == 0, "not merged out of order"
     assert world.choose is not None
     world.answer_choose(False)
-    assert world.machine.deliveries == 2 and world.machine.tokens["decision"] == "d2"
+    assert world.machine.walk.deliveries == 2 and world.machine.walk.tokens["decision"] == "d2"
 
 
 def test_a_paused_process_keeps_a_delivery_for_its_resume():
@@ -633,7 +633,7 @@ def test_a_paused_process_keeps_a_delivery_for_its_resume():
     world.request(Request.PAUSE)
     world.answer_write()
     world.deliver()
-    assert world.choose is None and world.machine.tokens["decision"] == "d1"
+    assert world.choose is None and world.machine.walk.tokens["decision"] == "d1"
     world.request(Request.RESUME)
     world.answer_write()
     assert world.choose is not None and world.choose.deliveries == 1
@@ -773,3 +773,33 @@ def test_a_delivery_after_a_check_made_while_paused_is_checked_on_resume():
     world.request(Request.RESUME)
     world.answer_write()
     assert world.choose is not None and world.choose.deliveries == 1, "checked again with the event, not left for the retry interval"
+
+
+def test_a_cancel_whose_write_outran_its_lost_workflow_task_is_done_when_delivered_again():
+    """A request's status write is a local activity: it runs before the workflow task that took
+    the request completes. When the server loses that task, the write stands in the mirror and
+    the request is delivered again, while the workflow, rebuilt from its history, may take the
+    status from the mirror first (here through the write of a later pause)."""
+    world = started()  # an attempt in flight
+    world.mirror = S.CANCELLED  # the lost task's cancel, written
+    pause = world.request(Request.PAUSE)
+    world.answer_write()
+    assert world.machine.answer(pause) == (True, m.Refused(S.CANCELLED))
+    cancel = world.request(Request.CANCEL)  # delivered again
+    assert world.machine.answer(cancel) == (True, None), "done, not refused"
+    assert world.cancel_asked, "the attempt in flight is asked to stop, as by a cancel request"
+    world.cancelled()
+    assert world.finished is not None and world.finished.status is S.CANCELLED
+
+
+def test_a_request_the_process_already_shows_by_its_own_write_is_refused():
+    world = started()
+    world.request(Request.PAUSE)
+    world.answer_write()
+    again = world.request(Request.PAUSE)
+    assert world.machine.answer(again) == (True, m.Refused(S.PAUSED))
+    world.request(Request.CANCEL)
+    world.answer_write()
+    world.cancelled() if world.cancel_asked else world.succeed()
+    assert world.finished is not None and world.finished.status is S.CANCELLED
+    assert world.machine.answer(world.request(Request.CANCEL)) == (True, m.Refused(S.CANCELLED))

@@ -7,6 +7,11 @@ ask for the lock key, continue as new, finish). It does no I/O and knows nothing
 the workflow (process.py) turns handlers and Temporal outcomes into events and effects into
 activities, timers and signals. Its tests run every state against every event without a server.
 
+Two parts keep their own books: the walk (walk.py), where the process is in its graph and which
+step comes next there, and the status track (status_track.py), the status wanted, the one the
+mirror shows, the write between them and the requests waiting for it. The machine decides with
+both: requests, the run's phase, the lock key, timers and when each step may start.
+
 The rules that make requests safe whatever their timing:
 
 - A request is checked against the machine's status and applied at once: its status is what
@@ -32,11 +37,10 @@ from enum import Enum
 
 from ..states import ProcessStatus, Request
 from .messages import ActivityOutput, ActivityStep, Carried, Cause, Delivery, ProcessPlan, TransitionStep
+from .status_track import Refused, StatusTrack, Write
+from .walk import Check, Complete, Fail, Run, Wait, Walk
 
 S = ProcessStatus
-
-#: The workflow drives retries (so that no attempt starts while paused); backoff doubles up to this.
-MAX_BACKOFF = timedelta(minutes=10)
 
 
 class Phase(Enum):
@@ -55,16 +59,6 @@ class Phase(Enum):
 
 
 # Effects: what the workflow carries out for the machine.
-
-
-@dataclass(frozen=True)
-class Write:
-    """Write this status to the mirror; answered by `written`."""
-
-    status: ProcessStatus
-    next_run_at: datetime | None = None
-    error: str | None = None
-    paused_from: ProcessStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -164,94 +158,37 @@ class Finish:
 Effect = Write | Begin | Choose | RunAttempt | CancelAttempt | CloseAttempt | StartTimer | CancelTimer | AskLock | ReleaseLock | WithdrawLock | Move | ContinueAsNew | Finish
 
 
-@dataclass(frozen=True)
-class Refused:
-    """A request's answer when it did not take effect: the process is `status`."""
-
-    status: ProcessStatus
-
-
-@dataclass
-class _Ticket:
-    request: Request
-    version: int  #: the status version that carries it
-    answer: Refused | None = None
-    settled: bool = False
-
-
-def _shows(request: Request, status: ProcessStatus) -> bool:
-    """Whether a process in `status` shows that `request` took effect."""
-    if request is Request.PAUSE:
-        return status is S.PAUSED
-    if request is Request.CANCEL:
-        return status is S.CANCELLED
-    return status is not S.PAUSED and not status.is_terminal
-
-
-def to_check(outgoing: list[TransitionStep]) -> list[TransitionStep]:
-    """The transitions to check, in order: up to the first that always passes (no condition, no deadline)."""
-    checked: list[TransitionStep] = []
-    for transition in outgoing:
-        checked.append(transition)
-        if transition.always:
-            break
-    return checked
-
-
 @dataclass
 class Machine:
-    """A process's state; every method named after an event takes that event."""
+    """A process's run; every method named after an event takes that event. Where the process is
+    in its graph, and which step comes next there, is its `walk`'s."""
 
     plan: ProcessPlan
-    status: ProcessStatus
-    #: the status the mirror shows, as far as the workflow knows (and the Pending time written)
-    written: ProcessStatus
-    position: int | None = None
-    tokens: dict[str, str] = field(default_factory=dict)
-    steps_taken: int = 0
+    track: StatusTrack  #: its status, the mirror's, the write between them, the requests waiting
+    walk: Walk
     paused_from: ProcessStatus | None = None
     cancel_requested: bool = False
     begins_run: bool = False  #: the next attempt writes the run's begin (the plan came with the input)
-    wait_until: datetime | None = None
     next_run_at: datetime | None = None
     phase: Phase = Phase.IDLE
-    check_due: bool = True  #: the transitions must be checked before the process may wait
-    check_cause: str = Cause.BEGAN  #: why (a `Cause`)
-    chosen: TransitionStep | None = None  #: a transition passed; its activity runs next
-    #: conditions the last attempt checked as it succeeded, for its position: (chosen id or None)
-    prechecked: tuple[int | None] | None = None
-    retrying: tuple[ActivityStep, int] | None = None  #: a step to try again: (its activity, next attempt)
-    failing: str | None = None  #: the step failed for good; Failed once not paused
     swap_id: int | None = None
     lock_generation: int | None = None  #: the lock key, held under this generation
     lock_asked: bool = False
     checks: int = 0  #: checks of the transitions after a wait, in this run
     now: datetime = datetime.min
     continue_suggested: bool = False  #: Temporal says this run's history is long
-    # Status versions: each move bumps `version`; the mirror has taken up to `written_version`.
-    version: int = 0
-    written_version: int = 0
-    writing: Write | None = None
-    writing_version: int = 0  #: the version the write in flight carries
-    written_next_run_at: datetime | None = None
     error: str | None = None
     timer: int = 0  #: the current timer's number (a fired timer with another number is stale)
     attempt: RunAttempt | None = None  #: the attempt in flight
     cancel_sent: bool = False
-    deliveries: int = 0  #: events delivered whose fields `tokens` holds
-    arrived_at: datetime | None = None  #: when the process reached its position (deadlines count from then)
-    #: an event was delivered while an attempt or a check was in flight: its outcome is stale
-    delivered_meanwhile: bool = False
     effects: list[Effect] = field(default_factory=list)
-    tickets: dict[int, _Ticket] = field(default_factory=dict)
-    next_ticket: int = 1
 
     @classmethod
     def begin(cls, plan: ProcessPlan, status: ProcessStatus, *, now: datetime, begins_run: bool = False) -> Machine:
         """A run that has read its plan (or was given it: `begins_run`, the mirror shows Running
         once its first attempt has written the begin)."""
-        machine = cls(plan, status, status, plan.position, dict(plan.tokens), plan.steps_taken, begins_run=begins_run, now=now)
-        machine.deliveries, machine.arrived_at = plan.deliveries, plan.arrived_at or now
+        walk = Walk(plan, plan.position, dict(plan.tokens), plan.steps_taken, plan.deliveries, plan.arrived_at or now)
+        machine = cls(plan, StatusTrack(status, status), walk, begins_run=begins_run, now=now)
         if status is S.PAUSED:  # paused through the mirror before the run began
             machine.paused_from = S.RUNNING
         machine._advance()
@@ -261,14 +198,17 @@ class Machine:
     def resume_carried(cls, plan: ProcessPlan, carried: Carried, *, now: datetime) -> Machine:
         """The first state of a run that continued as new: as the last run left it, due a check."""
         status = S(carried.status)
-        machine = cls(plan, status, status, carried.position, dict(carried.tokens), carried.steps_taken, wait_until=carried.wait_until, now=now)
-        machine.deliveries, machine.arrived_at = carried.deliveries, carried.arrived_at or now
-        machine.check_cause = Cause.CONTINUED
+        walk = Walk(
+            plan, carried.position, dict(carried.tokens), carried.steps_taken, carried.deliveries, carried.arrived_at or now,
+            wait_until=carried.wait_until, check_cause=Cause.CONTINUED,
+        )
+        machine = cls(plan, StatusTrack(status, status), walk, now=now)
         machine._advance()
         return machine
 
     def carried(self) -> Carried:
-        return Carried(int(self.status), self.position, dict(self.tokens), self.steps_taken, self.wait_until, self.deliveries, self.arrived_at)
+        walk = self.walk
+        return Carried(int(self.status), walk.position, dict(walk.tokens), walk.steps_taken, walk.wait_until, walk.deliveries, walk.arrived_at)
 
     def take_effects(self) -> list[Effect]:
         effects, self.effects = self.effects, []
@@ -278,36 +218,47 @@ class Machine:
     def ended(self) -> bool:
         return self.phase is Phase.ENDED
 
+    @property
+    def status(self) -> ProcessStatus:
+        """The status the process is in (the mirror shows it once written)."""
+        return self.track.status
+
+    @property
+    def written(self) -> ProcessStatus:
+        """The status the mirror shows, as far as the workflow knows."""
+        return self.track.written
+
     # Requests
 
     def refusal(self, request: Request) -> Refused | None:
         """Why `request` cannot be accepted now (None: it can)."""
+        if self.track.shown_by_mirror(request):
+            return None  # done already (see StatusTrack.shown_by_mirror)
         if self.phase is Phase.ENDED or self.status.is_terminal or not request.allowed_from(self.status):
             return Refused(self.status)
         return None
 
     def request(self, request: Request) -> int:
         """A pause, resume or cancel (checked or not): returns a ticket; `answer` tells when it took effect."""
-        ticket = self.next_ticket
-        self.next_ticket += 1
+        if self.track.shown_by_mirror(request):
+            return self.track.issue(request, settled=True)
         refused = self.refusal(request)
         if refused is not None:
-            self.tickets[ticket] = _Ticket(request, self.version, refused, settled=True)
-            return ticket
+            return self.track.issue(request, answer=refused, settled=True)
         if request is Request.PAUSE:
             self.paused_from = self.status
-            self._set(S.PAUSED)
+            self.track.set(S.PAUSED)
             self._stop_waiting()
         elif request is Request.RESUME:
             # Back where it was; a process that let go of its key while paused waits for it
             # again in that status (Running -> Dispatched is no move of the table).
             target = self.paused_from or S.RUNNING
             self.paused_from = None
-            self._set(target)
-            self._check_now(Cause.RESUMED)  # a resumed process checks its transitions at once
+            self.track.set(target)
+            self.walk.check_now(Cause.RESUMED)  # a resumed process checks its transitions at once
         else:
             self._cancel()
-        self.tickets[ticket] = _Ticket(request, self.version)
+        ticket = self.track.issue(request)
         self._advance()
         return ticket
 
@@ -319,16 +270,15 @@ class Machine:
 
     def answer(self, ticket: int) -> tuple[bool, Refused | None]:
         """(settled, refusal): whether the ticket's request has been answered, and if so how."""
-        entry = self.tickets[ticket]
-        return entry.settled, entry.answer
+        return self.track.answer(ticket)
 
     def forget(self, ticket: int) -> None:
-        self.tickets.pop(ticket, None)
+        self.track.forget(ticket)
 
     def _cancel(self) -> None:
         self.cancel_requested = True
         self.paused_from = None
-        self._set(S.CANCELLED)
+        self.track.set(S.CANCELLED)
         self.swap_id = None  # a process being cancelled stays cancelled
         self._stop_waiting()
         if self.phase is Phase.ATTEMPT and not self.cancel_sent:
@@ -349,26 +299,19 @@ class Machine:
 
     def wake(self) -> None:
         """Check the transitions now rather than at the end of the wait."""
-        self._check_now(Cause.WOKEN)
+        self.walk.check_now(Cause.WOKEN)
         if self.phase is Phase.WAITING:
             self.effects.append(CancelTimer(self.timer))
             self.phase = Phase.IDLE
         self._advance()
 
     def delivered(self, delivery: Delivery) -> None:
-        """An event was delivered (the process's `seq`th): its fields are tokens now, and the
-        transitions are checked at the next boundary, at once if the process waits (a paused one
-        checks as it resumes). One that skips a delivery the workflow has not heard of is read,
-        with that one, from the mirror by the check."""
-        if delivery.seq <= self.deliveries or self.phase is Phase.ENDED:
-            return  # heard of already (a signal sent again, or read by a check)
-        if delivery.seq == self.deliveries + 1:
-            self.tokens.update(delivery.tokens)
-            self.deliveries = delivery.seq
-        self._check_now(Cause.DELIVERED)
-        self.prechecked = None  # the last attempt's check, made without the event's fields
+        """An event was delivered: checked at the next boundary, at once if the process waits (a
+        paused one checks as it resumes)."""
+        if self.phase is Phase.ENDED or not self.walk.delivered(delivery):
+            return
         if self.phase in (Phase.ATTEMPT, Phase.CHOOSING):
-            self.delivered_meanwhile = True
+            self.walk.delivered_meanwhile = True
         elif self.phase is Phase.WAITING:
             self.effects.append(CancelTimer(self.timer))
             self.phase = Phase.IDLE
@@ -398,13 +341,7 @@ class Machine:
 
     def written_as(self, status_now: ProcessStatus) -> None:
         """The mirror's answer to the write in flight: the status it shows now."""
-        assert self.writing is not None
-        write, self.writing = self.writing, None
-        if status_now is write.status:
-            self.written = status_now
-            self.written_next_run_at = write.next_run_at
-            self.written_version = self.writing_version
-        else:
+        if not self.track.written_as(status_now):
             self._as_in_mirror(status_now)
         self._settle()
         self._advance()
@@ -413,35 +350,13 @@ class Machine:
         """The check's outcome; `caught_up`: deliveries it read from the mirror, checked with."""
         assert self.phase is Phase.CHOOSING
         self.phase = Phase.IDLE
-        self.check_due = False
-        for delivery in caught_up:
-            if delivery.seq == self.deliveries + 1:
-                self.tokens.update(delivery.tokens)
-                self.deliveries = delivery.seq
-        stale, self.delivered_meanwhile = self.delivered_meanwhile, False
-        if transition_id is not None and self._may_go_on():
-            self.chosen = self._transition(transition_id)
-        elif transition_id is None:
-            self.chosen = None
-            if stale:  # an event came meanwhile: check again with it
-                self._check_now(Cause.DELIVERED)
-        else:  # paused, cancelled or moving meanwhile: it checks again when it goes on
-            self.check_due = True
+        self.walk.chosen_is(transition_id, caught_up, may_go_on=self._may_go_on())
         self._advance()
 
     def attempt_succeeded(self, output: ActivityOutput) -> None:
         attempt = self._attempt_ended()
         self.begins_run = False  # the begin is written (a failed attempt may have died before it)
-        self.retrying = None
-        self.tokens.update(output.outputs)
-        self.position = attempt.activity.id
-        self.arrived_at = self.now
-        self.wait_until = output.wait_until
-        # Checked as it succeeded, unless an event came meanwhile (checked without its fields).
-        checked, self.delivered_meanwhile = output.checked and not self.delivered_meanwhile, False
-        self.prechecked = (output.chosen,) if checked else None
-        self.check_due = not checked
-        self.check_cause = Cause.DELIVERED if output.checked and not checked else Cause.SUCCEEDED
+        self.walk.succeeded(attempt.activity, output, self.now)
         if output.completed:  # the Success write completed the process (the mirror showed Running)
             self._as_in_mirror(S.COMPLETED)
             self._settle()
@@ -452,14 +367,9 @@ class Machine:
         if timed_out:  # the worker died or hung: its row is still In Progress
             self.effects.append(CloseAttempt(attempt.activity.id, attempt.step, attempt.attempt, error))
         if not self.cancel_requested:
-            if retryable and attempt.attempt < attempt.activity.max_attempts:
-                self.retrying = (attempt.activity, attempt.attempt + 1)
-                if self._may_go_on():
-                    backoff = timedelta(seconds=self.plan.retry_backoff_seconds) * 2 ** (attempt.attempt - 1)
-                    self._start_timer(self.now + min(backoff, MAX_BACKOFF), Phase.BACKOFF)
-            else:
-                self.retrying = None
-                self.failing = error
+            backoff = self.walk.failed(attempt.activity, attempt.attempt, error, retryable=retryable)
+            if backoff is not None and self._may_go_on():
+                self._start_timer(self.now + backoff, Phase.BACKOFF)
         self._advance()
 
     def attempt_cancelled(self, error: str) -> None:
@@ -475,9 +385,8 @@ class Machine:
         could begin; nothing ran, nothing was written. The process takes that status."""
         attempt = self._attempt_ended()
         self.begins_run = False
-        self.steps_taken -= 1
-        self.retrying = (attempt.activity, attempt.attempt)  # it runs when the process goes on
-        if self.writing is not None and not status.is_terminal:
+        self.walk.not_begun(attempt.activity, attempt.attempt)
+        if self.track.writing is not None and not status.is_terminal:
             pass  # the write in flight was made after what the begin saw: its answer tells the mirror's status
         else:
             if status is S.PAUSED and not self.status.is_terminal:
@@ -499,7 +408,7 @@ class Machine:
         if timer != self.timer or self.phase not in (Phase.WAITING, Phase.BACKOFF):
             return  # cancelled meanwhile
         if self.phase is Phase.WAITING:
-            self._check_now(Cause.DEADLINE if self.next_run_at in self.deadlines() else Cause.RETRY_INTERVAL)
+            self.walk.check_now(Cause.DEADLINE if self.next_run_at in self.walk.deadlines(self.now) else Cause.RETRY_INTERVAL)
         self.phase = Phase.IDLE
         self._advance()
 
@@ -508,9 +417,7 @@ class Machine:
         self.phase = Phase.IDLE
         self.swap_id = None
         if new_process_id is not None:  # the move itself wrote Cancelled
-            self.status = self.written = S.CANCELLED
-            self.version += 1
-            self.written_version = self.version
+            self.track.mark_written(S.CANCELLED)
             self._settle()
             self._end(Finish(S.CANCELLED, moved=True))
             return
@@ -528,7 +435,7 @@ class Machine:
         self._flush()
         if self.phase is Phase.IDLE and (self.status is S.PAUSED or self.cancel_requested):
             self._let_go_of_lock()  # at once, not after the write: others may be waiting for the key
-        if self.phase is not Phase.IDLE or self.writing is not None:
+        if self.phase is not Phase.IDLE or self.track.writing is not None:
             return  # something is in flight: its outcome is the next event
         if self.status.is_terminal and self.status is self.written and not self.cancel_requested:
             self._end(Finish(self.status, self.error))  # completed by its last Success write, or ended through the mirror
@@ -545,43 +452,24 @@ class Machine:
         if self.status is S.PAUSED:
             self._let_go_of_lock()
             return
-        if self.failing is not None:
-            self._let_go_of_lock()
-            if self._running_first():
-                self.error, self.failing = self.failing, None
-                self._move_to(S.FAILED)
-            return
-        if self.retrying is not None:
-            activity, attempt = self.retrying
-            self._run(activity, attempt)
-            return
-        if self.chosen is not None:
-            self._run(self._activity(self.chosen.to_activity_id), 1)
-            return
-        outgoing = [t for t in self.plan.transitions if t.from_activity_id == self.position]
-        if not outgoing:
-            self._let_go_of_lock()
-            if self._running_first():
-                self._move_to(S.COMPLETED)
-            return
-        checked = to_check(outgoing)
-        if checked[0].always:
-            self.chosen = checked[0]
-        elif self.prechecked is not None:
-            (chosen_id,), self.prechecked = self.prechecked, None
-            self.check_due = False
-            self.chosen = None if chosen_id is None else self._transition(chosen_id)
-        elif self.check_due:
-            if self.checks >= self.plan.checks_per_run or (self.continue_suggested and self.checks > 0):
-                self._continue_as_new()
-                return
-            self.phase = Phase.CHOOSING
-            self.effects.append(Choose(tuple(checked), self.deliveries, self._waited(), self.check_cause))
-            return
-        if self.chosen is not None:
-            self._advance()
-            return
-        self._wait()
+        match self.walk.next_step():
+            case Run(activity, attempt):
+                self._run(activity, attempt)
+            case Check(transitions):
+                if self.checks >= self.plan.checks_per_run or (self.continue_suggested and self.checks > 0):
+                    self._continue_as_new()
+                else:
+                    self.phase = Phase.CHOOSING
+                    walk = self.walk
+                    self.effects.append(Choose(transitions, walk.deliveries, walk.waited(self.now), walk.check_cause))
+            case Wait():
+                self._wait()
+            case Fail() | Complete() as end:  # each reached from Running only
+                self._let_go_of_lock()
+                if self._running_first():
+                    if isinstance(end, Fail):
+                        self.error = self.walk.take_failure()
+                    self._move_to(S.FAILED if isinstance(end, Fail) else S.COMPLETED)
 
     def _run(self, activity: ActivityStep, attempt: int) -> None:
         """Run an attempt: with the lock key if the process has one, and Running in the mirror first."""
@@ -597,13 +485,8 @@ class Machine:
         if self.status is not S.RUNNING:
             self._move_to(S.RUNNING)
             return
-        if attempt == 1:
-            self.steps_taken += 1
-        leaving = [t for t in self.plan.transitions if t.from_activity_id == activity.id]
-        then_check = tuple(to_check(leaving)) if leaving and not leaving[0].always else ()
-        self.chosen = None
-        self.prechecked = None
-        self.attempt = RunAttempt(activity, self.steps_taken, attempt, then_check, not leaving, self.begins_run)
+        step, then_check, completes = self.walk.attempt(activity, attempt)
+        self.attempt = RunAttempt(activity, step, attempt, then_check, completes, self.begins_run)
         self.phase = Phase.ATTEMPT
         self.effects.append(self.attempt)
 
@@ -620,30 +503,12 @@ class Machine:
         self._move_to(S.RUNNING)
         return False
 
-    def _check_now(self, cause: str) -> None:
-        self.check_due, self.check_cause = True, cause
-
-    def deadlines(self) -> list[datetime]:
-        """When the deadlines of the transitions leaving the position come."""
-        arrived = self.arrived_at or self.now
-        outgoing = [t for t in self.plan.transitions if t.from_activity_id == self.position]
-        return [arrived + timedelta(seconds=t.after_seconds) for t in outgoing if t.after_seconds is not None]
-
-    def _waited(self) -> timedelta:
-        return self.now - (self.arrived_at or self.now)
-
     def _wait(self) -> None:
-        """No transition passes: Pending until the retry interval (or the activity's wait_until)
-        ends, or the earliest deadline still ahead comes, whichever is first."""
+        """No transition passes: Pending until the next check (see `Walk.next_check_at`)."""
         self._let_go_of_lock()
-        interval = timedelta(seconds=self.plan.retry_interval_seconds)
-        self.next_run_at = max(self.now + interval, self.wait_until or self.now)
-        ahead = [deadline for deadline in self.deadlines() if deadline > self.now]
-        if ahead:
-            self.next_run_at = min(self.next_run_at, min(ahead))
-        self.wait_until = None
+        self.next_run_at = self.walk.next_check_at(self.now)
         self.checks += 1
-        self._set(S.PENDING)
+        self.track.set(S.PENDING)
         self._flush()
         self._start_timer(self.next_run_at, Phase.WAITING)
 
@@ -673,70 +538,6 @@ class Machine:
         self.effects.append(finish)
         self._settle()
 
-    # Status moves and the mirror
-
-    def _set(self, status: ProcessStatus) -> None:
-        self.status = status
-        self.version += 1
-
-    def _move_to(self, status: ProcessStatus) -> None:
-        """A move of the process's own (not a request's); it goes on once the mirror shows it."""
-        self._set(status)
-        self._flush()
-
-    def _desired(self) -> Write:
-        status = self.status
-        return Write(
-            status,
-            next_run_at=self.next_run_at if status is S.PENDING else None,
-            error=self.error if status is S.FAILED else None,
-            paused_from=self.paused_from if status is S.PAUSED else None,
-        )
-
-    def _flush(self) -> None:
-        """Write the status wanted, if the mirror does not show it and no write is in flight."""
-        if self.writing is not None:
-            return
-        desired = self._desired()
-        if desired.status is self.written and (desired.status is not S.PENDING or desired.next_run_at == self.written_next_run_at):
-            if self.written_version < self.version:
-                self.written_version = self.version  # toggled back to what the mirror shows
-                self._settle()
-            return
-        self.writing, self.writing_version = desired, self.version
-        self.effects.append(desired)
-
-    def _as_in_mirror(self, status: ProcessStatus) -> None:
-        """The mirror shows `status`, which the workflow did not write (the last Success write
-        completed the process, or it was paused or ended through the mirror): the process takes
-        it; requests not yet written are answered with it."""
-        for ticket in self.tickets.values():
-            if not ticket.settled:
-                ticket.answer, ticket.settled = (None if _shows(ticket.request, status) else Refused(status)), True
-        if status.is_terminal:
-            self.cancel_requested = self.cancel_requested and status is S.CANCELLED
-            self.swap_id = None
-            self.retrying = self.failing = None
-        self.status = self.written = status
-        self.version += 1
-        self.written_version = self.version
-        if status is not S.PAUSED:
-            self.paused_from = None
-
-    def _settle(self) -> None:
-        """Answer the requests the mirror now shows."""
-        for ticket in self.tickets.values():
-            if ticket.settled or ticket.version > self.written_version:
-                continue
-            if ticket.request is Request.CANCEL:
-                if self.written is S.CANCELLED and self.phase is not Phase.ENDED:
-                    continue  # a cancel is answered once the process has stopped: no attempt in flight
-                if self.written is not S.CANCELLED:
-                    ticket.answer = Refused(self.written)
-            ticket.settled = True
-
-    # Lookups
-
     def _attempt_ended(self) -> RunAttempt:
         assert self.phase is Phase.ATTEMPT and self.attempt is not None
         attempt, self.attempt = self.attempt, None
@@ -744,9 +545,43 @@ class Machine:
         self.cancel_sent = False
         return attempt
 
-    def _transition(self, transition_id: int) -> TransitionStep:
-        return next(t for t in self.plan.transitions if t.id == transition_id)
+    # Status moves and the mirror
 
-    def _activity(self, activity_id: int) -> ActivityStep:
-        return next(a for a in self.plan.activities if a.id == activity_id)
+    def _move_to(self, status: ProcessStatus) -> None:
+        """A move of the process's own (not a request's); it goes on once the mirror shows it."""
+        self.track.set(status)
+        self._flush()
 
+    def _flush(self) -> None:
+        """Write the status wanted, if the mirror does not show it and no write is in flight."""
+        status = self.status
+        desired = Write(
+            status,
+            next_run_at=self.next_run_at if status is S.PENDING else None,
+            error=self.error if status is S.FAILED else None,
+            paused_from=self.paused_from if status is S.PAUSED else None,
+        )
+        write, caught_up = self.track.next_write(desired)
+        if write is not None:
+            self.effects.append(write)
+        elif caught_up:
+            self._settle()
+
+    def _as_in_mirror(self, status: ProcessStatus) -> None:
+        """The mirror shows `status`, which the workflow did not write (the last Success write
+        completed the process, or it was paused or ended through the mirror): the process takes
+        it; requests not yet written are answered with it."""
+        if status.is_terminal:
+            self.cancel_requested = self.cancel_requested and status is S.CANCELLED
+            self.swap_id = None
+            self.walk.stop()
+        if status is S.CANCELLED and self.phase is Phase.ATTEMPT and not self.cancel_sent:
+            self.cancel_sent = True  # as a cancel request does: the run ends once the attempt has stopped
+            self.effects.append(CancelAttempt())
+        self.track.take(status)
+        if status is not S.PAUSED:
+            self.paused_from = None
+
+    def _settle(self) -> None:
+        """Answer the requests the mirror now shows."""
+        self.track.settle(stopped=self.phase is Phase.ENDED)

@@ -14,19 +14,17 @@ request was valid and waits until the mirror shows it). Cancelling the workflow 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError, is_cancelled_exception
-from temporalio.exceptions import TimeoutError as ActivityTimeout
-from temporalio.workflow import ActivityCancellationType, ActivityHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from ..states import ProcessStatus, Request
 from . import machine as m
-from .locks import LockGrant, LockRequest, lock_workflow_id
+from .effect_runner import EffectRunner, local
+from .locks import LockGrant
 from .machine import Machine, Phase
 from .messages import (
     EVENT_ATTRIBUTE,
@@ -35,11 +33,6 @@ from .messages import (
     STATUS_ATTRIBUTE,
     WORKFLOW_ATTRIBUTE,
     Activities,
-    ActivityInput,
-    ActivityOutput,
-    AttemptClose,
-    ChooseInput,
-    ChooseOutput,
     Delivery,
     DeliveryRecord,
     Metrics,
@@ -48,18 +41,10 @@ from .messages import (
     ProcessResult,
     ProcessState,
     Signals,
-    StatusWrite,
 )
-from .swaps import SwapMove
 
 S = ProcessStatus
 
-#: Mirror writes are local activities: short, retried until Postgres takes them.
-MIRROR_TIMEOUT = timedelta(seconds=30)
-MIRROR_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
-#: Activities heartbeat every second (see activities.py), so a cancel reaches them in seconds
-#: and a dead worker's attempt times out after this long instead of its whole timeout.
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
 
 class InvalidRequest(ApplicationError):
@@ -95,11 +80,8 @@ class ProcessWorkflow:
         self.machine: Machine | None = None
         self.cancelled_in_temporal = False
         self.attribute: str | None = None  #: the WorkflowableStatus this run last set
-        self.attempt: ActivityHandle[ActivityOutput] | None = None
-        self.timers: dict[int, asyncio.Task[None]] = {}
-        self.busy: set[asyncio.Task[None]] = set()  #: effects in flight other than timers
+        self.runner: EffectRunner | None = None  #: carries out the machine's effects, once it has begun
         self.closing = False  #: the run is ending: the last answers may go out
-        self.lock_asked_at: datetime | None = None  #: for the lock wait's metric
 
     @workflow.run
     async def run(self, input: ProcessInput) -> ProcessResult:
@@ -120,10 +102,11 @@ class ProcessWorkflow:
 
     async def _drive(self, input: ProcessInput) -> ProcessResult:
         machine = self.machine = await self._begin(input)
+        runner = self.runner = EffectRunner(self.process_id, machine, self._on)
         if self.cancelled_in_temporal:
             self._on(Machine.cancelled_by_temporal)
         self._after()
-        renewing = asyncio.create_task(self._renew_lock()) if machine.plan.lock_key else None
+        renewing = asyncio.create_task(runner.renew_lock()) if machine.plan.lock_key else None
         finish: m.Finish | None = None
         while finish is None:
             await workflow.wait_condition(lambda: bool(machine.effects) or self._may_continue())
@@ -135,7 +118,7 @@ class ProcessWorkflow:
                 if isinstance(effect, m.Finish):
                     finish = effect
                 else:
-                    self._perform(effect)
+                    runner.perform(effect)
         if renewing is not None:
             renewing.cancel()
         return await self._end(finish)
@@ -148,7 +131,7 @@ class ProcessWorkflow:
             # it; the first attempt writes the begin (Running) before it runs.
             plan, status, begins_run = input.plan, S.RUNNING, True
         else:
-            plan = await self._local(Activities.BEGIN_PROCESS, ProcessInput(input.process_id), ProcessPlan)
+            plan = await local(Activities.BEGIN_PROCESS, ProcessInput(input.process_id), ProcessPlan)
             status, begins_run = S(plan.status), False
         if input.carried is None:
             self._count(Metrics.PROCESSES_STARTED, "A process's workflow began", workflow=plan.workflow_name)
@@ -166,8 +149,8 @@ class ProcessWorkflow:
         return Machine.begin(plan, status, now=workflow.now(), begins_run=begins_run)
 
     def _may_continue(self) -> bool:
-        assert self.machine is not None
-        return self.machine.phase is Phase.CONTINUING and not self.busy and workflow.all_handlers_finished()
+        assert self.machine is not None and self.runner is not None
+        return self.machine.phase is Phase.CONTINUING and not self.runner.busy and workflow.all_handlers_finished()
 
     def _continue_as_new(self, machine: Machine, input: ProcessInput) -> None:
         plan = machine.plan
@@ -183,7 +166,8 @@ class ProcessWorkflow:
         workflow.continue_as_new(carried, search_attributes=attributes)
 
     async def _end(self, finish: m.Finish) -> ProcessResult:
-        assert self.machine is not None
+        assert self.machine is not None and self.runner is not None
+        runner = self.runner
         if not finish.moved:
             workflow_name = self.machine.plan.workflow_name
             self._count(Metrics.PROCESSES_ENDED, "A process ended", workflow=workflow_name, status=finish.status.label)
@@ -191,18 +175,18 @@ class ProcessWorkflow:
         if cancelled and not self.cancelled_in_temporal:
             # Temporal shows the run Canceled only if it was asked to cancel it; a workflow
             # cannot ask that of itself, so a local activity does.
-            await self._local(Activities.REQUEST_CANCEL, workflow.info().workflow_id)
+            await local(Activities.REQUEST_CANCEL, workflow.info().workflow_id)
             await workflow.wait_condition(lambda: self.cancelled_in_temporal)
         # The cancel requests' answers go out with the run's end, so that a caller who is told
         # "Cancelled" finds the workflow closed.
         self.closing = True
-        await workflow.wait_condition(lambda: not self.busy and workflow.all_handlers_finished())
+        await workflow.wait_condition(lambda: not runner.busy and workflow.all_handlers_finished())
         if finish.status is S.FAILED:
             raise ApplicationError(finish.error or "an activity failed", type="ActivityFailed", non_retryable=True)
         if cancelled:
             raise asyncio.CancelledError()
         plan = self.machine.plan
-        return ProcessResult(plan.process_id, plan.workflow_name, finish.status.label, dict(self.machine.tokens))
+        return ProcessResult(plan.process_id, plan.workflow_name, finish.status.label, dict(self.machine.walk.tokens))
 
     # Events: every one goes through the machine, then the run's own view follows it.
 
@@ -211,7 +195,9 @@ class ProcessWorkflow:
         assert machine is not None
         machine.now = workflow.now()
         machine.continue_suggested = workflow.info().is_continue_as_new_suggested()
+        deliveries = machine.walk.deliveries
         event(machine, *args, **kwargs)
+        self._count_deliveries(deliveries)
         self._after()
 
     def _after(self) -> None:
@@ -223,181 +209,16 @@ class ProcessWorkflow:
             workflow.upsert_search_attributes([STATUS_ATTRIBUTE.value_set(self.attribute)])
         workflow.set_current_details(f"Process {self.process_id} of workflow {machine.plan.workflow_name!r}: {_doing(machine)}")
 
-    # Effects
-
-    def _perform(self, effect: m.Effect) -> None:
-        if isinstance(effect, m.Write):
-            self._task(self._write(effect))
-        elif isinstance(effect, m.Begin):
-            self._task(self._begin_late())
-        elif isinstance(effect, m.Choose):
-            self._task(self._choose(effect))
-        elif isinstance(effect, m.RunAttempt):
-            self._task(self._run_attempt(effect))
-        elif isinstance(effect, m.CancelAttempt):
-            if self.attempt is not None:
-                self.attempt.cancel()
-        elif isinstance(effect, m.CloseAttempt):
-            self._task(self._close_attempt(effect))
-        elif isinstance(effect, m.StartTimer):
-            self.timers[effect.timer] = asyncio.create_task(self._timer(effect))
-        elif isinstance(effect, m.CancelTimer):
-            timer = self.timers.pop(effect.timer, None)
-            if timer is not None:
-                timer.cancel()
-        elif isinstance(effect, m.AskLock):
-            self._task(self._ask_for_lock())
-        elif isinstance(effect, m.ReleaseLock):
-            self._task(self._signal_lock(Signals.RELEASE, LockGrant(self._lock_key(), effect.generation)))
-        elif isinstance(effect, m.WithdrawLock):
-            self._task(self._signal_lock(Signals.WITHDRAW, workflow.info().workflow_id))
-        elif isinstance(effect, m.Move):
-            self._task(self._move(effect))
-        # ContinueAsNew: the run loop sees the machine's phase.
-
-    def _task(self, work: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(work)
-        self.busy.add(task)
-        task.add_done_callback(self.busy.discard)
-
-    async def _local(self, name: str, arg: Any, result_type: type | None = None) -> Any:
-        return await workflow.execute_local_activity(
-            name, arg, result_type=result_type, start_to_close_timeout=MIRROR_TIMEOUT, retry_policy=MIRROR_RETRY
-        )
-
-    async def _write(self, write: m.Write) -> None:
-        change = StatusWrite(
-            self.process_id,
-            int(write.status),
-            workflow.info().run_id,
-            next_run_at=write.next_run_at,
-            error=write.error,
-            paused_from=int(write.paused_from) if write.paused_from is not None else None,
-        )
-        status_now = await self._local(Activities.WRITE_STATUS, change, int)
-        self._on(Machine.written_as, S(status_now))
-
-    async def _begin_late(self) -> None:
-        plan = await self._local(Activities.BEGIN_PROCESS, ProcessInput(self.process_id), ProcessPlan)
-        self._on(Machine.begun, S(plan.status))
-
-    async def _choose(self, choose: m.Choose) -> None:
-        assert self.machine is not None
-        check = ChooseInput(
-            self.process_id,
-            list(choose.transitions),
-            dict(self.machine.tokens),
-            choose.deliveries,
-            choose.waited.total_seconds(),
-            with_deliveries=True,
-            cause=choose.cause,
-        )
-        outcome = ChooseOutput.of(await self._local(Activities.CHOOSE_TRANSITION, check))
-        before = self.machine.deliveries
-        self._on(Machine.chosen_is, outcome.chosen, tuple(outcome.deliveries))
-        self._count_deliveries(before)
-
-    async def _run_attempt(self, run: m.RunAttempt) -> None:
-        assert self.machine is not None
-        step = run.activity
-        self.attempt = workflow.start_activity(
-            step.type_name,
-            ActivityInput(
-                self.process_id,
-                step.id,
-                step.name,
-                run.step,
-                run.attempt,
-                step.parameters,
-                dict(self.machine.tokens),
-                list(run.then_check),
-                run.completes,
-                run.begins_run,
-                self.machine.plan.workflow_name,
-            ),
-            result_type=ActivityOutput,
-            activity_id=f"step-{run.step}.{run.attempt}",
-            summary=f"{step.name}: step {run.step}, attempt {run.attempt} of {step.max_attempts}",
-            start_to_close_timeout=timedelta(seconds=step.timeout_seconds),
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=RetryPolicy(maximum_attempts=1),
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-        )
-        try:
-            output = await self.attempt
-        except ActivityError as err:
-            reason = f"activity {step.name!r} failed: {err.cause or err}"
-            if is_cancelled_exception(err):
-                self._on(Machine.attempt_cancelled, reason)
-            else:
-                retryable = not (isinstance(err.cause, ApplicationError) and err.cause.non_retryable)
-                self._on(Machine.attempt_failed, reason, retryable=retryable, timed_out=isinstance(err.cause, ActivityTimeout))
-            return
-        finally:
-            self.attempt = None
-        if output.not_begun is not None:
-            self._on(Machine.not_begun, S(output.not_begun))
-        else:
-            self._on(Machine.attempt_succeeded, output)
-
-    async def _close_attempt(self, close: m.CloseAttempt) -> None:
-        await self._local(
-            Activities.CLOSE_ATTEMPT,
-            AttemptClose(self.process_id, close.activity_id, workflow.info().run_id, close.step, close.attempt, close.error),
-        )
-
-    async def _timer(self, timer: m.StartTimer) -> None:
-        why = "next check of the transitions" if timer.phase is Phase.WAITING else "pause before the next attempt"
-        await workflow.sleep(max(timer.at - workflow.now(), timedelta(milliseconds=1)), summary=why)
-        self.timers.pop(timer.timer, None)
-        self._on(Machine.timer_fired, timer.timer)
-
-    async def _move(self, move: m.Move) -> None:
-        new_id = await self._local(Activities.SWAP_PROCESS, SwapMove(move.swap_id, self.process_id, workflow.info().run_id))
-        if new_id is None:
-            workflow.logger.warning("swap %s did not move process %s; it goes on", move.swap_id, self.process_id)
-        self._on(Machine.moved, new_id)
-
-    # The lock key
-
-    def _lock_key(self) -> str:
-        assert self.machine is not None and self.machine.plan.lock_key is not None
-        return self.machine.plan.lock_key
-
-    async def _ask_for_lock(self) -> None:
-        assert self.machine is not None
-        self.lock_asked_at = workflow.now()
-        info = workflow.info()
-        await self._local(
-            Activities.REQUEST_LOCK, LockRequest(self._lock_key(), info.workflow_id, info.task_queue, self.machine.plan.lock_lease_seconds)
-        )
-
-    async def _signal_lock(self, signal: str, arg: object) -> None:
-        try:
-            await workflow.get_external_workflow_handle(lock_workflow_id(self._lock_key())).signal(signal, arg)
-        except FailureError:
-            pass  # the lock workflow is gone: nothing is held there
-
-    async def _renew_lock(self) -> None:
-        """While holding the key, renew its lease every third of it."""
-        machine = self.machine
-        assert machine is not None
-        every = timedelta(seconds=machine.plan.lock_lease_seconds / 3)
-        while True:
-            await workflow.wait_condition(lambda: machine.lock_generation is not None)
-            await workflow.sleep(every)
-            if machine.lock_generation is not None:
-                await self._signal_lock(Signals.RENEW, LockGrant(self._lock_key(), machine.lock_generation))
-
     @workflow.signal(name=Signals.GRANTED)
     def granted(self, grant: LockGrant) -> None:
         """From the lock workflow: the key is this process's."""
         if self.machine is None or grant.key != self.machine.plan.lock_key:
             return
         self._on(Machine.granted, grant.generation)
-        if self.machine.lock_generation == grant.generation and self.lock_asked_at is not None:
-            waited = (workflow.now() - self.lock_asked_at).total_seconds()
-            self.lock_asked_at = None
+        runner = self.runner
+        if runner is not None and self.machine.lock_generation == grant.generation and runner.lock_asked_at is not None:
+            waited = (workflow.now() - runner.lock_asked_at).total_seconds()
+            runner.lock_asked_at = None
             meter = workflow.metric_meter()
             wait = meter.create_histogram_float(Metrics.LOCK_WAIT, "From asking for a lock key to holding it", "s")
             wait.record(waited, {"workflow": self.machine.plan.workflow_name})
@@ -415,9 +236,9 @@ class ProcessWorkflow:
 
     def _count_deliveries(self, before: int) -> None:
         assert self.machine is not None
-        if self.machine.deliveries > before:
+        if self.machine.walk.deliveries > before:
             counter = workflow.metric_meter().create_counter(Metrics.DELIVERIES, "Events a process took in")
-            counter.add(self.machine.deliveries - before, {"workflow": self.machine.plan.workflow_name})
+            counter.add(self.machine.walk.deliveries - before, {"workflow": self.machine.plan.workflow_name})
 
     # Requests: signals for the CLI and UI, updates for the client
 
@@ -496,17 +317,14 @@ class ProcessWorkflow:
         if not delivery.seq:
             record = DeliveryRecord(self.process_id, delivery.event, delivery.tokens, str(workflow.uuid4()))
             try:
-                recorded = await self._local(Activities.RECORD_DELIVERY, record, Delivery)
+                recorded = await local(Activities.RECORD_DELIVERY, record, Delivery)
             except (ActivityError, ApplicationError) as err:
                 workflow.logger.warning("delivery of %r to process %s not recorded: %s", delivery.event, self.process_id, err.cause or err)
                 return
             if recorded is None:
                 return  # the process has ended
             delivery = recorded
-        assert self.machine is not None
-        before = self.machine.deliveries
         self._on(Machine.delivered, delivery)
-        self._count_deliveries(before)
 
     @workflow.signal(name=Signals.SWAP)
     async def swap(self, swap_id: int) -> None:
@@ -523,8 +341,8 @@ class ProcessWorkflow:
             process_id=self.process_id,
             status=int(machine.status),
             status_label=machine.status.label,
-            position=machine.position,
-            tokens=dict(machine.tokens),
+            position=machine.walk.position,
+            tokens=dict(machine.walk.tokens),
             paused_from=int(machine.paused_from) if machine.paused_from else None,
             cancelling=machine.cancel_requested,
             next_run_at=machine.next_run_at if machine.status is S.PENDING else None,
@@ -536,10 +354,10 @@ def _waiting_for(machine: Machine) -> str:
     and when its next deadline passes."""
     said = []
     for listening in machine.plan.listens:
-        values = ", ".join(f"{field}={machine.tokens.get(key, '?')}" for field, key in listening.match.items())
+        values = ", ".join(f"{field}={machine.walk.tokens.get(key, '?')}" for field, key in listening.match.items())
         said.append(f"{listening.event} with {values}")
     waiting = f"waiting for {' or '.join(said)}; " if said else "no transition passes; "
-    ahead = sorted(deadline for deadline in machine.deadlines() if deadline > machine.now)
+    ahead = sorted(deadline for deadline in machine.walk.deadlines(machine.now) if deadline > machine.now)
     return waiting + (f"a deadline passes at {ahead[0].isoformat(timespec='seconds')}; " if ahead else "")
 
 

@@ -27,8 +27,8 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ActivityCancellationType
 
 from ..states import ProcessStatus, Request
+from .effect_runner import HEARTBEAT_TIMEOUT, MIRROR_RETRY, MIRROR_TIMEOUT
 from .locks import LockGrant, LockRequest, lock_workflow_id
-from .machine import MAX_BACKOFF, to_check
 from .messages import (
     EVENT_ATTRIBUTE,
     PROCESS_ID_ATTRIBUTE,
@@ -46,8 +46,9 @@ from .messages import (
     StatusChange,
     TransitionStep,
 )
-from .process import HEARTBEAT_TIMEOUT, MIRROR_RETRY, MIRROR_TIMEOUT, InvalidRequest
+from .process import InvalidRequest
 from .swaps import SWAP_SIGNAL, SwapMove
+from .walk import MAX_BACKOFF, to_check
 
 S = ProcessStatus
 
