@@ -790,6 +790,20 @@ def test_a_cancel_whose_write_outran_its_lost_workflow_task_is_done_when_deliver
     assert world.cancel_asked, "the attempt in flight is asked to stop, as by a cancel request"
     world.cancelled()
     assert world.finished is not None and world.finished.status is S.CANCELLED
+    world.step(Machine.cancelled_by_temporal)  # the run asks Temporal to show it Canceled
+    assert world.machine.answer(world.request(Request.CANCEL)) == (True, None), "still done, not refused"
+
+
+def test_a_pause_the_first_attempt_found_written_is_the_process_own():
+    """The run's own Paused write reached the mirror before its first attempt began: the attempt
+    does not begin, and a second pause is refused as after any pause of its own."""
+    world = started(begins_run=True)
+    world.request(Request.PAUSE)
+    world.answer_write()
+    world.succeed()  # not begun: the mirror shows Paused
+    assert world.machine.status is S.PAUSED
+    again = world.request(Request.PAUSE)
+    assert world.machine.answer(again) == (True, m.Refused(S.PAUSED))
 
 
 def test_a_request_the_process_already_shows_by_its_own_write_is_refused():

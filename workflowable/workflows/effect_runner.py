@@ -47,6 +47,9 @@ MIRROR_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum
 #: and a dead worker's attempt times out after this long instead of its whole timeout.
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
+#: Runs begun before this let an attempt in flight run on when the mirror showed Cancelled.
+STOP_WHEN_MIRROR_CANCELLED = "stop-attempt-when-mirror-cancelled"
+
 #: How an effect's outcome reaches the machine: the event (a Machine method) and its arguments.
 On = Callable[..., None]
 
@@ -80,7 +83,7 @@ class EffectRunner:
         elif isinstance(effect, m.RunAttempt):
             self._task(self._run_attempt(effect))
         elif isinstance(effect, m.CancelAttempt):
-            if self.attempt is not None:
+            if self.attempt is not None and (not effect.by_mirror or workflow.patched(STOP_WHEN_MIRROR_CANCELLED)):
                 self.attempt.cancel()
         elif isinstance(effect, m.CloseAttempt):
             self._task(self._close_attempt(effect))

@@ -94,6 +94,8 @@ class RunAttempt:
 class CancelAttempt:
     """Ask the attempt in flight to stop (it reports how it ended)."""
 
+    by_mirror: bool = False  #: the mirror showed Cancelled by itself (runs begun before did not stop then)
+
 
 @dataclass(frozen=True)
 class CloseAttempt:
@@ -231,18 +233,24 @@ class Machine:
     # Requests
 
     def refusal(self, request: Request) -> Refused | None:
-        """Why `request` cannot be accepted now (None: it can)."""
-        if self.track.shown_by_mirror(request):
-            return None  # done already (see StatusTrack.shown_by_mirror)
+        """Why `request` cannot be accepted now (None: it can, or it is done already)."""
+        return None if self._done_by_mirror(request) else self._refused(request)
+
+    def _done_by_mirror(self, request: Request) -> bool:
+        """The mirror shows the request's effect by itself (see StatusTrack.shown_by_mirror),
+        and no cancel is under way that would end the process otherwise."""
+        return not self.cancel_requested and self.track.shown_by_mirror(request)
+
+    def _refused(self, request: Request) -> Refused | None:
         if self.phase is Phase.ENDED or self.status.is_terminal or not request.allowed_from(self.status):
             return Refused(self.status)
         return None
 
     def request(self, request: Request) -> int:
         """A pause, resume or cancel (checked or not): returns a ticket; `answer` tells when it took effect."""
-        if self.track.shown_by_mirror(request):
+        if self._done_by_mirror(request):
             return self.track.issue(request, settled=True)
-        refused = self.refusal(request)
+        refused = self._refused(request)
         if refused is not None:
             return self.track.issue(request, answer=refused, settled=True)
         if request is Request.PAUSE:
@@ -264,7 +272,7 @@ class Machine:
 
     def cancelled_by_temporal(self) -> None:
         """The workflow was cancelled (the web UI, `temporal workflow cancel`): as a cancel request."""
-        if self.refusal(Request.CANCEL) is None:
+        if self._refused(Request.CANCEL) is None:
             self._cancel()
             self._advance()
 
@@ -577,7 +585,7 @@ class Machine:
             self.walk.stop()
         if status is S.CANCELLED and self.phase is Phase.ATTEMPT and not self.cancel_sent:
             self.cancel_sent = True  # as a cancel request does: the run ends once the attempt has stopped
-            self.effects.append(CancelAttempt())
+            self.effects.append(CancelAttempt(by_mirror=True))
         self.track.take(status)
         if status is not S.PAUSED:
             self.paused_from = None

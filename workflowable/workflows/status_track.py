@@ -106,8 +106,9 @@ class StatusTrack:
         for ticket in self.tickets.values():
             if not ticket.settled:
                 ticket.answer, ticket.settled = (None if _shows(ticket.request, status) else Refused(status)), True
+        by_itself = status is not self.written  # not the last status written from here
         self.mark_written(status)
-        self.taken = status
+        self.taken = status if by_itself else None
 
     def mark_written(self, status: ProcessStatus) -> None:
         """`status` is in the mirror (written by the process itself, or taken from the mirror)."""
