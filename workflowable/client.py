@@ -11,12 +11,11 @@ from typing import Any, cast
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
     WorkflowHistoryEventFilterType,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from . import trigger
+from . import locks, swaps, trigger
 from .boundary import check_id, public_api
 from .connection import connect_temporal, database_url
 from .db import catalog, versions
@@ -34,20 +33,18 @@ from .errors import (
     InvalidArgument,
     InvalidStateChange,
     InvalidSwap,
-    RequestTimeout,
     SwapInProgress,
     TemporalError,
     WaitTimeout,
 )
 from .graph import WorkflowDefinition
 from .reconcile import ReconcileResult, reconcile
-from .requests import BulkResult, apply_request, apply_to_each, live_handle
+from .requests import BulkResult, apply_request, apply_to_each, live_state, wake
 from .settings import Settings
-from .states import SWEPT, AttemptStatus, ProcessStatus, Request, SwapStatus, WorkflowStatus
+from .states import SWEPT, AttemptStatus, ProcessStatus, Request, WorkflowStatus
 from .trigger import Triggered
-from .workflows.locks import LOCK_WORKFLOW, LockState, lock_workflow_id
-from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessState, Signals, workflow_id_for
-from .workflows.swaps import SwapInput, SwapWorkflow, swap_workflow_id
+from .workflows.locks import LockState
+from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessState, workflow_id_for
 
 
 @public_api
@@ -124,31 +121,14 @@ class Workflowable:
 
     async def schedule_swap(self, swap_id: int, at: datetime) -> SwapInfo:
         """Run a Draft swap at `at` (a durable timer in its Temporal workflow; no cron needed)."""
-        swap_id = _swap_id(swap_id)
-        if not isinstance(at, datetime) or at.tzinfo is None:
-            raise InvalidSwap(f"a swap's time must be a timezone-aware datetime, got {at!r}")
-        await versions.move_swap(self.engine, swap_id, SwapStatus.SCHEDULED, scheduled_at=at)
-        await self._start_swap(swap_id, at)
+        await swaps.schedule(self.engine, self.temporal, self.settings.task_queue, _swap_id(swap_id), at)
         return await self.get_swap(swap_id)
 
     async def dispatch_swap(self, swap_id: int) -> SwapInfo:
         """Run a Draft or Scheduled swap now. Until it completes, processes of both workflows
         wait to be dispatched; it dispatches them at the end."""
-        was = await versions.move_swap(self.engine, _swap_id(swap_id), SwapStatus.DISPATCHED)
-        if was is SwapStatus.SCHEDULED:
-            await self.temporal.get_workflow_handle(swap_workflow_id(swap_id)).signal(SwapWorkflow.dispatch_now)
-        else:
-            await self._start_swap(swap_id, None)
+        await swaps.dispatch(self.engine, self.temporal, self.settings.task_queue, _swap_id(swap_id))
         return await self.get_swap(swap_id)
-
-    async def _start_swap(self, swap_id: int, at: datetime | None) -> None:
-        await self.temporal.start_workflow(
-            SwapWorkflow.run,
-            SwapInput(swap_id, at),
-            id=swap_workflow_id(swap_id),
-            task_queue=self.settings.task_queue,
-            static_summary=f"Swap {swap_id}",
-        )
 
     async def get_swap(self, swap_id: int) -> SwapInfo:
         """A swap's status, map and progress (processes moved, processes left to move)."""
@@ -156,13 +136,7 @@ class Workflowable:
 
     async def wait_for_swap(self, swap_id: int, *, timeout: float = 300.0) -> SwapInfo:
         """Wait until the swap's workflow ends (every live process moved) and return the swap."""
-        timeout = _seconds(timeout)
-        swap = await self.get_swap(swap_id)  # an unknown id is an InvalidSwap, not a Temporal error
-        try:
-            await asyncio.wait_for(self.temporal.get_workflow_handle(swap_workflow_id(swap.id)).result(), timeout)
-        except TimeoutError:
-            raise WaitTimeout(f"swap {swap.id} did not complete within {timeout} s; it goes on") from None
-        return await self.get_swap(swap.id)
+        return await swaps.wait(self.engine, self.temporal, _swap_id(swap_id), _seconds(timeout))
 
     async def describe_workflow(self, workflow: str | int) -> SavedGraph:
         """A saved workflow's graph as people read it: `.lines()` in words, `.mermaid()` drawn."""
@@ -251,54 +225,20 @@ class Workflowable:
 
     async def wake_process(self, process_id: int) -> None:
         """Check a Pending process's transitions now rather than at its next_run_at."""
-        handle = await live_handle(self.temporal, check_id(process_id))
-        if handle is not None:
-            try:
-                await handle.signal(Signals.WAKE)
-                return
-            except RPCError as err:
-                if err.status is not RPCStatusCode.NOT_FOUND:
-                    raise
-        # No live workflow, or it ended between the look and the signal.
-        raise InvalidStateChange(process_id, (await self.get_process(process_id)).status, "wake")
+        await wake(self.temporal, self.mirror, check_id(process_id))
 
     async def get_live_state(self, process_id: int, *, timeout: float = 10.0) -> ProcessState | None:
         """The running workflow's own view of the process (its `state` query); None without one.
         A worker answers the query: `RequestTimeout` if none does within `timeout` seconds."""
-        handle = await live_handle(self.temporal, check_id(process_id))
-        if handle is None:
-            return None
-        try:
-            return await handle.query(Signals.STATE, result_type=ProcessState, rpc_timeout=timedelta(seconds=_seconds(timeout)))
-        except RPCError as err:
-            if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-                raise
-            raise RequestTimeout(process_id, "a state query", timeout, (await self.get_process(process_id)).queue) from None
+        return await live_state(self.temporal, self.mirror, check_id(process_id), _seconds(timeout))
 
     async def get_lock(self, key: str) -> LockState | None:
         """Who holds a lock key and who waits for it, in order; None if nobody does."""
-        if not isinstance(key, str) or not key:
-            raise InvalidArgument(f"a lock key is a non-empty str, got {key!r:.80}")
-        handle = self.temporal.get_workflow_handle(lock_workflow_id(key))
-        try:
-            description = await handle.describe()
-            if description.status is not WorkflowExecutionStatus.RUNNING:
-                return None
-            return await handle.query("current", result_type=LockState)
-        except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:
-                return None
-            raise
+        return await locks.get_lock(self.temporal, key)
 
     async def list_locks(self) -> list[LockState]:
         """Every lock key that is held or waited for."""
-        query = f'WorkflowType = "{LOCK_WORKFLOW}" AND ExecutionStatus = "Running"'
-        found = []
-        async for execution in self.temporal.list_workflows(query):
-            state = await self.temporal.get_workflow_handle(execution.id).query("current", result_type=LockState)
-            if state.holder or state.waiting:
-                found.append(state)
-        return sorted(found, key=lambda state: state.key)
+        return await locks.list_locks(self.temporal)
 
     async def get_process(self, process_id: int) -> Process:
         """Status, position, timestamps, tokens and attempts of one process, from the mirror."""

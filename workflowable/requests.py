@@ -1,4 +1,5 @@
-"""Pause, resume and cancel: how a request reaches a process, wherever it stands.
+"""Pause, resume and cancel: how a request reaches a process, wherever it stands (and a wake,
+and the live workflow's own view of its process).
 
 Checked against the mirror first (one row: `Mirror.head`). While no worker has begun the
 process's workflow, the request is applied in the mirror, and a workflow that exists is told by
@@ -13,6 +14,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -27,7 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from .db.mirror import Mirror, ProcessHead
 from .errors import InvalidStateChange, ProcessNotFound, RequestTimeout, WorkflowableError
 from .states import ProcessStatus, Request
-from .workflows.messages import workflow_id_for
+from .workflows.messages import ProcessState, Signals, workflow_id_for
 from .workflows.process import InvalidRequest
 
 #: Answers that mean "send it again": the server holds too many updates for the workflow (it
@@ -68,6 +70,33 @@ async def live_handle(temporal: Client, process_id: int) -> WorkflowHandle[Any, 
             return None
         raise
     return handle if description.status is WorkflowExecutionStatus.RUNNING else None
+
+
+async def wake(temporal: Client, mirror: Mirror, process_id: int) -> None:
+    """Tell the process's live workflow to check its transitions now."""
+    handle = await live_handle(temporal, process_id)
+    if handle is not None:
+        try:
+            await handle.signal(Signals.WAKE)
+            return
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+    # No live workflow, or it ended between the look and the signal.
+    raise InvalidStateChange(process_id, (await mirror.head(process_id)).status, "wake")
+
+
+async def live_state(temporal: Client, mirror: Mirror, process_id: int, timeout: float) -> ProcessState | None:
+    """The live workflow's `state` query; None without one; `RequestTimeout` if no worker answers."""
+    handle = await live_handle(temporal, process_id)
+    if handle is None:
+        return None
+    try:
+        return await handle.query(Signals.STATE, result_type=ProcessState, rpc_timeout=timedelta(seconds=timeout))
+    except RPCError as err:
+        if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise
+        raise RequestTimeout(process_id, "a state query", timeout, (await mirror.head(process_id)).queue) from None
 
 
 def _not_begun(process: ProcessHead) -> bool:
