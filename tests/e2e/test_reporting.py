@@ -8,7 +8,7 @@ import json
 import os
 import re
 import shutil
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -105,6 +105,19 @@ async def test_the_seed_queries_agree_with_the_python_api(client, mixed):
     risky = [a for p in processes for a in p.attempts if a.activity_name == "risky"]
     assert by_name["risky"].attempts == len(risky)
     assert by_name["risky"].failures == sum(a.status is AttemptStatus.FAILURE for a in risky)
+
+
+async def test_a_report_over_a_window_counts_the_processes_that_ended_in_it(client, mixed):
+    """Live processes are counted as they are now; ended ones only if they ended in the window."""
+    _, processes = mixed
+    ended_here = {status.label: sum(p.status is status for p in processes) for status in (S.COMPLETED, S.FAILED)}
+    everything = await client.report()
+    recent = await client.report(since=datetime.now(UTC) - timedelta(hours=1))
+    ahead = await client.report(since=datetime.now(UTC) + timedelta(minutes=1))
+    for label, count in ended_here.items():
+        assert everything.status_counts[label] >= recent.status_counts[label] >= count > 0, (label, everything.status_counts, recent.status_counts)
+    assert all(ahead.status_counts[s.label] == 0 for s in ProcessStatus if s.is_terminal), ahead.status_counts
+    assert list(ahead.status_counts) == [s.label for s in ProcessStatus]
 
 
 async def test_temporal_lists_processes_by_status_like_the_mirror(client, mixed, settings):

@@ -105,6 +105,7 @@ MAINTENANCE = {
     "report: processes ended per hour": lambda: _windowed(reporting_sql.HOURLY_ENDINGS),
     "report: failed processes": lambda: _windowed(reporting_sql.FAILED_PROCESSES),
     "report: transitions taken": lambda: _windowed(reporting_sql.STEPS_TAKEN),
+    "report: processes per status over a window": lambda: _windowed(reporting_sql.STATUS_COUNTS_SINCE),
     "report: stuck processes": lambda: reporting_sql.STUCK_PROCESSES.replace("CAST(:before AS timestamptz)", "now() - interval '1 hour'").replace(
         ":limit", "50"
     ),

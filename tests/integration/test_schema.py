@@ -52,7 +52,7 @@ async def test_upgrading_twice_changes_nothing(database_url, client):
     upgrade(database_url)
     async with client.engine.connect() as conn:
         assert await conn.scalar(sa.text("SELECT count(*) FROM workflow_process_statuses")) == 8
-        assert await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0008"
+        assert await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0009"
 
 
 async def test_the_migrations_give_exactly_the_schema_the_models_declare(client):

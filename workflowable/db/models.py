@@ -159,6 +159,13 @@ class WorkflowProcessRow(_Timestamps, table=True):
         sa.Index("ix_workflow_processes_status_next_run_at", "workflow_process_status_id", "next_run_at"),
         # The report's processes completed per hour, over its window.
         sa.Index("ix_workflow_processes_completed_at", "completed_at"),
+        # The Failed and Cancelled ones by when they ended, for the report's window (Completed
+        # ones have completed_at); partial, so that no other write pays for it.
+        sa.Index(
+            "ix_workflow_processes_ended_at",
+            "updated_at",
+            postgresql_where=sa.text(f"workflow_process_status_id IN ({ProcessStatus.FAILED:d}, {ProcessStatus.CANCELLED:d})"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)

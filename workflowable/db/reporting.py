@@ -275,7 +275,9 @@ class Report:
     `since`, all history if None): each activity's attempts, outcomes and durations, processes
     completed and failed per hour, the failed processes with their errors; and the stuck ones."""
 
-    status_counts: dict[str, int]  #: all eight statuses, in id order
+    #: all eight statuses, in id order: the live ones as they are now; the ended ones (Failed,
+    #: Completed, Cancelled) that ended in the window (all of them if `since` is None)
+    status_counts: dict[str, int]
     activities: list[dict[str, Any]]  #: per activity with attempts in the window, as the workflow_activity_outcomes view's rows
     generated_at: datetime
     since: datetime | None = None
@@ -297,6 +299,9 @@ class Report:
         return sum(int(a["attempts"]) for a in self.activities)
 
 
+#: Every process per status (a report over all history reads the whole table for it).
+ALL_STATUS_COUNTS = "SELECT status, processes FROM workflow_process_status_counts ORDER BY workflow_process_status_id"
+
 #: Rows of the failed and stuck lists at most.
 LISTED = 50
 
@@ -306,7 +311,11 @@ async def build_report(engine: AsyncEngine, *, since: datetime | None = None, st
     last day). Every query reads the big tables by index, for the window only."""
     async with engine.connect() as conn:
         now = await conn.scalar(sa.text("SELECT now()"))
-        counts = (await conn.execute(sa.text("SELECT status, processes FROM workflow_process_status_counts ORDER BY workflow_process_status_id"))).all()
+        if since is None:
+            counts = {r.status: int(r.processes) for r in await conn.execute(sa.text(ALL_STATUS_COUNTS))}
+        else:
+            found = {ProcessStatus(r.status_id): int(r.processes) for r in await conn.execute(sa.text(reporting_sql.STATUS_COUNTS_SINCE), {"since": since})}
+            counts = {status.label: found.get(status, 0) for status in ProcessStatus}
         window = {"since": since}
         outcomes = reporting_sql.ACTIVITY_OUTCOMES_ALL if since is None else reporting_sql.ACTIVITY_OUTCOMES_SINCE
         rows = [dict(row) for row in (await conn.execute(sa.text(outcomes), window)).mappings()]
@@ -321,7 +330,7 @@ async def build_report(engine: AsyncEngine, *, since: datetime | None = None, st
         steps = reporting_sql.STEPS_TAKEN_ALL if since is None else reporting_sql.STEPS_TAKEN
         taken = {(r.from_activity_id, r.to_activity_id): int(r.taken) for r in await conn.execute(sa.text(steps), window)}
         graphs = [_drawn(await load_graph(conn, workflow_id), taken) for workflow_id in dict.fromkeys(r["workflow_id"] for r in rows)]
-    return Report({r.status: int(r.processes) for r in counts}, rows, now, since, hourly, failed, stuck, stuck_after, graphs)
+    return Report(counts, rows, now, since, hourly, failed, stuck, stuck_after, graphs)
 
 
 def _drawn(graph: SavedGraph, taken: dict[tuple[int | None, int], int]) -> dict[str, Any]:

@@ -3,6 +3,11 @@ documents. Plain SQL on purpose: it is what a reporting user reads and runs."""
 
 from __future__ import annotations
 
+from ..states import ProcessStatus
+
+#: The live statuses, Created to Paused, as SQL.
+_LIVE = ", ".join(str(int(s)) for s in ProcessStatus if not s.is_terminal)
+
 #: The attempt log rolled up as attempts close (models.WorkflowActivityHourRow): functions that
 #: give an attempt's duration, its bucket and a bucket's seconds (its geometric middle), and
 #: add to one activity, hour (in UTC, whatever the session's time zone) and bucket; and the
@@ -265,6 +270,23 @@ ACTIVITY_OUTCOMES_SINCE = (
     + _WITH_ATTEMPTS
 )
 ACTIVITY_OUTCOMES_ALL = _OUTCOMES.format(hours="", open="") + _WITH_ATTEMPTS
+
+#: Processes per status for a report over a window: the live ones (Created to Paused) as they
+#: are now, read by the status index (live processes are few), and the ended ones that ended in
+#: the window: Completed by completed_at, Failed and Cancelled by the partial index of their
+#: updated_at. Neither reads all history, as the workflow_process_status_counts view does.
+STATUS_COUNTS_SINCE = f"""
+    SELECT workflow_process_status_id AS status_id, count(*) AS processes
+    FROM workflow_processes WHERE workflow_process_status_id IN ({_LIVE})
+    GROUP BY 1
+    UNION ALL
+    SELECT {ProcessStatus.COMPLETED:d}, count(*) FROM workflow_processes WHERE completed_at >= CAST(:since AS timestamptz)
+    UNION ALL
+    SELECT workflow_process_status_id, count(*)
+    FROM workflow_processes
+    WHERE workflow_process_status_id IN ({ProcessStatus.FAILED:d}, {ProcessStatus.CANCELLED:d}) AND updated_at >= CAST(:since AS timestamptz)
+    GROUP BY 1
+"""
 
 #: Processes completed (by completed_at) and failed (by when they failed) per hour since :since.
 HOURLY_ENDINGS = """

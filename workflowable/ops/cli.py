@@ -941,7 +941,8 @@ def report_command(
     if output is Output.CSV:
         emit(report.activities, output, Table)
         return
-    statuses = Table("status", "processes", title=f"{report.processes} processes")
+    scope = "" if report.since is None else " (live ones now; ended ones in the window)"
+    statuses = Table("status", "processes", title=f"{report.processes} processes{scope}")
     for name, count in report.status_counts.items():
         statuses.add_row(name, str(count))
     console.print(statuses)

@@ -45,7 +45,7 @@ PAGE = """<!doctype html>
   <div class="total"><b id="total-attempts"></b>activity attempts</div>
   <div class="total"><b id="total-failures"></b>failed attempts</div>
 </div>
-<section><h2>Processes per status (now)</h2><div id="statuses"></div></section>
+<section><h2>Processes per status (live ones now; ended ones in the window)</h2><div id="statuses"></div></section>
 <section><h2>Processes ended per hour</h2>
   <p class="legend"><span><i style="background:#3ebd93"></i>Completed</span><span><i style="background:#e66a6a"></i>Failed</span></p>
   <div id="hourly"></div></section>
