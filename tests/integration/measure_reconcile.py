@@ -8,16 +8,13 @@ Run: .venv/bin/python -m tests.integration.measure_reconcile [PROCESSES]   (defa
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
-import tempfile
-from pathlib import Path
 
 import sqlalchemy as sa
 
+from tests.integration.measuring import execution_ms, on_own_postgres
 from tests.integration.test_plans import FILL, sql
-from workflowable.db.database import create_engine, upgrade
-from workflowable.ops.devstack import EmbeddedPostgres
+from workflowable.db.database import create_engine
 from workflowable.reconcile import to_check
 
 BEFORE = (
@@ -37,25 +34,14 @@ async def measure(url: str, finished: int) -> None:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(sa.text("ANALYZE"))
             for name, query in (("before (OR)", BEFORE), ("after (UNION)", sql(to_check()))):
-                times = []
-                for _ in range(RUNS):
-                    plan = (await conn.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}"))).scalar()
-                    times.append(plan[0]["Execution Time"])
-                print(f"{name}: median {statistics.median(times):.2f} ms over {RUNS} runs, {finished:,} processes")
+                print(f"{name}: median {await execution_ms(conn, query, runs=RUNS):.2f} ms over {RUNS} runs, {finished:,} processes")
     finally:
         await engine.dispose()
 
 
 def main() -> None:
     finished = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
-    with tempfile.TemporaryDirectory(prefix="workflowable-measure-") as folder:
-        postgres = EmbeddedPostgres(Path(folder), delete_on_stop=True)
-        url = postgres.start()
-        try:
-            upgrade(url)
-            asyncio.run(measure(url, finished))
-        finally:
-            postgres.stop()
+    on_own_postgres(lambda url: asyncio.run(measure(url, finished)))
 
 
 if __name__ == "__main__":

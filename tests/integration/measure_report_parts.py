@@ -1,6 +1,6 @@
 """Each of the report's queries on a grown mirror: EXPLAIN ANALYZE's execution time (median of
-three) on PROCESSES finished processes and 1,000,000 attempt rows, one a second back in time (so
-the last 24 hours hold 86,400), on an embedded Postgres of its own, stopped afterwards. Shows
+three) on PROCESSES finished processes and 1,000,000 attempt rows (five at most to a process),
+one a second back in time (so the last 24 hours hold 86,400), on an embedded Postgres of its own, stopped afterwards. Shows
 which part grows with the whole mirror (the all-history status counts) and which with the
 window only.
 
@@ -10,22 +10,18 @@ Run: .venv/bin/python -m tests.integration.measure_report_parts [PROCESSES]   (d
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
-import tempfile
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
 
 from tests.conftest import one_workflow
+from tests.integration.measuring import execution_ms, on_own_postgres
 from workflowable.db import reporting_sql
-from workflowable.db.database import create_engine, upgrade
+from workflowable.db.database import create_engine
 from workflowable.db.reporting import ALL_STATUS_COUNTS
-from workflowable.ops.devstack import EmbeddedPostgres
 
 ATTEMPTS = 1_000_000
-RUNS = 3
 
 FILL = one_workflow("Measured") + """, made AS (
     INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, last_workflow_activity_id, queue, completed_at)
@@ -45,7 +41,8 @@ async def measure(url: str, processes: int) -> None:
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(sa.text(FILL), {"processes": processes, "attempts": ATTEMPTS})
+            attempts = min(ATTEMPTS, 5 * processes)  # five at most to a process
+            await conn.execute(sa.text(FILL), {"processes": processes, "attempts": attempts})
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(sa.text("VACUUM ANALYZE"))
@@ -60,25 +57,14 @@ async def measure(url: str, processes: int) -> None:
                 "transitions taken, last 24 h": (reporting_sql.STEPS_TAKEN, {"since": since}),
             }
             for name, (query, params) in queries.items():
-                times = []
-                for _ in range(RUNS):
-                    plan = (await conn.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}"), params)).scalar_one()
-                    times.append(plan[0]["Execution Time"])
-                print(f"{name}: {statistics.median(times):.1f} ms ({processes:,} processes, {ATTEMPTS:,} attempts)")
+                print(f"{name}: {await execution_ms(conn, query, params):.1f} ms ({processes:,} processes, {attempts:,} attempts)")
     finally:
         await engine.dispose()
 
 
 def main() -> None:
     processes = int(sys.argv[1]) if len(sys.argv) > 1 else 2_000_000
-    with tempfile.TemporaryDirectory(prefix="workflowable-measure-") as folder:
-        postgres = EmbeddedPostgres(Path(folder), delete_on_stop=True)
-        url = postgres.start()
-        try:
-            upgrade(url)
-            asyncio.run(measure(url, processes))
-        finally:
-            postgres.stop()
+    on_own_postgres(lambda url: asyncio.run(measure(url, processes)))
 
 
 if __name__ == "__main__":

@@ -12,15 +12,14 @@ from __future__ import annotations
 import importlib.util
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 
-from workflowable.db.database import plain_url, upgrade
+from tests.integration.measuring import on_own_postgres
+from workflowable.db.database import plain_url
 from workflowable.db.reporting_sql import ACTIVITY_OUTCOMES_SINCE, VIEWS
-from workflowable.ops.devstack import EmbeddedPostgres
 
 MIGRATION = Path(__file__).resolve().parents[2] / "workflowable/db/migrations/versions/0008_attempt_rollups.py"
 CHUNK = 100_000
@@ -39,7 +38,7 @@ INSERT INTO workflow_process_activity_logs (workflow_process_id, workflow_activi
 SELECT 1 + (g / 100), 1 + g %% 100, CASE WHEN g %% 100 = 7 THEN 3 ELSE 2 END,
        now() - (g * 0.6 || ' seconds')::interval, now() - (g * 0.6 || ' seconds')::interval + ((g %% 1000) || ' milliseconds')::interval,
        1 + g %% 100, 1, 'm'
-FROM generate_series(%(first)s, %(last)s) g
+FROM generate_series(CAST(%(first)s AS bigint), CAST(%(last)s AS bigint)) g
 """  # psycopg's parameters: %% is the modulo
 
 
@@ -141,14 +140,7 @@ def measure(url: str, rows: int) -> None:
 
 def main() -> None:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    with tempfile.TemporaryDirectory(prefix="workflowable-measure-") as folder:
-        postgres = EmbeddedPostgres(Path(folder), delete_on_stop=True)
-        url = postgres.start()
-        try:
-            upgrade(url)
-            measure(url, rows)
-        finally:
-            postgres.stop()
+    on_own_postgres(lambda url: measure(url, rows))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,37 @@
+"""What the measure_* scripts share: a Postgres of their own, migrated, stopped afterwards; and a
+statement's execution time inside Postgres."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from workflowable.db.database import upgrade
+from workflowable.ops.devstack import EmbeddedPostgres
+
+
+def on_own_postgres(measure: Callable[[str], object]) -> None:
+    """`measure(url)` on an embedded Postgres of its own, at the latest revision; stopped and
+    deleted afterwards."""
+    with tempfile.TemporaryDirectory(prefix="workflowable-measure-") as folder:
+        postgres = EmbeddedPostgres(Path(folder), delete_on_stop=True)
+        url = postgres.start()
+        try:
+            upgrade(url)
+            measure(url)
+        finally:
+            postgres.stop()
+
+
+async def execution_ms(conn: Any, query: str, params: dict[str, Any] | None = None, *, runs: int = 3) -> float:
+    """The median over `runs` of EXPLAIN ANALYZE's execution time, in milliseconds."""
+    times = []
+    for _ in range(runs):
+        plan = (await conn.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}"), params or {})).scalar_one()
+        times.append(plan[0]["Execution Time"])
+    return statistics.median(times)
