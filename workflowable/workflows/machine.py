@@ -27,6 +27,9 @@ The rules that make requests safe whatever their timing:
   write that the mirror refuses because it moved on (Completed) is answered "too late", and the
   machine takes the mirror's status.
 - Writes go one at a time; each is a move the transition table allows from the last one written.
+- A pause or cancel whose effect the mirror shows by itself is done, not refused: its write may
+  have outrun a workflow task the server lost, which delivers the request again
+  (StatusTrack.shown_by_mirror).
 """
 
 from __future__ import annotations
