@@ -54,6 +54,8 @@ def _shows(request: Request, status: ProcessStatus) -> bool:
 
 @dataclass
 class StatusTrack:
+    """One run's books of its process's status and of the requests waiting on it."""
+
     status: ProcessStatus  #: the status the process is in
     #: the status the mirror shows, as far as the workflow knows (and the Pending time written)
     written: ProcessStatus
