@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from .db.drawing import SavedGraph
     from .db.explain import Explanation
     from .db.integrity import IntegrityProblem
+    from .db.partitions import Partition
     from .db.reporting import Attempt, Process, ProcessSummary, Report, Token
+    from .db.retention import PruneResult
     from .db.versions import SwapInfo
     from .definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, NoParameters, WorkflowEvent
     from .dispatch import SweepResult
@@ -67,11 +69,13 @@ _EXPORTS: dict[str, str] = {
     "SavedGraph": "db.drawing",
     "Explanation": "db.explain",
     "IntegrityProblem": "db.integrity",
+    "Partition": "db.partitions",
     "Attempt": "db.reporting",
     "Process": "db.reporting",
     "ProcessSummary": "db.reporting",
     "Report": "db.reporting",
     "Token": "db.reporting",
+    "PruneResult": "db.retention",
     "SwapInfo": "db.versions",
     "ActivityContext": "definitions",
     "ActivityType": "definitions",
@@ -161,6 +165,8 @@ __all__ = [
     "SweepResult",
     "LockState",
     "ReconcileResult",
+    "PruneResult",
+    "Partition",
     "BulkResult",
     "Difference",
     "Request",

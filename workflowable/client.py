@@ -24,6 +24,7 @@ from .db.drawing import SavedGraph, load_graph
 from .db.explain import Explanation, explain
 from .db.integrity import IntegrityProblem, verify_integrity
 from .db.mirror import Mirror
+from .db.partitions import Partition, ensure_partitions, list_partitions
 from .db.reporting import Process, ProcessSummary, Report, build_report, get_process, list_attempts, list_processes
 from .db.retention import PruneResult, prune
 from .db.versions import SwapInfo
@@ -314,14 +315,25 @@ class Workflowable:
     async def prune(
         self, older_than: timedelta, *, dry_run: bool = False, batch: int = 1_000, progress: Callable[[int], None] | None = None
     ) -> PruneResult:
-        """Delete the finished processes (Completed, Failed, Cancelled) that ended more than
-        `older_than` ago, with their attempt rows, tokens, deliveries and checks, in short
-        batches (row locks only); `dry_run` counts them. Live processes are never touched."""
+        """Drop the attempt log's monthly partitions older than `older_than` (detached
+        concurrently), then delete the finished processes (Completed, Failed, Cancelled) that
+        ended more than `older_than` ago, with their rows, in short batches (row locks only);
+        `dry_run` counts them. Live processes are never deleted."""
         if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
             raise InvalidArgument(f"older_than must be a positive timedelta, got {older_than!r}")
         if isinstance(batch, bool) or not isinstance(batch, int) or not 0 < batch <= 100_000:
             raise InvalidArgument(f"batch is a number of processes from 1 to 100,000, got {batch!r}")
         return await prune(self.engine, older_than, batch=batch, dry_run=dry_run, progress=progress)
+
+    async def partitions(self, *, ahead: int | None = None) -> list[Partition]:
+        """The attempt log's monthly partitions, oldest first; with `ahead`, those missing up to
+        `ahead` months after the current one are created first (workers do so by themselves)."""
+        if ahead is not None:
+            if isinstance(ahead, bool) or not isinstance(ahead, int) or not 0 <= ahead <= 120:
+                raise InvalidArgument(f"ahead is a number of months from 0 to 120, got {ahead!r}")
+            await ensure_partitions(self.engine, ahead=ahead)
+        async with self.engine.connect() as conn:
+            return await list_partitions(conn)
 
     async def verify_integrity(self, catalog: Catalog) -> tuple[int, list[IntegrityProblem]]:
         """(workflows checked, problems): every input token an activity or condition type of a

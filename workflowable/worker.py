@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from .activities import ProcessActivities
 from .conditions import BUILT_IN as BUILT_IN_CONDITIONS
 from .db.database import Database
 from .db.mirror import DEFAULT_LOCK_LEASE, Mirror
+from .db.partitions import keep_partitions_ahead
 from .definitions import Catalog
 from .metrics import WorkerMetrics
 from .settings import DEFAULT_CHECKS_PER_RUN, DEFAULT_MAX_PROCESS_TOKENS_BYTES, DEFAULT_MAX_TOKEN_BYTES
@@ -91,8 +93,10 @@ class ProcessWorker(Worker):
         self._owns_database = owns_database
 
     async def run(self) -> None:
+        keeper = asyncio.create_task(keep_partitions_ahead(self.database.engine), name="attempt-log partitions")
         try:
             await super().run()
         finally:
+            keeper.cancel()
             if self._owns_database:
                 await self.database.close()

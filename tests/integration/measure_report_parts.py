@@ -19,6 +19,7 @@ from tests.conftest import one_workflow
 from tests.integration.measuring import execution_ms, on_own_postgres
 from workflowable.db import reporting_sql
 from workflowable.db.database import create_engine
+from workflowable.db.partitions import ensure_partitions
 from workflowable.db.reporting import ALL_STATUS_COUNTS
 
 ATTEMPTS = 1_000_000
@@ -40,6 +41,9 @@ FROM activity, generate_series(0, :attempts - 1) AS g
 async def measure(url: str, processes: int) -> None:
     engine = create_engine(url)
     try:
+        await ensure_partitions(
+            engine, since=datetime.now(UTC) - timedelta(seconds=5 * processes + 60)
+        )  # the g-th attempt is g seconds old
         async with engine.begin() as conn:
             attempts = min(ATTEMPTS, 5 * processes)  # five at most to a process
             await conn.execute(sa.text(FILL), {"processes": processes, "attempts": attempts})

@@ -13,11 +13,12 @@ import importlib.util
 import statistics
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 
-from tests.integration.measuring import on_own_postgres
+from tests.integration.measuring import on_own_postgres, partitions_since
 from workflowable.db.database import plain_url
 from workflowable.db.reporting_sql import ACTIVITY_OUTCOMES_SINCE, VIEWS
 
@@ -72,6 +73,7 @@ def measure(url: str, rows: int) -> None:
         " JOIN workflow_process_activity_logs l ON l.workflow_activity_id = a.id AND l.started_at >= %(since)s"
         " GROUP BY a.workflow_id, w.name, a.id, a.name ORDER BY w.name, a.name"
     )
+    partitions_since(url, datetime.now(UTC) - timedelta(seconds=rows * 0.6 + 60))  # the g-th attempt is 0.6 g seconds old
     with psycopg.connect(plain_url(url), autocommit=True) as conn:
         conn.execute(GRAPH)
         processes = rows // 100 + 1

@@ -3,15 +3,18 @@ statement's execution time inside Postgres."""
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import tempfile
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from workflowable.db.database import upgrade
+from workflowable.db.database import create_engine, upgrade
+from workflowable.db.partitions import ensure_partitions
 from workflowable.ops.devstack import EmbeddedPostgres
 
 
@@ -26,6 +29,19 @@ def on_own_postgres(measure: Callable[[str], object]) -> None:
             measure(url)
         finally:
             postgres.stop()
+
+
+def partitions_since(url: str, since: datetime) -> None:
+    """The attempt log's monthly partitions from `since` on, for rows loaded in the past."""
+
+    async def make() -> None:
+        engine = create_engine(url)
+        try:
+            await ensure_partitions(engine, since=since)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(make())
 
 
 async def execution_ms(conn: Any, query: str, params: dict[str, Any] | None = None, *, runs: int = 3) -> float:

@@ -4,12 +4,13 @@ threshold; its own re-checks (which rewrite its row) do not count."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from tests.conftest import database_of_its_own, one_workflow
 from workflowable.db.database import Database
+from workflowable.db.partitions import ensure_partitions
 from workflowable.db.reporting import build_report
 
 FILL = one_workflow("Listed") + """, made AS (
@@ -37,6 +38,9 @@ async def test_the_stuck_and_failed_lists(database_url):
     with database_of_its_own(database_url, "lists") as url:
         database = Database.open(url)
         try:
+            await ensure_partitions(
+                database.engine, since=datetime.now(UTC) - timedelta(days=3)
+            )  # the fill's attempts are 2 days old
             async with database.engine.begin() as conn:
                 await conn.execute(sa.text(FILL))
             report = await build_report(database.engine, stuck_after=timedelta(hours=1))

@@ -52,7 +52,7 @@ async def test_upgrading_twice_changes_nothing(database_url, client):
     upgrade(database_url)
     async with client.engine.connect() as conn:
         assert await conn.scalar(sa.text("SELECT count(*) FROM workflow_process_statuses")) == 8
-        assert await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0009"
+        assert await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0010"
 
 
 async def test_the_migrations_give_exactly_the_schema_the_models_declare(client):
@@ -66,7 +66,17 @@ async def test_the_migrations_give_exactly_the_schema_the_models_declare(client)
     from workflowable.db.models import SQLModel
 
     def differences(sync) -> list:
-        context = MigrationContext.configure(sync, opts={"compare_type": True, "compare_server_default": False})
+        # The attempt log's partitions are its storage, not tables of their own: their columns
+        # and indexes are the log's (the partitions' tests check them).
+        partitions = set(sync.execute(sa.text("SELECT relname FROM pg_class WHERE relispartition")).scalars())
+        context = MigrationContext.configure(
+            sync,
+            opts={
+                "compare_type": True,
+                "compare_server_default": False,
+                "include_name": lambda name, kind, parents: not (kind == "table" and name in partitions),
+            },
+        )
         return compare_metadata(context, SQLModel.metadata)
 
     async with client.engine.connect() as conn:

@@ -216,9 +216,9 @@ class WorkflowProcessTokenRow(_Timestamps, table=True):
     key: str = Field(max_length=255, index=True)
     value: str = Field(sa_type=sa.Text)
     #: added: the attempt whose Success wrote this output token (null for input tokens)
-    workflow_process_activity_log_id: int | None = Field(
-        default=None, sa_column=_fk("workflow_process_activity_logs.id", nullable=True, index=False)
-    )
+    #: (No foreign key: the attempt log is partitioned by time, and a partition dropped for
+    #: retention takes its attempts while a live process keeps its tokens.)
+    workflow_process_activity_log_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
     #: added: the delivery of an event that wrote this token (null for input and output tokens)
     workflow_process_delivery_id: int | None = Field(
         default=None, sa_column=_fk("workflow_process_deliveries.id", nullable=True, index=False)
@@ -264,14 +264,19 @@ class WorkflowProcessActivityLogStatusRow(_Timestamps, table=True):
 
 class WorkflowProcessActivityLogRow(_Timestamps, table=True):
     __tablename__ = "workflow_process_activity_logs"
-    # One row per attempt; activities retry, so the row is upserted on this key.
+    # Partitioned by month of started_at (db/partitions.py), so every unique key holds it.
     __table_args__ = (
-        sa.UniqueConstraint("workflow_process_id", "temporal_run_id", "step", "attempt", name="workflow_process_activity_logs_attempt_key"),
+        # One row per attempt; activities retry, so the row is upserted on this key (an
+        # attempt's writes all carry the started_at its first write had).
+        sa.UniqueConstraint(
+            "workflow_process_id", "temporal_run_id", "step", "attempt", "started_at", name="workflow_process_activity_logs_attempt_key"
+        ),
         # Lets the per-activity duration queries read the index alone.
         sa.Index("ix_workflow_process_activity_logs_activity_times", "workflow_activity_id", "started_at", "completed_at"),
+        {"postgresql_partition_by": "RANGE (started_at)"},
     )
 
-    id: int | None = Field(default=None, sa_type=sa.BigInteger, primary_key=True)
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=True))
     workflow_process_id: int = Field(sa_column=_fk("workflow_processes.id"))
     workflow_activity_id: int = Field(sa_column=_fk("workflow_activities.id"))
     workflow_process_activity_log_status_id: int = Field(
@@ -282,7 +287,7 @@ class WorkflowProcessActivityLogRow(_Timestamps, table=True):
             index=True,
         )
     )
-    started_at: datetime = Field(sa_column=_timestamp(nullable=False))
+    started_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), primary_key=True))
     completed_at: datetime | None = Field(default=None, sa_column=_timestamp())
     #: added: which execution of an activity in the process (1, 2, ...), which retry, which run
     step: int

@@ -1,13 +1,12 @@
-"""Retention: the mirror kept to a chosen age. `prune` deletes finished processes (Completed,
-Failed, Cancelled) that ended before a cutoff, with everything that belongs to them (attempt
-rows, tokens, deliveries, the record of their checks, swap audit rows), in batches of one short
-transaction each: row locks only, never a lock on a table, so workers and reports go on while
-it runs, and an interrupted prune is resumed by running it again. Live processes are never
-touched, however old.
-
-Deleting leaves dead rows for autovacuum to reclaim (docs/performance.md, "Retention"), which
-is what a year's attempt log asks for; a team at hundreds of millions of rows a month may prefer
-time partitions of the attempt log, which this leaves room for.
+"""Retention: the mirror kept to a chosen age. `prune` first drops the attempt log's monthly
+partitions whose attempts all started before the cutoff (db/partitions.py: detached
+concurrently, then dropped, so writers and readers go on), then deletes the finished processes
+(Completed, Failed, Cancelled) that ended before it, with everything that belongs to them
+(attempt rows left in newer partitions, tokens, deliveries, the record of their checks, swap
+audit rows), in batches of one short transaction each: row locks only, never a lock on a table,
+and an interrupted prune is resumed by running it again. Live processes are never deleted,
+however old; their attempts in a dropped partition go with it (the rolled-up hours keep the
+reports' figures of every attempt).
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..states import TERMINAL, ProcessStatus
+from .partitions import Partition, drop_partitions_before, ensure_partitions
 
 #: Finished processes that ended before :before, found by two index scans: Completed ones by
 #: completed_at, Failed and Cancelled ones by status (their row's last change is their end).
@@ -53,16 +53,24 @@ class PruneResult:
     before: datetime  #: processes that ended before this
     found: int  #: finished processes that ended before it, when the prune began
     deleted: int  #: deleted by this run (0 with a dry run)
+    #: attempt-log partitions dropped by this run (with a dry run: that it would drop)
+    partitions: tuple[Partition, ...] = ()
+    #: partitions old enough to go but kept: an attempt in them is still In Progress
+    kept_open: tuple[Partition, ...] = ()
 
 
 async def prune(
     engine: AsyncEngine, older_than: timedelta, *, batch: int = 1_000, dry_run: bool = False, progress: Callable[[int], None] | None = None
 ) -> PruneResult:
-    """Delete the finished processes that ended more than `older_than` ago (by the database's
-    clock), `batch` at a time; `progress` is told how many each batch deleted."""
+    """Drop the attempt-log partitions older than `older_than` (by the database's clock), then
+    delete the finished processes that ended before then, `batch` at a time; `progress` is told
+    how many each batch deleted. The partitions ahead are made sure of first."""
     async with engine.connect() as conn:
         before = await conn.scalar(sa.text("SELECT now() - CAST(:older_than AS interval)"), {"older_than": older_than})
         found = int(await conn.scalar(COUNT_ENDED_BEFORE, {"before": before}) or 0)
+    if not dry_run:
+        await ensure_partitions(engine)
+    dropped = await drop_partitions_before(engine, before, dry_run=dry_run)
     deleted = 0
     while not dry_run:
         async with engine.begin() as conn:
@@ -73,4 +81,4 @@ async def prune(
         deleted += len(ids)
         if progress is not None:
             progress(len(ids))
-    return PruneResult(before, found, deleted)
+    return PruneResult(before, found, deleted, tuple(dropped.dropped), tuple(dropped.kept_open))

@@ -36,6 +36,7 @@ from ..conditions import TokenPresent
 from ..connection import database_url
 from ..db.database import Database
 from ..db.mirror import due_batch, due_count
+from ..db.partitions import ensure_partitions
 from ..db.reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS
 from ..definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, WorkflowEvent
 from ..graph import Condition, WorkflowDefinition
@@ -460,6 +461,8 @@ async def fill(client: Workflowable, rows: int, progress: Progress) -> tuple[int
             {"w": workflow_id, "n": processes, "each": ATTEMPTS_PER_PROCESS},
         )
         first_process = await conn.scalar(sa.text("SELECT min(id) FROM workflow_processes WHERE workflow_id = :w"), {"w": workflow_id})
+    # The g-th attempt started g seconds ago: months back, which need their partitions.
+    await ensure_partitions(client.engine, since=datetime.now(UTC) - timedelta(seconds=rows + 60))
     tick()
     for chunk in range(0, rows, FILL_CHUNK):
         async with client.engine.begin() as conn:

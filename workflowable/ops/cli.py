@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
@@ -31,6 +31,7 @@ from ..db.database import Database, grant_reporting, upgrade
 from ..db.drawing import SavedGraph
 from ..db.explain import Explanation
 from ..db.integrity import IntegrityProblem
+from ..db.partitions import Partition
 from ..db.reporting import Attempt, Process, ProcessSummary, Report
 from ..db.retention import PruneResult
 from ..db.versions import SwapInfo
@@ -991,13 +992,15 @@ def _ui_links(settings: Settings) -> str:
 
 @db_app.command("prune")
 def db_prune(
-    older_than: Annotated[str, typer.Option(help="Delete finished processes that ended longer ago than this (30d, 12h).")],
+    older_than: Annotated[str, typer.Option(help="Drop attempts and finished processes older than this (30d, 12h).")],
     dry_run: Annotated[bool, typer.Option(help="Count them; delete nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Go ahead without asking.")] = False,
 ) -> None:
-    """Delete finished processes (Completed, Failed, Cancelled) that ended before a cutoff, with
-    their attempts, tokens, deliveries and checks, in short batches (row locks only; safe to
-    interrupt and run again). Live processes are never touched.
+    """Drop the attempt log's monthly partitions whose attempts all started before a cutoff
+    (detached concurrently: writers go on), then delete finished processes (Completed, Failed,
+    Cancelled) that ended before it, with their attempts, tokens, deliveries and checks, in
+    short batches (row locks only; safe to interrupt and run again). Live processes are never
+    deleted.
 
     Example: workflowable db prune --older-than 90d --dry-run"""
     age = _duration(older_than, "--older-than")
@@ -1007,10 +1010,16 @@ def db_prune(
 
     found: PruneResult = _run(_with_client(count, mirror_only=True))
     console.print(f"{_count(found.found, 'finished process')} ended before {_when(found.before)}.")
-    if dry_run or not found.found:
+    _show_partitions("Attempt-log partitions to drop", found.partitions)
+    for partition in found.kept_open:
+        console.print(f"[yellow]{partition.name} is kept: an attempt in it is still In Progress (`workflowable reconcile` closes abandoned ones).[/]")
+    if dry_run or not (found.found or found.partitions):
         return
-    if not yes and (not sys.stdin.isatty() or not typer.confirm(f"Delete {_count(found.found, 'process')} and all their rows?")):
-        raise InvalidArgument(f"prune would delete {_count(found.found, 'process')}: confirm with --yes (or count them with --dry-run)")
+    what = f"{_count(found.found, 'process')} and all their rows" + (
+        f", and {_count(len(found.partitions), 'attempt-log partition')}" if found.partitions else ""
+    )
+    if not yes and (not sys.stdin.isatty() or not typer.confirm(f"Delete {what}?")):
+        raise InvalidArgument(f"prune would delete {what}: confirm with --yes (or count them with --dry-run)")
     columns = (TextColumn("deleting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=errors, transient=True) as bar:
         task = bar.add_task("prune", total=found.found)
@@ -1019,7 +1028,35 @@ def db_prune(
             return await client.prune(age, progress=lambda n: bar.advance(task, n))
 
         done: PruneResult = _run(_with_client(delete, mirror_only=True))
-    console.print(f"Deleted {_count(done.deleted, 'process')} that ended before {_when(done.before)}, with their rows.")
+    dropped = f"; dropped {_count(len(done.partitions), 'attempt-log partition')}" if done.partitions else ""
+    console.print(f"Deleted {_count(done.deleted, 'process')} that ended before {_when(done.before)}, with their rows{dropped}.")
+
+
+@db_app.command("partitions")
+def db_partitions(
+    ahead: Annotated[
+        int | None, typer.Option(help="First create the missing monthly partitions up to this many months after the current one.")
+    ] = None,
+) -> None:
+    """The attempt log's monthly partitions: range, rows (Postgres's estimate) and size on disk.
+    Workers create them ahead by themselves; `db prune` drops the old ones.
+
+    Example: workflowable db partitions --ahead 6"""
+
+    async def read(client: Workflowable) -> list[Partition]:
+        return await client.partitions(ahead=ahead)
+
+    _show_partitions("Attempt-log partitions", _run(_with_client(read, mirror_only=True)))
+
+
+def _show_partitions(title: str, partitions: Sequence[Partition]) -> None:
+    if not partitions:
+        return
+    table = Table("partition", "from", "to", "rows (about)", "size", title=title)
+    for p in partitions:
+        start = f"{p.start:%Y-%m-%d}" if p.start else "the beginning"
+        table.add_row(p.name, start, f"{p.end:%Y-%m-%d}", f"{p.rows:,}", f"{p.bytes / 2**20:,.1f} MiB")
+    console.print(table)
 
 
 @db_app.command("upgrade")
