@@ -143,7 +143,15 @@ async def snapshot(engine) -> dict[str, list[str]]:
     import sqlalchemy as sa
 
     async with engine.connect() as conn:
-        names = (await conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"))).scalars().all()
+        # Tables, partitioned ones included, but not their partitions (the table shows their rows).
+        names = (
+            await conn.execute(
+                sa.text(
+                    "SELECT relname FROM pg_class WHERE relnamespace = CAST(current_schema() AS regnamespace) "
+                    "AND relkind IN ('r', 'p') AND NOT relispartition ORDER BY 1"
+                )
+            )
+        ).scalars().all()
         snap = {name: sorted((await conn.execute(sa.text(f'SELECT to_jsonb(t)::text FROM "{name}" t'))).scalars().all()) for name in names}
         sequences = await conn.execute(
             sa.text("SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = current_schema() ORDER BY 1")

@@ -136,8 +136,7 @@ class ProcessActivities:
     async def close_attempt(self, close: AttemptClose) -> None:
         """Close an attempt whose worker could not (it died or hung) as Failure, if still open."""
         key = AttemptKey(close.process_id, close.activity_id, close.run_id, close.step, close.attempt)
-        now = _now()
-        await self.mirror.fail_attempt(key, now, now, close.error)
+        await self.mirror.abandon_attempt(key, close.error)
 
     @activity.defn(name=Activities.REQUEST_CANCEL)
     async def request_cancel(self, workflow_id: str) -> None:

@@ -18,14 +18,14 @@ from workflowable.db.partitions import ensure_partitions
 from workflowable.ops.devstack import EmbeddedPostgres
 
 
-def on_own_postgres(measure: Callable[[str], object]) -> None:
-    """`measure(url)` on an embedded Postgres of its own, at the latest revision; stopped and
-    deleted afterwards."""
+def on_own_postgres(measure: Callable[[str], object], *, revision: str = "head") -> None:
+    """`measure(url)` on an embedded Postgres of its own, at `revision` (the latest by default);
+    stopped and deleted afterwards."""
     with tempfile.TemporaryDirectory(prefix="workflowable-measure-") as folder:
         postgres = EmbeddedPostgres(Path(folder), delete_on_stop=True)
         url = postgres.start()
         try:
-            upgrade(url)
+            upgrade(url, revision)
             measure(url)
         finally:
             postgres.stop()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -308,6 +308,12 @@ class Mirror:
     async def fail_attempt(self, key: AttemptKey, started_at: datetime, completed_at: datetime, error: str) -> None:
         params = _attempt_params(key, AttemptStatus.FAILURE, started_at=started_at, completed_at=completed_at, error=error)
         await self.statements.rows(FAIL_ATTEMPT, params)
+
+    async def abandon_attempt(self, key: AttemptKey, error: str) -> None:
+        """Close as Failure, now, an attempt whose worker could not, if it is still open."""
+        now = datetime.now(UTC)
+        params = _attempt_params(key, AttemptStatus.FAILURE, started_at=now, completed_at=now, error=error)
+        await self.statements.rows(ABANDON_ATTEMPT, params)
 
     async def dispatch_target(self, process_id: int) -> DispatchTarget:
         """What starting one process's workflow needs."""
@@ -719,6 +725,30 @@ CLOSE_ATTEMPT = f"""
     RETURNING id
 """
 FAIL_ATTEMPT = sa.text(CLOSE_ATTEMPT)
+
+# Closes as Failure an attempt whose worker could not (it died or hung): the workflow knows the
+# attempt but not when its worker started it, so the row is found by the attempt's key without
+# started_at. If the worker never wrote it, it is written, started and ended now.
+ABANDON_ATTEMPT = sa.text(
+    f"""
+    WITH attempt AS (
+        SELECT id, started_at, workflow_process_activity_log_status_id AS status
+        FROM workflow_process_activity_logs
+        WHERE workflow_process_id = :process_id AND temporal_run_id = :run_id AND step = :step AND attempt = :attempt
+    ), closed AS (
+        UPDATE workflow_process_activity_logs AS l
+        SET workflow_process_activity_log_status_id = {AttemptStatus.FAILURE:d}, completed_at = :completed_at, error = :error, updated_at = now()
+        FROM attempt
+        WHERE l.id = attempt.id AND l.started_at = attempt.started_at AND attempt.status = {AttemptStatus.IN_PROGRESS:d}
+    )
+    INSERT INTO workflow_process_activity_logs
+        (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
+         started_at, completed_at, step, attempt, temporal_run_id, error)
+    SELECT :process_id, :activity_id, {AttemptStatus.FAILURE:d}, :completed_at, :completed_at, :step, :attempt, :run_id, :error
+    WHERE NOT EXISTS (SELECT 1 FROM attempt)
+    ON CONFLICT ON CONSTRAINT workflow_process_activity_logs_attempt_key DO NOTHING
+    """
+)
 
 # The attempt's Success, its output tokens (in the order written), the process's new position
 # and, for an activity no transition leaves, Running -> Completed, in one statement: all or
