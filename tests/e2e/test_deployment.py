@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
+from datetime import UTC, datetime
 
-from tests.conftest import eventually, unique
+from pydantic import SecretStr
+
+from tests.conftest import database_of_its_own, eventually, unique
 from tests.e2e.cli_app import WhoAmI, WhoAmIEvent
 from tests.e2e.test_cli import ROOT, WORKFLOWABLE, environment
 from tests.e2e.test_dispatch import run_cli
@@ -18,9 +21,34 @@ from workflowable.ops.devstack import TemporalDevServer
 async def test_check_passes_against_the_dev_stack(settings):
     code, output = await run_cli(settings, "check")
     assert code == 0, output
-    for name in ("Temporal", "namespace", "search attributes", "Postgres", "schema"):
+    for name in ("Temporal", "namespace", "search attributes", "Postgres", "schema", "attempt-log partitions"):
         assert name in output
     assert "FAILED" not in output
+
+
+async def test_check_sees_the_months_ahead_missing_and_db_partitions_makes_them(settings, database_url):
+    """A database whose attempt log ends this month (no worker could create the next): `check`
+    fails naming the fix, `db partitions --ahead 3` makes the months and lists them, and `check`
+    passes."""
+    import psycopg
+
+    with database_of_its_own(database_url, "ahead") as url:
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True) as conn:
+            later = conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'workflow_process_activity_logs'::regclass AND c.relname > %s",
+                (f"workflow_process_activity_logs_{datetime.now(UTC):%Y_%m}",),
+            ).fetchall()
+            assert len(later) == 3
+            for (name,) in later:
+                conn.execute(f"DROP TABLE {name}")
+        own = settings.model_copy(update={"database_url": SecretStr(url)})
+        code, output = await run_cli(own, "check")
+        assert code == 1 and "attempt-log partitions" in output and "db partitions --ahead 3" in output, output
+        code, output = await run_cli(own, "db", "partitions", "--ahead", "3")
+        assert code == 0 and all(name in output for (name,) in later), output
+        code, output = await run_cli(own, "check")
+        assert code == 0, output
 
 
 async def test_check_names_what_is_missing(settings):

@@ -5,6 +5,7 @@ the schema current."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from temporalio.api.enums.v1 import IndexedValueType
@@ -15,6 +16,7 @@ from temporalio.service import RPCError
 from ..codec import codec_from
 from ..connection import connect_temporal, database_url
 from ..db.database import MIGRATIONS, create_engine
+from ..db.partitions import Partition, list_partitions, month_start, next_month
 from ..errors import WorkflowableError
 from ..settings import Settings
 from ..workflows.messages import SEARCH_ATTRIBUTES
@@ -87,6 +89,17 @@ async def _temporal_checks(settings: Settings) -> list[Check]:
     return checks
 
 
+def _partitions_check(partitions: list[Partition], now: datetime) -> Check:
+    """The attempt log can take the attempts of this month and the next (workers make the months
+    ahead; one that cannot, for want of the right to create tables, leaves them missing)."""
+    needed = next_month(next_month(month_start(now)))
+    last = partitions[-1].end if partitions else None
+    if last is not None and last >= needed:
+        return Check("attempt-log partitions", True, f"{len(partitions)}, up to {last:%Y-%m-%d}")
+    where = f"end at {last:%Y-%m-%d}" if last else "are missing"
+    return Check("attempt-log partitions", False, f"{where}: run `workflowable db partitions --ahead 3` as the tables' owner")
+
+
 async def _database_checks(settings: Settings) -> list[Check]:
     try:
         url = database_url(settings)
@@ -100,6 +113,8 @@ async def _database_checks(settings: Settings) -> list[Check]:
             checks = [Check("Postgres", True, f"reachable at {shown} (server {version})")]
             has_alembic = await conn.scalar(sa.text("SELECT to_regclass('alembic_version') IS NOT NULL"))
             current = await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) if has_alembic else None
+            now = await conn.scalar(sa.text("SELECT now()"))
+            partitions = await list_partitions(conn) if current == head_revision() else []
     except (OSError, sa.exc.SQLAlchemyError) as exc:
         return [Check("Postgres", False, f"cannot connect to {shown}: {str(exc).splitlines()[0]}")]
     finally:
@@ -107,6 +122,7 @@ async def _database_checks(settings: Settings) -> list[Check]:
     head = head_revision()
     if current == head:
         checks.append(Check("schema", True, f"at revision {head}"))
+        checks.append(_partitions_check(partitions, now))
     else:
         checks.append(Check("schema", False, f"at revision {current or '(none)'}, wants {head}: run `workflowable db upgrade`"))
     return checks

@@ -1052,10 +1052,11 @@ def db_partitions(
 def _show_partitions(title: str, partitions: Sequence[Partition]) -> None:
     if not partitions:
         return
-    table = Table("partition", "from", "to", "rows (about)", "size", title=title)
+    table = Table("from", "to", "rows (about)", "size", title=title)
+    table.add_column("partition", no_wrap=True)  # whole, to be copied into SQL
     for p in partitions:
         start = f"{p.start:%Y-%m-%d}" if p.start else "the beginning"
-        table.add_row(p.name, start, f"{p.end:%Y-%m-%d}", f"{p.rows:,}", f"{p.bytes / 2**20:,.1f} MiB")
+        table.add_row(start, f"{p.end:%Y-%m-%d}", f"{p.rows:,}", f"{p.bytes / 2**20:,.1f} MiB", p.name)
     console.print(table)
 
 

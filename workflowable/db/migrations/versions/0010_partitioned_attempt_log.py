@@ -13,7 +13,8 @@ a live process keeps its tokens). The views and triggers on the log are made aga
 table, as they were.
 
 Cost: two unique indexes built on the existing attempts and one pass to check their range, about
-TODO s per million attempts, while writers of the attempt log wait (upgrade at a quiet hour).
+0.9 s per million attempts (docs/performance.md), while writers of the attempt log wait (upgrade
+at a quiet hour).
 
 Revision ID: 0010
 Revises: 0009
