@@ -93,9 +93,12 @@ def run_worker(settings: Settings):
 
 
 @contextlib.contextmanager
-def database_of_its_own(database_url: str, prefix: str) -> Iterable[str]:
+def database_of_its_own(database_url: str, prefix: str, *, far_ids: bool = False) -> Iterable[str]:
     """The URL of a new, migrated database on the session's server, dropped afterwards: for a
-    test that fills tables or snapshots them whole, away from the others."""
+    test that fills tables or snapshots them whole, away from the others. `far_ids`: its process
+    ids start at a random point past 10^12, for a test that starts workflows on the session's
+    Temporal server, whose ids (`workflow-process-<id>`) must not meet those of the session's
+    database or of another database of its own."""
     import psycopg
     import sqlalchemy as sa
 
@@ -107,6 +110,9 @@ def database_of_its_own(database_url: str, prefix: str) -> Iterable[str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         upgrade(own)
+        if far_ids:
+            with psycopg.connect(server.set(database=name).render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+                conn.execute("SELECT setval('workflow_processes_id_seq', %s)", (10**12 + uuid.uuid4().int % 10**11 * 10**4,))
         yield own
     finally:
         with psycopg.connect(plain, autocommit=True) as conn:

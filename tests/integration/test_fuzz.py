@@ -49,7 +49,7 @@ class Step(ActivityType):
 @pytest.fixture(scope="module")
 async def fuzz_client(database_url: str, settings: Settings) -> AsyncIterator[Workflowable]:
     """A client on a database of its own, with one Active workflow of `Fuzzed`."""
-    with database_of_its_own(database_url, "fuzz") as own:
+    with database_of_its_own(database_url, "fuzz", far_ids=True) as own:
         queue = f"fuzz-{uuid.uuid4().hex[:8]}"  # no worker: dispatched processes wait there
         async with await Workflowable.connect(settings.model_copy(update={"database_url": SecretStr(own), "task_queue": queue})) as client:
             flow = WorkflowDefinition(unique("fuzzed"), event=Fuzzed)
