@@ -19,17 +19,11 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import sqlalchemy as sa
 
+from tests.integration.measure_rollup import GRAPH
 from tests.integration.measuring import on_own_postgres
 from workflowable.db.database import create_engine, plain_url, upgrade
 from workflowable.db.partitions import drop_partitions_before, ensure_partitions, list_partitions
 
-GRAPH = """
-INSERT INTO workflow_events (name, class_name) VALUES ('e', 'm.E');
-INSERT INTO workflow_activity_types (name, class_name) VALUES ('t', 'm.T');
-INSERT INTO workflow_priorities (name, priority) VALUES ('p', 0);
-INSERT INTO workflows (name, workflow_event_id, workflow_status_id, workflow_priority_id, retry_interval) VALUES ('w', 1, 2, 1, 60);
-INSERT INTO workflow_activities (workflow_id, workflow_activity_type_id, name) SELECT 1, 1, 'a' || n FROM generate_series(1, 10) n;
-"""
 #: ROWS attempts, 5 to a Completed process, the g-th started g * :spacing seconds ago.
 FILL = """
 WITH made AS (
@@ -40,7 +34,7 @@ WITH made AS (
 ), first AS (SELECT min(id) AS id FROM made)
 INSERT INTO workflow_process_activity_logs
     (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id, started_at, completed_at, step, attempt, temporal_run_id)
-SELECT first.id + g / 5, 1 + g % 10, 2, now() - (g * :spacing || ' seconds')::interval,
+SELECT first.id + g / 5, 1 + g % 100, 2, now() - (g * :spacing || ' seconds')::interval,
        now() - (g * :spacing || ' seconds')::interval + interval '20 ms', 1 + g % 5, 1, 'run'
 FROM first, generate_series(0, :rows - 1) g
 """

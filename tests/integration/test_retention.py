@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -81,6 +83,17 @@ async def test_prune_deletes_old_finished_processes_and_their_rows_only(client, 
             await database.close()
 
 
+@asynccontextmanager
+async def of_its_own(settings, database_url: str, prefix: str, temporal=None) -> AsyncIterator[tuple[Database, Workflowable]]:
+    """A database of its own, open, and a client on it (with no Temporal unless given)."""
+    with database_of_its_own(database_url, prefix) as url:
+        database = Database.open(url)
+        try:
+            yield database, Workflowable(settings.model_copy(update={"database_url": SecretStr(url)}), database, temporal)
+        finally:
+            await database.close()
+
+
 async def names(engine) -> list[str]:
     async with engine.connect() as conn:
         return [p.name for p in await list_partitions(conn)]
@@ -108,137 +121,122 @@ async def test_a_month_with_an_attempt_still_open_is_kept(settings, database_url
     """A live process's attempts: one closed 140 days ago, one left In Progress 100 days ago, one
     today. Prune drops the first one's month, keeps the open one's (and says so) and today's;
     the rolled-up figures of every attempt stay."""
-    with database_of_its_own(database_url, "keep_open") as url:
-        database = Database.open(url)
-        try:
-            now = datetime.now(UTC)
-            await ensure_partitions(database.engine, since=now - timedelta(days=141))
-            async with database.engine.begin() as conn:
-                await conn.execute(sa.text(one_process(4, [(2, 140), (1, 100), (2, 0)])))
-                rolled_up = await conn.scalar(sa.text("SELECT sum(successes + failures) FROM workflow_activity_hours"))
-            own = Workflowable(settings.model_copy(update={"database_url": SecretStr(url)}), database, None)  # type: ignore[arg-type]
-            before = await names(database.engine)
-            open_month = month_start(now - timedelta(days=100))
+    async with of_its_own(settings, database_url, "keep_open") as (database, own):
+        now = datetime.now(UTC)
+        await ensure_partitions(database.engine, since=now - timedelta(days=141))
+        async with database.engine.begin() as conn:
+            await conn.execute(sa.text(one_process(4, [(2, 140), (1, 100), (2, 0)])))
+            rolled_up = await conn.scalar(sa.text("SELECT sum(successes + failures) FROM workflow_activity_hours"))
+        before = await names(database.engine)
+        open_month = month_start(now - timedelta(days=100))
 
-            counted = await own.prune(timedelta(days=30), dry_run=True)
-            assert [p.start for p in counted.kept_open] == [open_month]
-            assert month_start(now - timedelta(days=140)) in [p.start for p in counted.partitions]
-            assert await names(database.engine) == before, "a dry run drops nothing"
+        counted = await own.prune(timedelta(days=30), dry_run=True)
+        assert [p.start for p in counted.kept_open] == [open_month]
+        assert month_start(now - timedelta(days=140)) in [p.start for p in counted.partitions]
+        assert await names(database.engine) == before, "a dry run drops nothing"
 
-            result = await own.prune(timedelta(days=30))
-            assert (result.found, result.deleted) == (0, 0)
-            after = await names(database.engine)
-            assert after == [name for name in before if name not in {p.name for p in result.partitions}]
-            assert open_month not in [p.start for p in result.partitions]
-            async with database.engine.connect() as conn:
-                left = sorted((await conn.execute(sa.text("SELECT step FROM workflow_process_activity_logs"))).scalars())
-                assert left == [2, 3], "the open attempt and today's stay; the old closed one went with its month"
-                assert await conn.scalar(sa.text("SELECT count(*) FROM workflow_processes")) == 1, "a live process stays"
-                assert await conn.scalar(sa.text("SELECT sum(successes + failures) FROM workflow_activity_hours")) == rolled_up
-        finally:
-            await database.close()
+        result = await own.prune(timedelta(days=30))
+        assert (result.found, result.deleted) == (0, 0)
+        after = await names(database.engine)
+        assert after == [name for name in before if name not in {p.name for p in result.partitions}]
+        assert open_month not in [p.start for p in result.partitions]
+        async with database.engine.connect() as conn:
+            left = sorted((await conn.execute(sa.text("SELECT step FROM workflow_process_activity_logs"))).scalars())
+            assert left == [2, 3], "the open attempt and today's stay; the old closed one went with its month"
+            assert await conn.scalar(sa.text("SELECT count(*) FROM workflow_processes")) == 1, "a live process stays"
+            assert await conn.scalar(sa.text("SELECT sum(successes + failures) FROM workflow_activity_hours")) == rolled_up
 
 
 async def test_partitions_are_made_ahead_once(settings, database_url):
-    with database_of_its_own(database_url, "ahead") as url:
-        database = Database.open(url)
-        try:
-            own = Workflowable(settings.model_copy(update={"database_url": SecretStr(url)}), database, None)  # type: ignore[arg-type]
-            last = month_start(datetime.now(UTC))
-            for _ in range(MONTHS_AHEAD + 1):
-                last = next_month(last)
-            assert (await own.partitions())[-1].end == last, "the migration made the months ahead"
-            assert await ensure_partitions(database.engine) == [], "and a second time makes none"
-            for _ in range(3):
-                last = next_month(last)
-            made = await own.partitions(ahead=MONTHS_AHEAD + 3)
-            assert made[-1].end == last
-            assert all(a.end == b.start for a, b in itertools.pairwise(made)), "months follow each other without a gap"
-            for bad in (-1, 121, True, "3"):
-                try:
-                    await own.partitions(ahead=bad)  # type: ignore[arg-type]
-                except InvalidArgument:
-                    continue
-                raise AssertionError(f"partitions(ahead={bad!r}) was accepted")
-            async with database.engine.begin() as conn:
-                try:
-                    await conn.execute(sa.text(one_process(2, [(2, 3000)])))
-                except sa.exc.DBAPIError as exc:
-                    assert "no partition" in str(exc)
-                else:
-                    raise AssertionError("an attempt of eight years ago found a partition")
-        finally:
-            await database.close()
+    async with of_its_own(settings, database_url, "ahead") as (database, own):
+        last = month_start(datetime.now(UTC))
+        for _ in range(MONTHS_AHEAD + 1):
+            last = next_month(last)
+        assert (await own.partitions())[-1].end == last, "the migration made the months ahead"
+        assert await ensure_partitions(database.engine) == [], "and a second time makes none"
+        for _ in range(3):
+            last = next_month(last)
+        made = await own.partitions(ahead=MONTHS_AHEAD + 3)
+        assert made[-1].end == last
+        assert all(a.end == b.start for a, b in itertools.pairwise(made)), "months follow each other without a gap"
+        for bad in (-1, 121, True, "3"):
+            try:
+                await own.partitions(ahead=bad)  # type: ignore[arg-type]
+            except InvalidArgument:
+                continue
+            raise AssertionError(f"partitions(ahead={bad!r}) was accepted")
+        async with database.engine.begin() as conn:
+            try:
+                await conn.execute(sa.text(one_process(2, [(2, 3000)])))
+            except sa.exc.DBAPIError as exc:
+                assert "no partition" in str(exc)
+            else:
+                raise AssertionError("an attempt of eight years ago found a partition")
 
 
 async def test_dropping_a_month_does_not_hold_up_writers(settings, database_url):
     """While prune drops a month that a long transaction still reads, attempts and processes are
     written as fast as ever; the drop finishes once that transaction ends."""
-    with database_of_its_own(database_url, "no_block") as url:
-        database = Database.open(url)
+    async with of_its_own(settings, database_url, "no_block") as (database, own):
+        now = datetime.now(UTC)
+        await ensure_partitions(database.engine, since=now - timedelta(days=70))
+        async with database.engine.begin() as conn:
+            await conn.execute(sa.text(one_process(4, [(2, 60), (2, 0)])))
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO workflow_process_activity_logs (workflow_process_id, workflow_activity_id, "
+                    "workflow_process_activity_log_status_id, started_at, completed_at, step, attempt, temporal_run_id) "
+                    "SELECT workflow_process_id, workflow_activity_id, 2, started_at + n * interval '1 ms', completed_at, 10 + n, 1, 'run' "
+                    "FROM workflow_process_activity_logs, generate_series(1, 50000) AS n WHERE step = 1"
+                )
+            )
+        old_month = month_start(now - timedelta(days=60))
+        reader = await database.engine.connect()
+        writer = await database.engine.connect()
         try:
-            now = datetime.now(UTC)
-            await ensure_partitions(database.engine, since=now - timedelta(days=70))
-            async with database.engine.begin() as conn:
-                await conn.execute(sa.text(one_process(4, [(2, 60)] * 1 + [(2, 0)])))
-                await conn.execute(
+            await reader.begin()
+            assert (
+                await reader.scalar(
                     sa.text(
-                        "INSERT INTO workflow_process_activity_logs (workflow_process_id, workflow_activity_id, "
-                        "workflow_process_activity_log_status_id, started_at, completed_at, step, attempt, temporal_run_id) "
-                        "SELECT workflow_process_id, workflow_activity_id, 2, started_at + n * interval '1 ms', completed_at, 10 + n, 1, 'run' "
-                        "FROM workflow_process_activity_logs, generate_series(1, 50000) AS n WHERE step = 1"
+                        f"SELECT count(*) FROM workflow_process_activity_logs WHERE started_at < '{next_month(old_month).isoformat()}'"
                     )
                 )
-            old_month = month_start(now - timedelta(days=60))
-            own = Workflowable(settings.model_copy(update={"database_url": SecretStr(url)}), database, None)  # type: ignore[arg-type]
-            reader = await database.engine.connect()
-            writer = await database.engine.connect()
-            try:
-                await reader.begin()
-                assert (
-                    await reader.scalar(
+                == 50001
+            )
+            pruning = asyncio.create_task(own.prune(timedelta(days=30)))
+            await asyncio.sleep(1.0)
+            assert not pruning.done(), "the detach waits for the reader"
+            await writer.execute(sa.text("SET statement_timeout = '2s'"))
+            await writer.commit()
+            took = []
+            for n in range(20):
+                started = time.perf_counter()
+                async with writer.begin():
+                    await writer.execute(
                         sa.text(
-                            f"SELECT count(*) FROM workflow_process_activity_logs WHERE started_at < '{next_month(old_month).isoformat()}'"
-                        )
+                            "INSERT INTO workflow_process_activity_logs (workflow_process_id, workflow_activity_id, "
+                            "workflow_process_activity_log_status_id, started_at, step, attempt, temporal_run_id) "
+                            "SELECT workflow_process_id, workflow_activity_id, 1, now(), 100000 + :n, 1, 'run' "
+                            "FROM workflow_process_activity_logs WHERE step = 2"
+                        ),
+                        {"n": n},
                     )
-                    == 50001
-                )
-                pruning = asyncio.create_task(own.prune(timedelta(days=30)))
-                await asyncio.sleep(1.0)
-                assert not pruning.done(), "the detach waits for the reader"
-                await writer.execute(sa.text("SET statement_timeout = '2s'"))
-                await writer.commit()
-                took = []
-                for n in range(20):
-                    started = time.perf_counter()
-                    async with writer.begin():
-                        await writer.execute(
-                            sa.text(
-                                "INSERT INTO workflow_process_activity_logs (workflow_process_id, workflow_activity_id, "
-                                "workflow_process_activity_log_status_id, started_at, step, attempt, temporal_run_id) "
-                                "SELECT workflow_process_id, workflow_activity_id, 1, now(), 100000 + :n, 1, 'run' "
-                                "FROM workflow_process_activity_logs WHERE step = 2"
-                            ),
-                            {"n": n},
-                        )
-                        await writer.execute(sa.text("UPDATE workflow_processes SET updated_at = now()"))
-                    took.append(time.perf_counter() - started)
-                    await asyncio.sleep(0.05)
-                assert max(took) < 1.0, took
-                assert not pruning.done(), "still waiting for the reader"
-                await reader.rollback()
-                result = await asyncio.wait_for(pruning, timeout=60)
-            finally:
-                await reader.close()
-                await writer.close()
-            assert old_month in [p.start for p in result.partitions]
-            assert month_name_gone(old_month, await names(database.engine))
-            async with database.engine.connect() as conn:
-                assert (
-                    await conn.scalar(sa.text("SELECT count(*) FROM workflow_process_activity_logs WHERE step >= 100000")) == 20
-                )
+                    await writer.execute(sa.text("UPDATE workflow_processes SET updated_at = now()"))
+                took.append(time.perf_counter() - started)
+                await asyncio.sleep(0.05)
+            assert max(took) < 1.0, took
+            assert not pruning.done(), "still waiting for the reader"
+            await reader.rollback()
+            result = await asyncio.wait_for(pruning, timeout=60)
         finally:
-            await database.close()
+            await reader.close()
+            await writer.close()
+        assert old_month in [p.start for p in result.partitions]
+        assert month_name_gone(old_month, await names(database.engine))
+        async with database.engine.connect() as conn:
+            assert (
+                await conn.scalar(sa.text("SELECT count(*) FROM workflow_process_activity_logs WHERE step >= 100000")) == 20
+            )
 
 
 def month_name_gone(month: datetime, partitions: list[str]) -> bool:
