@@ -4,6 +4,8 @@ one of them killed mid-run."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import signal
 import subprocess
 from datetime import UTC, datetime
@@ -49,6 +51,10 @@ async def test_check_sees_the_months_ahead_missing_and_db_partitions_makes_them(
         assert code == 0 and all(name in output for (name,) in later), output
         code, output = await run_cli(own, "check")
         assert code == 0, output
+        code, output = await run_cli(own, "db", "partitions", "-o", "json")
+        listed = json.loads(output)
+        assert code == 0 and {p["name"] for p in listed} >= {name for (name,) in later}, output
+        assert all(p["end"] == q["start"] for p, q in itertools.pairwise(listed)), "the months follow each other"
 
 
 async def test_check_names_what_is_missing(settings):

@@ -116,7 +116,7 @@ async def drop_cost(url: str, rows: int) -> None:
         stop.set()
         await writer
         during = sorted(waits[before:])
-        gone = sum(p.rows for p in dropped.dropped)
+        gone = sum(p.rows or 0 for p in dropped.dropped)
         print(f"prune dropped {len(dropped.dropped)} partitions ({gone:,} rows) in {took * 1000:.0f} ms")
         print(
             f"a writer meanwhile: {len(during)} inserts, p50 {during[len(during) // 2] * 1000:.1f} ms, "

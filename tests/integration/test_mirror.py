@@ -124,23 +124,29 @@ async def test_repeated_attempt_writes_leave_one_row(client, process):
 async def test_an_abandoned_attempt_is_closed_in_its_own_row(client, process):
     """The workflow closes an attempt whose worker died without knowing when it started (the
     attempt log's key holds started_at): the open row is closed, keeping its start; an attempt
-    never written gets one row; a closed one is left as it is; repeated, nothing changes."""
+    never written gets one row; a closed one is left as it is; repeated, nothing changes. The
+    worker, waking after that, can neither reopen it nor close it as a Success."""
     process_id, activity_id = process
     start = datetime.now(UTC) - timedelta(seconds=30)
-    opened, unwritten, succeeded = (AttemptKey(process_id, activity_id, "run-1", step=1, attempt=n) for n in (1, 2, 3))
+    opened, unwritten, succeeded = (AttemptKey(process_id, activity_id, "run-1", step=n, attempt=1) for n in (1, 2, 3))
     await client.mirror.start_attempt(opened, start)
     await client.mirror.start_attempt(succeeded, start)
     await client.mirror.succeed_attempt(succeeded, start, start + timedelta(seconds=1), {})
     for _ in range(2):
         for key in (opened, unwritten, succeeded):
-            await client.mirror.abandon_attempt(key, "worker lost")
+            now = datetime.now(UTC)
+            await client.mirror.fail_attempt(key, now, now, "worker lost")
+    for key in (opened, unwritten):  # the hung worker wakes
+        assert await client.mirror.start_attempt(key, start) is None
+        assert not await client.mirror.succeed_attempt(key, start, datetime.now(UTC), {"late": "x"})
     seen = await client.get_process(process_id)
-    rows = [(a.attempt, a.status, a.started_at == start, a.error) for a in sorted(seen.attempts, key=lambda a: a.attempt)]
+    rows = [(a.step, a.status, a.started_at == start, a.error) for a in sorted(seen.attempts, key=lambda a: a.step)]
     assert rows == [
         (1, AttemptStatus.FAILURE, True, "worker lost"),
         (2, AttemptStatus.FAILURE, False, "worker lost"),
         (3, AttemptStatus.SUCCESS, True, None),
     ]
+    assert "late" not in seen.token_values
 
 
 async def test_a_step_that_succeeded_is_not_started_again(client, process):

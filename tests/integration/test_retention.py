@@ -18,7 +18,15 @@ from pydantic import SecretStr
 from tests.conftest import database_of_its_own, one_workflow
 from workflowable import InvalidArgument, Workflowable
 from workflowable.db.database import Database
-from workflowable.db.partitions import MONTHS_AHEAD, ensure_partitions, list_partitions, month_start, next_month
+from workflowable.db.partitions import (
+    DETACHED_MARK,
+    MONTHS_AHEAD,
+    ensure_partitions,
+    list_partitions,
+    month_name,
+    month_start,
+    next_month,
+)
 
 FILL = one_workflow("Old") + """, made AS (
     -- (status, ended days ago): old Completed, old Failed, old Cancelled, recent Completed, old Running, old Pending
@@ -241,3 +249,20 @@ async def test_dropping_a_month_does_not_hold_up_writers(settings, database_url)
 
 def month_name_gone(month: datetime, partitions: list[str]) -> bool:
     return not any(name.endswith(f"_{month:%Y_%m}") for name in partitions)
+
+
+async def test_a_month_left_detached_by_prune_is_dropped_and_one_archived_by_hand_is_not(settings, database_url):
+    """A prune that detached a month but could not drop it marked it; the next prune drops it. A
+    month someone detached to archive it is not the mirror's any more: prune leaves it alone."""
+    async with of_its_own(settings, database_url, "left") as (database, own):
+        now = datetime.now(UTC)
+        await ensure_partitions(database.engine, since=now - timedelta(days=100))
+        archived, interrupted = month_name(month_start(now - timedelta(days=100))), month_name(month_start(now - timedelta(days=70)))
+        async with database.engine.begin() as conn:
+            for name in (archived, interrupted):
+                await conn.execute(sa.text(f"ALTER TABLE workflow_process_activity_logs DETACH PARTITION {name}"))
+            await conn.execute(sa.text(f"COMMENT ON TABLE {interrupted} IS '{DETACHED_MARK}'"))
+        await own.prune(timedelta(days=30))
+        async with database.engine.connect() as conn:
+            left = {name: await conn.scalar(sa.text("SELECT to_regclass(:name) IS NOT NULL"), {"name": name}) for name in (archived, interrupted)}
+        assert left == {archived: True, interrupted: False}

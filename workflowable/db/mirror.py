@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -309,11 +309,6 @@ class Mirror:
         params = _attempt_params(key, AttemptStatus.FAILURE, started_at=started_at, completed_at=completed_at, error=error)
         await self.statements.rows(FAIL_ATTEMPT, params)
 
-    async def abandon_attempt(self, key: AttemptKey, error: str) -> None:
-        """Close as Failure, now, an attempt whose worker could not, if it is still open."""
-        now = datetime.now(UTC)
-        params = _attempt_params(key, AttemptStatus.FAILURE, started_at=now, completed_at=now, error=error)
-        await self.statements.rows(ABANDON_ATTEMPT, params)
 
     async def dispatch_target(self, process_id: int) -> DispatchTarget:
         """What starting one process's workflow needs."""
@@ -709,53 +704,47 @@ async def repair_status(conn: AsyncConnection, process_id: int, seen: ProcessSta
     return bool(result.rowcount)
 
 
-# Closes an attempt (Success or Failure). A closed attempt stays closed: a late or repeated
-# write must not reopen or rewrite it, hence the WHERE on the update. Returns its id if it wrote.
-CLOSE_ATTEMPT = f"""
-    INSERT INTO workflow_process_activity_logs
-        (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
-         started_at, completed_at, step, attempt, temporal_run_id, error)
-    VALUES (:process_id, :activity_id, :status, :started_at, :completed_at, :step, :attempt, :run_id, :error)
-    ON CONFLICT ON CONSTRAINT workflow_process_activity_logs_attempt_key DO UPDATE
-    SET workflow_process_activity_log_status_id = excluded.workflow_process_activity_log_status_id,
-        completed_at = excluded.completed_at,
-        error = excluded.error,
-        updated_at = now()
-    WHERE workflow_process_activity_logs.workflow_process_activity_log_status_id = {AttemptStatus.IN_PROGRESS:d}
-    RETURNING id
-"""
-FAIL_ATTEMPT = sa.text(CLOSE_ATTEMPT)
-
-# Closes as Failure an attempt whose worker could not (it died or hung): the workflow knows the
-# attempt but not when its worker started it, so the row is found by the attempt's key without
-# started_at. If the worker never wrote it, it is written, started and ended now.
-ABANDON_ATTEMPT = sa.text(
-    f"""
-    WITH attempt AS (
+# The CTEs that close an attempt (Success or Failure); `closed` holds its id if this wrote. The
+# attempt is found by its key without started_at (the attempt log's unique key holds it, as the
+# partitioning asks): the workflow that closes an attempt whose worker died does not know when it
+# started, and a worker that wakes after that close must find it closed. A closed attempt stays
+# closed: a late or repeated write must not reopen or rewrite it. One never written is written.
+_CLOSE_ATTEMPT = f"""
+    attempt AS (
         SELECT id, started_at, workflow_process_activity_log_status_id AS status
         FROM workflow_process_activity_logs
         WHERE workflow_process_id = :process_id AND temporal_run_id = :run_id AND step = :step AND attempt = :attempt
-    ), closed AS (
+    ), updated AS (
         UPDATE workflow_process_activity_logs AS l
-        SET workflow_process_activity_log_status_id = {AttemptStatus.FAILURE:d}, completed_at = :completed_at, error = :error, updated_at = now()
+        SET workflow_process_activity_log_status_id = :status, completed_at = :completed_at, error = CAST(:error AS text), updated_at = now()
         FROM attempt
         WHERE l.id = attempt.id AND l.started_at = attempt.started_at AND attempt.status = {AttemptStatus.IN_PROGRESS:d}
+        RETURNING l.id
+    ), inserted AS (
+        INSERT INTO workflow_process_activity_logs
+            (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
+             started_at, completed_at, step, attempt, temporal_run_id, error)
+        SELECT :process_id, :activity_id, :status, :started_at, :completed_at, :step, :attempt, CAST(:run_id AS varchar), CAST(:error AS text)
+        WHERE NOT EXISTS (SELECT 1 FROM attempt)
+        ON CONFLICT ON CONSTRAINT workflow_process_activity_logs_attempt_key DO UPDATE  -- opened meanwhile
+        SET workflow_process_activity_log_status_id = excluded.workflow_process_activity_log_status_id,
+            completed_at = excluded.completed_at,
+            error = excluded.error,
+            updated_at = now()
+        WHERE workflow_process_activity_logs.workflow_process_activity_log_status_id = {AttemptStatus.IN_PROGRESS:d}
+        RETURNING id
+    ), closed AS (
+        SELECT id FROM updated UNION ALL SELECT id FROM inserted
     )
-    INSERT INTO workflow_process_activity_logs
-        (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
-         started_at, completed_at, step, attempt, temporal_run_id, error)
-    SELECT :process_id, :activity_id, {AttemptStatus.FAILURE:d}, :completed_at, :completed_at, :step, :attempt, :run_id, :error
-    WHERE NOT EXISTS (SELECT 1 FROM attempt)
-    ON CONFLICT ON CONSTRAINT workflow_process_activity_logs_attempt_key DO NOTHING
-    """
-)
+"""
+FAIL_ATTEMPT = sa.text(f"WITH {_CLOSE_ATTEMPT} SELECT id FROM closed")
 
 # The attempt's Success, its output tokens (in the order written), the process's new position
 # and, for an activity no transition leaves, Running -> Completed, in one statement: all or
 # nothing, and nothing at all if the attempt was closed already.
 SUCCEED_ATTEMPT = sa.text(
     f"""
-    WITH closed AS ({CLOSE_ATTEMPT}), outputs AS (
+    WITH {_CLOSE_ATTEMPT}, outputs AS (
         INSERT INTO workflow_process_tokens (workflow_process_id, workflow_activity_id, workflow_process_activity_log_id, key, value)
         SELECT :process_id, :activity_id, closed.id, output.key, output.value
         FROM closed, unnest(CAST(:keys AS text[]), CAST(:values AS text[])) WITH ORDINALITY AS output(key, value, n)
@@ -805,7 +794,9 @@ RECORD_EVALUATION = sa.text(
 def _open_attempt(source: str, when: str) -> str:
     """The CTEs that open an attempt's row as In Progress, from the one row of `source` if
     `when` holds, unless its step already succeeded (in an attempt whose worker died before
-    reporting it): then nothing is written and `done` holds that Success row's id."""
+    reporting it): then nothing is written and `done` holds that Success row's id. Nor is it
+    written if the attempt has a row already, whenever it started (the workflow closed it as
+    abandoned, and this is its worker waking)."""
     return f"""
     done AS (
         SELECT id FROM workflow_process_activity_logs
@@ -816,9 +807,12 @@ def _open_attempt(source: str, when: str) -> str:
             (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
              started_at, completed_at, step, attempt, temporal_run_id, error)
         SELECT :process_id, :activity_id, :status, :started_at, CAST(:completed_at AS timestamptz),
-               :step, :attempt, :run_id, CAST(:error AS text)
+               :step, :attempt, CAST(:run_id AS varchar), CAST(:error AS text)
         FROM {source}
-        WHERE {when} AND NOT EXISTS (SELECT 1 FROM done)
+        WHERE {when} AND NOT EXISTS (SELECT 1 FROM done) AND NOT EXISTS (
+            SELECT 1 FROM workflow_process_activity_logs
+            WHERE workflow_process_id = :process_id AND temporal_run_id = :run_id AND step = :step AND attempt = :attempt
+        )
         ON CONFLICT ON CONSTRAINT workflow_process_activity_logs_attempt_key DO NOTHING
     )
     """

@@ -26,6 +26,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..errors import DatabaseError
 from ..states import AttemptStatus
 
 TABLE = "workflow_process_activity_logs"
@@ -48,7 +49,7 @@ class Partition:
     name: str
     start: datetime | None  #: its first instant; None: from the beginning (the log before partitioning)
     end: datetime  #: the instant after its last
-    rows: int  #: Postgres's estimate (pg_class.reltuples), 0 before the table is first analyzed
+    rows: int | None  #: Postgres's estimate (pg_class.reltuples); None before the table is first analyzed
     bytes: int  #: on disk, indexes included
     detaching: bool = False  #: a detach that was interrupted: the next prune finishes it
 
@@ -58,7 +59,7 @@ LIST = sa.text(
     SELECT c.relname AS name,
            CAST(substring(pg_get_expr(c.relpartbound, c.oid) FROM 'FROM \\(''([^'']*)''\\)') AS timestamptz) AS start,
            CAST(substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \\(''([^'']*)''\\)') AS timestamptz) AS "end",
-           greatest(c.reltuples, 0)::bigint AS rows,
+           CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END AS rows,
            pg_total_relation_size(c.oid) AS bytes,
            i.inhdetachpending AS detaching
     FROM pg_inherits i
@@ -96,7 +97,8 @@ async def ensure_partitions(engine: AsyncEngine, *, since: datetime | None = Non
     created: list[str] = []
     async with engine.begin() as conn:
         await conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": _ADVISORY_KEY})
+        if not await conn.scalar(sa.text("SELECT pg_try_advisory_xact_lock(hashtext(:key))"), {"key": _ADVISORY_KEY}):
+            return created  # another worker is making them now
         now = await conn.scalar(sa.text("SELECT now()"))
         existing = await list_partitions(conn)
         month, last = month_start(since or now), month_start(now)
@@ -123,13 +125,12 @@ class DroppedPartitions:
     kept_open: list[Partition]  #: old enough, but an attempt in it is still In Progress
 
 
-#: Partitions a prune detached but could not drop (its DROP gave up waiting for a lock).
+#: What a prune writes on a partition it has detached, so that the next one drops it if this one
+#: could not (and a table someone else detached, to archive it, is left alone).
+DETACHED_MARK = "workflowable: detached by db prune, to be dropped"
 LEFT_DETACHED = sa.text(
-    f"""
-    SELECT relname FROM pg_class
-    WHERE relkind = 'r' AND NOT relispartition AND relnamespace = CAST(current_schema() AS regnamespace)
-      AND relname ~ '^{TABLE}_(before_)?[0-9]{{4}}_[0-9]{{2}}$'
-    """
+    "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+    "AND relnamespace = CAST(current_schema() AS regnamespace) AND obj_description(oid, 'pg_class') = :mark"
 )
 
 
@@ -149,7 +150,7 @@ async def drop_partitions_before(engine: AsyncEngine, before: datetime, *, dry_r
                 {"open": AttemptStatus.IN_PROGRESS},
             ):
                 kept_open.append(partition)
-        left = list((await conn.execute(LEFT_DETACHED)).scalars())
+        left = list((await conn.execute(LEFT_DETACHED, {"mark": DETACHED_MARK})).scalars())
     going = [p for p in old if p not in kept_open]
     if dry_run:
         return DroppedPartitions(going, kept_open)
@@ -164,23 +165,29 @@ async def _drop(conn: AsyncConnection, name: str) -> None:
     """Detach the partition `name` (if it still is one) and drop it.
 
     DETACH ... CONCURRENTLY runs in two transactions of its own and waits, between them, for the
-    transactions that still read the partition (a long report): writers and readers of the log
-    go on meanwhile, as its locks do not conflict with theirs, so it waits without a timeout.
-    Dropping the detached table takes, for an instant, locks on the tables its foreign keys name
-    (the processes among them): it waits for them at most LOCK_TIMEOUT at a time, so that
-    writers never queue behind it for longer, and tries again."""
+    transactions that still read the partition (a long report); writers and readers of the log
+    go on meanwhile. Its second part, and the drop, take for an instant locks on the tables the
+    log's foreign keys name (the processes among them), which writers would queue behind. So
+    every step waits at most LOCK_TIMEOUT for a lock and is tried again, DROP_TRIES times in
+    all; an interrupted detach is finished (FINALIZE) by the next try or the next prune."""
     for attempt in range(1, DROP_TRIES + 1):
+        await conn.execute(sa.text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
         try:
             pending = await conn.scalar(DETACH_PENDING, {"name": name})
             if pending is not None:
-                how = "FINALIZE" if pending else "CONCURRENTLY"  # an interrupted detach is finished
+                how = "FINALIZE" if pending else "CONCURRENTLY"
                 await conn.execute(sa.text(f"ALTER TABLE {TABLE} DETACH PARTITION {name} {how}"))
-            await conn.execute(sa.text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
+                await conn.execute(sa.text(f"COMMENT ON TABLE {name} IS '{DETACHED_MARK}'"))
             await conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
             return
         except sa.exc.OperationalError as exc:
-            if not isinstance(exc.orig, psycopg.errors.LockNotAvailable) or attempt == DROP_TRIES:
+            if not isinstance(exc.orig, psycopg.errors.LockNotAvailable):
                 raise
+            if attempt == DROP_TRIES:
+                raise DatabaseError(
+                    f"prune could not detach and drop {name}: a lock it needs was held for {DROP_TRIES * 2} s "
+                    "(a long transaction on the attempt log or the processes); run it again, it goes on where it stopped"
+                ) from exc
             await asyncio.sleep(LOCK_TIMEOUT_SECONDS)
         finally:
             await conn.execute(sa.text("RESET lock_timeout"))

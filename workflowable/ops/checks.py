@@ -5,7 +5,7 @@ the schema current."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from temporalio.api.enums.v1 import IndexedValueType
@@ -95,9 +95,11 @@ def _partitions_check(partitions: list[Partition], now: datetime) -> Check:
     needed = next_month(next_month(month_start(now)))
     last = partitions[-1].end if partitions else None
     if last is not None and last >= needed:
-        return Check("attempt-log partitions", True, f"{len(partitions)}, up to {last:%Y-%m-%d}")
-    where = f"end at {last:%Y-%m-%d}" if last else "are missing"
-    return Check("attempt-log partitions", False, f"{where}: run `workflowable db partitions --ahead 3` as the tables' owner")
+        return Check("attempt-log partitions", True, f"{len(partitions)}, until {last.astimezone(UTC):%Y-%m-%d} (UTC)")
+    where = f"end at {last.astimezone(UTC):%Y-%m-%d} (UTC)" if last else "are missing"
+    return Check(
+        "attempt-log partitions", False, f"{where}: run `workflowable db partitions --ahead 3` as the role that owns the tables (ran `db upgrade`)"
+    )
 
 
 async def _database_checks(settings: Settings) -> list[Check]:

@@ -1016,7 +1016,9 @@ def db_prune(
     if dry_run or not (found.found or found.partitions):
         return
     what = f"{_count(found.found, 'process')} and all their rows" + (
-        f", and {_count(len(found.partitions), 'attempt-log partition')}" if found.partitions else ""
+        f", and {_count(len(found.partitions), 'attempt-log partition')} (with every attempt in them, live processes' too)"
+        if found.partitions
+        else ""
     )
     if not yes and (not sys.stdin.isatty() or not typer.confirm(f"Delete {what}?")):
         raise InvalidArgument(f"prune would delete {what}: confirm with --yes (or count them with --dry-run)")
@@ -1037,27 +1039,34 @@ def db_partitions(
     ahead: Annotated[
         int | None, typer.Option(help="First create the missing monthly partitions up to this many months after the current one.")
     ] = None,
+    output: OutputOption = Output.TABLE,
 ) -> None:
     """The attempt log's monthly partitions: range, rows (Postgres's estimate) and size on disk.
     Workers create them ahead by themselves; `db prune` drops the old ones.
 
-    Example: workflowable db partitions --ahead 6"""
+    Example: workflowable db partitions --ahead 6; workflowable db partitions -o json"""
 
     async def read(client: Workflowable) -> list[Partition]:
         return await client.partitions(ahead=ahead)
 
-    _show_partitions("Attempt-log partitions", _run(_with_client(read, mirror_only=True)))
+    partitions: list[Partition] = _run(_with_client(read, mirror_only=True))
+    emit([asdict(p) for p in partitions], output, lambda: _partitions_table("Attempt-log partitions", partitions))
 
 
 def _show_partitions(title: str, partitions: Sequence[Partition]) -> None:
-    if not partitions:
-        return
-    table = Table("from", "to", "rows (about)", "size", title=title)
+    if partitions:
+        console.print(_partitions_table(title, partitions))
+
+
+def _partitions_table(title: str, partitions: Sequence[Partition]) -> Table:
+    # Months are UTC's; a partition holds the attempts started from its first day until (not on) its last.
+    table = Table("from (UTC)", "until (UTC)", "rows (about)", "size", title=title)
     table.add_column("partition", no_wrap=True)  # whole, to be copied into SQL
     for p in partitions:
-        start = f"{p.start:%Y-%m-%d}" if p.start else "the beginning"
-        table.add_row(start, f"{p.end:%Y-%m-%d}", f"{p.rows:,}", f"{p.bytes / 2**20:,.1f} MiB", p.name)
-    console.print(table)
+        start = f"{p.start.astimezone(UTC):%Y-%m-%d}" if p.start else "the beginning"
+        rows = "not counted yet" if p.rows is None else f"{p.rows:,}"
+        table.add_row(start, f"{p.end.astimezone(UTC):%Y-%m-%d}", rows, f"{p.bytes / 2**20:,.1f} MiB", p.name)
+    return table
 
 
 @db_app.command("upgrade")

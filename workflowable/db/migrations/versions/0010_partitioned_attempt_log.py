@@ -183,7 +183,9 @@ def _with_dependents() -> None:
 
 def upgrade() -> None:
     bind = op.get_bind()
-    now: datetime = bind.exec_driver_sql("SELECT now()").scalar_one()
+    # No attempt is written while the table is replaced (a worker still running writes after).
+    op.execute(f"LOCK TABLE {LOG} IN ACCESS EXCLUSIVE MODE")
+    now: datetime = bind.exec_driver_sql("SELECT now()").scalar_one().astimezone(UTC)  # months are UTC's
     has_rows = bind.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {LOG})").scalar()
     _without_dependents()
     op.execute(f"ALTER TABLE workflow_process_tokens DROP CONSTRAINT {TOKENS_FOREIGN_KEY}")
@@ -237,6 +239,11 @@ def downgrade() -> None:
     op.execute(f"ALTER TABLE {LEGACY} RENAME TO {LOG}")
     op.execute(f"ALTER TABLE {LOG} ADD CONSTRAINT {LOG}_pkey PRIMARY KEY (id)")
     op.execute(f"ALTER TABLE {LOG} ADD CONSTRAINT {LOG}_attempt_key UNIQUE (workflow_process_id, temporal_run_id, step, attempt)")
+    # Tokens whose attempt went with a month that `db prune` dropped no longer name it.
+    op.execute(
+        f"UPDATE workflow_process_tokens t SET workflow_process_activity_log_id = NULL WHERE workflow_process_activity_log_id IS NOT NULL "
+        f"AND NOT EXISTS (SELECT 1 FROM {LOG} l WHERE l.id = t.workflow_process_activity_log_id)"
+    )
     for foreign_key in FOREIGN_KEYS:
         op.execute(f"ALTER TABLE {LOG} {foreign_key}")
     for statement in PLAIN_INDEXES:
