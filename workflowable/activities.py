@@ -136,8 +136,7 @@ class ProcessActivities:
     async def close_attempt(self, close: AttemptClose) -> None:
         """Close an attempt whose worker could not (it died or hung) as Failure, if still open."""
         key = AttemptKey(close.process_id, close.activity_id, close.run_id, close.step, close.attempt)
-        now = _now()  # when it started is unknown here: the close finds its row by the rest of its key
-        await self.mirror.fail_attempt(key, now, now, close.error)
+        await self.mirror.abandon_attempt(key, _now(), close.error)
 
     @activity.defn(name=Activities.REQUEST_CANCEL)
     async def request_cancel(self, workflow_id: str) -> None:

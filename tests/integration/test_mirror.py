@@ -134,8 +134,7 @@ async def test_an_abandoned_attempt_is_closed_in_its_own_row(client, process):
     await client.mirror.succeed_attempt(succeeded, start, start + timedelta(seconds=1), {})
     for _ in range(2):
         for key in (opened, unwritten, succeeded):
-            now = datetime.now(UTC)
-            await client.mirror.fail_attempt(key, now, now, "worker lost")
+            await client.mirror.abandon_attempt(key, datetime.now(UTC), "worker lost")
     for key in (opened, unwritten):  # the hung worker wakes
         assert await client.mirror.start_attempt(key, start) is None
         assert not await client.mirror.succeed_attempt(key, start, datetime.now(UTC), {"late": "x"})

@@ -309,6 +309,12 @@ class Mirror:
         params = _attempt_params(key, AttemptStatus.FAILURE, started_at=started_at, completed_at=completed_at, error=error)
         await self.statements.rows(FAIL_ATTEMPT, params)
 
+    async def abandon_attempt(self, key: AttemptKey, now: datetime, error: str) -> None:
+        """Close as Failure an attempt whose worker could not, if it is still open (whenever it
+        started); if it was never written, write it started and ended `now`."""
+        params = _attempt_params(key, AttemptStatus.FAILURE, started_at=now, completed_at=now, error=error)
+        await self.statements.rows(ABANDON_ATTEMPT, params)
+
 
     async def dispatch_target(self, process_id: int) -> DispatchTarget:
         """What starting one process's workflow needs."""
@@ -704,16 +710,24 @@ async def repair_status(conn: AsyncConnection, process_id: int, seen: ProcessSta
     return bool(result.rowcount)
 
 
-# The CTEs that close an attempt (Success or Failure); `closed` holds its id if this wrote. The
-# attempt is found by its key without started_at (the attempt log's unique key holds it, as the
-# partitioning asks): the workflow that closes an attempt whose worker died does not know when it
-# started, and a worker that wakes after that close must find it closed. A closed attempt stays
-# closed: a late or repeated write must not reopen or rewrite it. One never written is written.
-_CLOSE_ATTEMPT = f"""
+#: An attempt's rows are looked for from a day before the start its writes carry (one write of
+#: it may carry a later one: the workflow's close of it as abandoned), so that Postgres reads
+#: only the months since, not every month the attempt log keeps.
+_SINCE_ITS_START = "AND started_at >= CAST(:started_at AS timestamptz) - interval '1 day'"
+
+
+def _close_attempt(bound: str) -> str:
+    """The CTEs that close an attempt (Success or Failure); `closed` holds its id if this wrote.
+    The attempt is found by its key without started_at (which the attempt log's unique key
+    holds, as its partitions ask) within `bound`: the workflow that closes an attempt whose
+    worker died does not know when it started, and a worker that wakes after that close must find
+    it closed. A closed attempt stays closed: a late or repeated write must not reopen or rewrite
+    it. One never written is written closed."""
+    return f"""
     attempt AS (
         SELECT id, started_at, workflow_process_activity_log_status_id AS status
         FROM workflow_process_activity_logs
-        WHERE workflow_process_id = :process_id AND temporal_run_id = :run_id AND step = :step AND attempt = :attempt
+        WHERE workflow_process_id = :process_id AND temporal_run_id = :run_id AND step = :step AND attempt = :attempt {bound}
     ), updated AS (
         UPDATE workflow_process_activity_logs AS l
         SET workflow_process_activity_log_status_id = :status, completed_at = :completed_at, error = CAST(:error AS text), updated_at = now()
@@ -736,15 +750,21 @@ _CLOSE_ATTEMPT = f"""
     ), closed AS (
         SELECT id FROM updated UNION ALL SELECT id FROM inserted
     )
-"""
-FAIL_ATTEMPT = sa.text(f"WITH {_CLOSE_ATTEMPT} SELECT id FROM closed")
+    """
+
+
+#: A worker's close of its attempt as Failure.
+FAIL_ATTEMPT = sa.text(f"WITH {_close_attempt(_SINCE_ITS_START)} SELECT id FROM closed")
+#: The workflow's close, as Failure, of an attempt whose worker could not (it died or hung): when
+#: it started is not known, so every month is looked at; one never written is written started now.
+ABANDON_ATTEMPT = sa.text(f"WITH {_close_attempt('')} SELECT id FROM closed")
 
 # The attempt's Success, its output tokens (in the order written), the process's new position
 # and, for an activity no transition leaves, Running -> Completed, in one statement: all or
 # nothing, and nothing at all if the attempt was closed already.
 SUCCEED_ATTEMPT = sa.text(
     f"""
-    WITH {_CLOSE_ATTEMPT}, outputs AS (
+    WITH {_close_attempt(_SINCE_ITS_START)}, outputs AS (
         INSERT INTO workflow_process_tokens (workflow_process_id, workflow_activity_id, workflow_process_activity_log_id, key, value)
         SELECT :process_id, :activity_id, closed.id, output.key, output.value
         FROM closed, unnest(CAST(:keys AS text[]), CAST(:values AS text[])) WITH ORDINALITY AS output(key, value, n)
@@ -811,7 +831,7 @@ def _open_attempt(source: str, when: str) -> str:
         FROM {source}
         WHERE {when} AND NOT EXISTS (SELECT 1 FROM done) AND NOT EXISTS (
             SELECT 1 FROM workflow_process_activity_logs
-            WHERE workflow_process_id = :process_id AND temporal_run_id = :run_id AND step = :step AND attempt = :attempt
+            WHERE workflow_process_id = :process_id AND temporal_run_id = :run_id AND step = :step AND attempt = :attempt {_SINCE_ITS_START}
         )
         ON CONFLICT ON CONSTRAINT workflow_process_activity_logs_attempt_key DO NOTHING
     )
