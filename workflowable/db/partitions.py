@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import DatabaseError
 from ..states import AttemptStatus
+from .database import is_transient
 
 TABLE = "workflow_process_activity_logs"
 #: Partitions exist for the current month and this many after it.
@@ -194,7 +195,8 @@ async def _drop(conn: AsyncConnection, name: str) -> None:
 
 
 #: How often a worker makes sure the partitions ahead exist, and how soon it tries again after
-#: it could not (Postgres down, a lock it gave up on, a role without the right to create tables).
+#: it could not for a passing reason (Postgres down or restarting); a refusal (a role that does
+#: not own the log) waits for the next round, so that it is logged four times a day, not always.
 KEEP_AHEAD_EVERY = 6 * 3600.0
 KEEP_AHEAD_RETRY = 60.0
 
@@ -206,8 +208,9 @@ async def keep_partitions_ahead(engine: AsyncEngine) -> None:
         try:
             created = await ensure_partitions(engine)
         except sa.exc.SQLAlchemyError as exc:
-            log.warning("could not create the attempt log's partitions ahead (trying again in %.0f s): %s", KEEP_AHEAD_RETRY, exc)
-            await asyncio.sleep(KEEP_AHEAD_RETRY)
+            again = KEEP_AHEAD_RETRY if is_transient(exc) else KEEP_AHEAD_EVERY
+            log.warning("could not create the attempt log's partitions ahead (trying again in %.0f s): %s", again, exc)
+            await asyncio.sleep(again)
             continue
         if created:
             log.info("created the attempt log's partitions %s", ", ".join(created))
