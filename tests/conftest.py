@@ -18,7 +18,7 @@ import pytest
 
 from workflowable import Catalog, Settings, Workflowable, build_worker
 from workflowable.connection import connect_temporal
-from workflowable.db.database import Database, upgrade
+from workflowable.db.database import Database, plain_url, upgrade
 from workflowable.ops.devstack import EmbeddedPostgres, TemporalDevServer
 
 
@@ -111,7 +111,7 @@ def database_of_its_own(database_url: str, prefix: str, *, far_ids: bool = False
     try:
         upgrade(own)
         if far_ids:
-            with psycopg.connect(server.set(database=name).render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+            with psycopg.connect(plain_url(own)) as conn:
                 conn.execute("SELECT setval('workflow_processes_id_seq', %s)", (10**12 + uuid.uuid4().int % 10**11 * 10**4,))
         yield own
     finally:

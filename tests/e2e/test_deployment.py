@@ -17,6 +17,7 @@ from tests.e2e.cli_app import WhoAmI, WhoAmIEvent
 from tests.e2e.test_cli import ROOT, WORKFLOWABLE, environment
 from tests.e2e.test_dispatch import run_cli
 from workflowable import ProcessStatus, WorkflowDefinition
+from workflowable.db.database import plain_url
 from workflowable.ops.devstack import TemporalDevServer
 
 
@@ -35,7 +36,7 @@ async def test_check_sees_the_months_ahead_missing_and_db_partitions_makes_them(
     import psycopg
 
     with database_of_its_own(database_url, "ahead") as url:
-        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True) as conn:
+        with psycopg.connect(plain_url(url), autocommit=True) as conn:
             later = conn.execute(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "WHERE i.inhparent = 'workflow_process_activity_logs'::regclass AND c.relname > %s",
