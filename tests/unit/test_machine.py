@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from workflowable.states import TRANSITIONS, ProcessStatus, Request
-from workflowable.workflows import machine as m
-from workflowable.workflows.machine import Machine, Phase
+from workflowable.workflows import effects as fx
+from workflowable.workflows.effects import Phase
+from workflowable.workflows.machine import Machine
 from workflowable.workflows.messages import (
     ActivityOutput,
     ActivityStep,
@@ -29,6 +30,7 @@ from workflowable.workflows.messages import (
     ProcessPlan,
     TransitionStep,
 )
+from workflowable.workflows.status_track import Refused
 
 S = ProcessStatus
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -67,16 +69,16 @@ class World:
     machine: Machine
     mirror: ProcessStatus
     now: datetime = T0
-    writes: list[m.Write] = field(default_factory=list)  #: in flight (at most one)
-    choose: m.Choose | None = None
-    attempt: m.RunAttempt | None = None
+    writes: list[fx.Write] = field(default_factory=list)  #: in flight (at most one)
+    choose: fx.Choose | None = None
+    attempt: fx.RunAttempt | None = None
     cancel_asked: bool = False
     timers: dict[int, datetime] = field(default_factory=dict)
     lock_asked: bool = False
     lock_held: int | None = None
     generation: int = 0
-    move: m.Move | None = None
-    finished: m.Finish | None = None
+    move: fx.Move | None = None
+    finished: fx.Finish | None = None
     continued: bool = False
     begin: bool = False
     history: list[str] = field(default_factory=list)
@@ -94,44 +96,44 @@ class World:
     def collect(self) -> None:
         for effect in self.machine.take_effects():
             self.history.append(type(effect).__name__)
-            assert self.finished is None or isinstance(effect, m.ReleaseLock | m.CancelTimer), f"{effect} after {self.finished}"
-            if isinstance(effect, m.Write):
+            assert self.finished is None or isinstance(effect, fx.ReleaseLock | fx.CancelTimer), f"{effect} after {self.finished}"
+            if isinstance(effect, fx.Write):
                 assert not self.writes, "two writes in flight"
                 assert not self.machine.written.is_terminal, f"a write after the mirror showed an end: {self.history[-12:]} {effect} {self.machine.status} {self.mirror}"
                 self.writes.append(effect)
-            elif isinstance(effect, m.Begin):
+            elif isinstance(effect, fx.Begin):
                 assert self.attempt is None
                 self.begin = True
-            elif isinstance(effect, m.Choose):
+            elif isinstance(effect, fx.Choose):
                 assert self.choose is None and self.attempt is None
                 self.choose = effect
-            elif isinstance(effect, m.RunAttempt):
+            elif isinstance(effect, fx.RunAttempt):
                 assert self.attempt is None and self.choose is None, "two things in flight"
                 assert (self.machine.status is S.RUNNING and self.mirror is S.RUNNING) or effect.begins_run, "an attempt outside Running"
                 assert not self.machine.cancel_requested, "an attempt after a cancel"
                 if self.machine.plan.lock_key:
                     assert self.lock_held is not None, "an attempt without the lock key"
                 self.attempt = effect
-            elif isinstance(effect, m.CancelAttempt):
+            elif isinstance(effect, fx.CancelAttempt):
                 assert self.attempt is not None
                 self.cancel_asked = True
-            elif isinstance(effect, m.StartTimer):
+            elif isinstance(effect, fx.StartTimer):
                 self.timers[effect.timer] = effect.at
-            elif isinstance(effect, m.CancelTimer):
+            elif isinstance(effect, fx.CancelTimer):
                 self.timers.pop(effect.timer, None)
-            elif isinstance(effect, m.AskLock):
+            elif isinstance(effect, fx.AskLock):
                 assert not self.lock_asked and self.lock_held is None
                 self.lock_asked = True
-            elif isinstance(effect, m.ReleaseLock):
+            elif isinstance(effect, fx.ReleaseLock):
                 if self.lock_held == effect.generation:
                     self.lock_held = None
-            elif isinstance(effect, m.WithdrawLock):
+            elif isinstance(effect, fx.WithdrawLock):
                 self.lock_asked = False
-            elif isinstance(effect, m.Move):
+            elif isinstance(effect, fx.Move):
                 self.move = effect
-            elif isinstance(effect, m.ContinueAsNew):
+            elif isinstance(effect, fx.ContinueAsNew):
                 self.continued = True
-            elif isinstance(effect, m.Finish):
+            elif isinstance(effect, fx.Finish):
                 self.finished = effect
 
     def step(self, event, *args, **kwargs) -> None:
@@ -331,14 +333,14 @@ def test_a_process_that_never_waits_writes_nothing_itself():
     world.succeed(gate_open=True)
     assert world.attempt is not None and world.attempt.completes
     world.succeed()
-    assert world.finished == m.Finish(S.COMPLETED)
+    assert world.finished == fx.Finish(S.COMPLETED)
     assert "Write" not in world.history and "Choose" not in world.history
 
 
 def test_no_passing_transition_waits_with_one_write_a_check():
     world = started()
     world.succeed()  # the gate is closed: Pending
-    assert world.writes == [m.Write(S.PENDING, next_run_at=T0 + timedelta(seconds=60))]
+    assert world.writes == [fx.Write(S.PENDING, next_run_at=T0 + timedelta(seconds=60))]
     world.answer_write()
     for check in range(1, 4):
         world.fire()
@@ -351,7 +353,7 @@ def test_no_passing_transition_waits_with_one_write_a_check():
     world.answer_choose(True)
     world.answer_write()  # Running
     world.succeed()
-    assert world.finished == m.Finish(S.COMPLETED)
+    assert world.finished == fx.Finish(S.COMPLETED)
 
 
 def test_a_waiting_process_continues_as_new_after_its_checks_and_carries_its_state():
@@ -372,7 +374,7 @@ def test_a_waiting_process_continues_as_new_after_its_checks_and_carries_its_sta
     following.answer_write()
     assert following.attempt is not None and following.attempt.step == 2
     following.succeed()
-    assert following.finished == m.Finish(S.COMPLETED)
+    assert following.finished == fx.Finish(S.COMPLETED)
 
 
 def test_a_request_while_about_to_continue_keeps_the_run():
@@ -389,12 +391,12 @@ def test_a_request_while_about_to_continue_keeps_the_run():
 def test_cancel_during_an_attempt_keeps_its_success_and_starts_nothing_after():
     world = started()
     ticket = world.request(Request.CANCEL)
-    assert world.cancel_asked and world.writes == [m.Write(S.CANCELLED)]
+    assert world.cancel_asked and world.writes == [fx.Write(S.CANCELLED)]
     world.answer_write()
     assert world.machine.answer(ticket) == (False, None), "answered once the attempt has stopped"
     world.succeed(gate_open=True)  # it finished before the cancel reached it
     assert world.machine.walk.tokens["out"] == "1" and world.machine.walk.position == 1
-    assert world.finished == m.Finish(S.CANCELLED)
+    assert world.finished == fx.Finish(S.CANCELLED)
     assert world.machine.answer(ticket) == (True, None)
     assert world.history.count("RunAttempt") == 1
 
@@ -408,9 +410,9 @@ def test_cancel_racing_the_last_success_write_is_too_late():
     world.attempt = None
     world.mirror = S.COMPLETED
     world.answer_write()
-    assert world.machine.answer(ticket) == (True, m.Refused(S.COMPLETED))
+    assert world.machine.answer(ticket) == (True, Refused(S.COMPLETED))
     world.step(Machine.attempt_succeeded, ActivityOutput({}, completed=True))
-    assert world.finished == m.Finish(S.COMPLETED)
+    assert world.finished == fx.Finish(S.COMPLETED)
 
 
 def test_pause_then_cancel_during_an_attempt_ends_cancelled():
@@ -422,7 +424,7 @@ def test_pause_then_cancel_during_an_attempt_ends_cancelled():
         world.answer_write()
     assert world.mirror is S.CANCELLED
     world.cancelled()
-    assert world.finished == m.Finish(S.CANCELLED)
+    assert world.finished == fx.Finish(S.CANCELLED)
 
 
 def test_pause_during_an_attempt_takes_effect_when_it_ends_and_resume_goes_on():
@@ -435,7 +437,7 @@ def test_pause_during_an_attempt_takes_effect_when_it_ends_and_resume_goes_on():
     world.answer_write()
     assert world.attempt is not None and world.attempt.activity.id == 2
     world.succeed()
-    assert world.finished == m.Finish(S.COMPLETED)
+    assert world.finished == fx.Finish(S.COMPLETED)
 
 
 def test_a_paused_last_step_completes_on_resume():
@@ -447,9 +449,9 @@ def test_a_paused_last_step_completes_on_resume():
     assert world.mirror is S.PAUSED and world.finished is None
     world.request(Request.RESUME)
     world.answer_write()
-    assert world.writes == [m.Write(S.COMPLETED)]
+    assert world.writes == [fx.Write(S.COMPLETED)]
     world.answer_write()
-    assert world.finished == m.Finish(S.COMPLETED)
+    assert world.finished == fx.Finish(S.COMPLETED)
 
 
 def test_pause_and_resume_while_a_write_is_in_flight_coalesce():
@@ -488,13 +490,13 @@ def test_a_lock_key_is_taken_only_to_run_and_never_to_check():
     world.answer_write()
     world.fire()
     world.answer_choose(True)
-    assert world.writes == [m.Write(S.DISPATCHED)], "it waits for its key Dispatched"
+    assert world.writes == [fx.Write(S.DISPATCHED)], "it waits for its key Dispatched"
     world.answer_write()
     assert world.lock_asked
     world.grant()
     world.answer_write()
     world.succeed()
-    assert world.finished == m.Finish(S.COMPLETED) and world.lock_held is None
+    assert world.finished == fx.Finish(S.COMPLETED) and world.lock_held is None
 
 
 def test_a_grant_after_the_process_stopped_waiting_is_handed_back():
@@ -514,7 +516,7 @@ def test_a_failed_step_is_retried_after_a_backoff_and_fails_for_good_at_the_last
     world.fail()
     assert world.writes[0].status is S.FAILED and world.writes[0].error == "boom"
     world.answer_write()
-    assert world.finished == m.Finish(S.FAILED, "boom")
+    assert world.finished == fx.Finish(S.FAILED, "boom")
 
 
 def test_a_step_that_fails_while_paused_fails_on_resume():
@@ -526,7 +528,7 @@ def test_a_step_that_fails_while_paused_fails_on_resume():
     world.request(Request.RESUME)
     world.answer_write()
     world.answer_write()
-    assert world.finished == m.Finish(S.FAILED, "boom")
+    assert world.finished == fx.Finish(S.FAILED, "boom")
 
 
 def test_not_begun_takes_the_mirrors_status():
@@ -544,9 +546,9 @@ def test_a_swap_moves_the_process_at_its_next_boundary():
     world.step(Machine.swap, 5)
     assert world.move is None, "not during an attempt"
     world.succeed()
-    assert world.move == m.Move(5)
+    assert world.move == fx.Move(5)
     world.answer_move(True)
-    assert world.finished == m.Finish(S.CANCELLED, moved=True)
+    assert world.finished == fx.Finish(S.CANCELLED, moved=True)
 
 
 def test_a_cancelled_process_is_not_moved():
@@ -578,7 +580,7 @@ def test_a_delivery_wakes_a_waiting_process_and_is_checked_with_its_tokens():
     world.answer_choose(True)
     world.answer_write()  # Running
     world.succeed()
-    assert world.finished == m.Finish(S.COMPLETED)
+    assert world.finished == fx.Finish(S.COMPLETED)
 
 
 def test_a_delivery_sent_again_changes_nothing():
@@ -643,7 +645,7 @@ def test_a_deadline_wakes_the_process_before_its_retry_interval():
     world = started(deadline=30)  # retry interval 60 s
     world.now = T0 + timedelta(seconds=5)
     world.succeed()  # neither the gate nor the deadline passes
-    assert world.writes == [m.Write(S.PENDING, next_run_at=T0 + timedelta(seconds=35))], "woken at its deadline"
+    assert world.writes == [fx.Write(S.PENDING, next_run_at=T0 + timedelta(seconds=35))], "woken at its deadline"
     world.answer_write()
     world.fire()
     assert world.choose is not None and world.choose.waited == timedelta(seconds=30)
@@ -651,7 +653,7 @@ def test_a_deadline_wakes_the_process_before_its_retry_interval():
     world.answer_choose(True)
     world.answer_write()
     world.succeed()
-    assert world.finished == m.Finish(S.COMPLETED)
+    assert world.finished == fx.Finish(S.COMPLETED)
 
 
 def test_a_deadline_that_has_passed_leaves_the_retry_interval():
@@ -660,16 +662,16 @@ def test_a_deadline_that_has_passed_leaves_the_retry_interval():
     world.answer_write()
     world.fire()  # at the deadline; the check says no (a condition beside it, say)
     world.answer_choose(False)
-    assert world.writes == [m.Write(S.PENDING, next_run_at=T0 + timedelta(seconds=90))], "the retry interval again"
+    assert world.writes == [fx.Write(S.PENDING, next_run_at=T0 + timedelta(seconds=90))], "the retry interval again"
 
 
 def test_requests_are_refused_where_the_table_says():
     world = started()
-    assert world.machine.refusal(Request.RESUME) == m.Refused(S.RUNNING)
+    assert world.machine.refusal(Request.RESUME) == Refused(S.RUNNING)
     world.request(Request.CANCEL)
     for request in (Request.PAUSE, Request.RESUME, Request.CANCEL):
         ticket = world.request(request)
-        assert world.machine.answer(ticket) == (True, m.Refused(S.CANCELLED))
+        assert world.machine.answer(ticket) == (True, Refused(S.CANCELLED))
 
 
 # Every state against every event
@@ -784,7 +786,7 @@ def test_a_cancel_whose_write_outran_its_lost_workflow_task_is_done_when_deliver
     world.mirror = S.CANCELLED  # the lost task's cancel, written
     pause = world.request(Request.PAUSE)
     world.answer_write()
-    assert world.machine.answer(pause) == (True, m.Refused(S.CANCELLED))
+    assert world.machine.answer(pause) == (True, Refused(S.CANCELLED))
     cancel = world.request(Request.CANCEL)  # delivered again
     assert world.machine.answer(cancel) == (True, None), "done, not refused"
     assert world.cancel_asked, "the attempt in flight is asked to stop, as by a cancel request"
@@ -803,7 +805,7 @@ def test_a_pause_the_first_attempt_found_written_is_the_process_own():
     world.succeed()  # not begun: the mirror shows Paused
     assert world.machine.status is S.PAUSED
     again = world.request(Request.PAUSE)
-    assert world.machine.answer(again) == (True, m.Refused(S.PAUSED))
+    assert world.machine.answer(again) == (True, Refused(S.PAUSED))
 
 
 def test_a_request_the_process_already_shows_by_its_own_write_is_refused():
@@ -811,9 +813,9 @@ def test_a_request_the_process_already_shows_by_its_own_write_is_refused():
     world.request(Request.PAUSE)
     world.answer_write()
     again = world.request(Request.PAUSE)
-    assert world.machine.answer(again) == (True, m.Refused(S.PAUSED))
+    assert world.machine.answer(again) == (True, Refused(S.PAUSED))
     world.request(Request.CANCEL)
     world.answer_write()
     world.cancelled() if world.cancel_asked else world.succeed()
     assert world.finished is not None and world.finished.status is S.CANCELLED
-    assert world.machine.answer(world.request(Request.CANCEL)) == (True, m.Refused(S.CANCELLED))
+    assert world.machine.answer(world.request(Request.CANCEL)) == (True, Refused(S.CANCELLED))

@@ -21,9 +21,10 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 from ..states import ProcessStatus
-from . import machine as m
+from . import effects as fx
+from .effects import Phase
 from .locks import LockGrant, LockRequest, lock_workflow_id
-from .machine import Machine, Phase
+from .machine import Machine
 from .messages import (
     Activities,
     ActivityInput,
@@ -72,34 +73,34 @@ class EffectRunner:
         self.busy: set[asyncio.Task[None]] = set()
         self.lock_asked_at: datetime | None = None  #: for the lock wait's metric
 
-    def perform(self, effect: m.Effect) -> None:
+    def perform(self, effect: fx.Effect) -> None:
         """Start carrying out `effect`; its outcome comes back as the machine's event."""
-        if isinstance(effect, m.Write):
+        if isinstance(effect, fx.Write):
             self._task(self._write(effect))
-        elif isinstance(effect, m.Begin):
+        elif isinstance(effect, fx.Begin):
             self._task(self._begin_late())
-        elif isinstance(effect, m.Choose):
+        elif isinstance(effect, fx.Choose):
             self._task(self._choose(effect))
-        elif isinstance(effect, m.RunAttempt):
+        elif isinstance(effect, fx.RunAttempt):
             self._task(self._run_attempt(effect))
-        elif isinstance(effect, m.CancelAttempt):
+        elif isinstance(effect, fx.CancelAttempt):
             if self.attempt is not None and (not effect.by_mirror or workflow.patched(STOP_WHEN_MIRROR_CANCELLED)):
                 self.attempt.cancel()
-        elif isinstance(effect, m.CloseAttempt):
+        elif isinstance(effect, fx.CloseAttempt):
             self._task(self._close_attempt(effect))
-        elif isinstance(effect, m.StartTimer):
+        elif isinstance(effect, fx.StartTimer):
             self.timers[effect.timer] = asyncio.create_task(self._timer(effect))
-        elif isinstance(effect, m.CancelTimer):
+        elif isinstance(effect, fx.CancelTimer):
             timer = self.timers.pop(effect.timer, None)
             if timer is not None:
                 timer.cancel()
-        elif isinstance(effect, m.AskLock):
+        elif isinstance(effect, fx.AskLock):
             self._task(self._ask_for_lock())
-        elif isinstance(effect, m.ReleaseLock):
+        elif isinstance(effect, fx.ReleaseLock):
             self._task(self._signal_lock(Signals.RELEASE, LockGrant(self._lock_key(), effect.generation)))
-        elif isinstance(effect, m.WithdrawLock):
+        elif isinstance(effect, fx.WithdrawLock):
             self._task(self._signal_lock(Signals.WITHDRAW, workflow.info().workflow_id))
-        elif isinstance(effect, m.Move):
+        elif isinstance(effect, fx.Move):
             self._task(self._move(effect))
         # ContinueAsNew: the run loop sees the machine's phase.
 
@@ -108,7 +109,7 @@ class EffectRunner:
         self.busy.add(task)
         task.add_done_callback(self.busy.discard)
 
-    async def _write(self, write: m.Write) -> None:
+    async def _write(self, write: fx.Write) -> None:
         change = StatusWrite(
             self.process_id,
             int(write.status),
@@ -124,7 +125,7 @@ class EffectRunner:
         plan = await local(Activities.BEGIN_PROCESS, ProcessInput(self.process_id), ProcessPlan)
         self.on(Machine.begun, S(plan.status))
 
-    async def _choose(self, choose: m.Choose) -> None:
+    async def _choose(self, choose: fx.Choose) -> None:
         check = ChooseInput(
             self.process_id,
             list(choose.transitions),
@@ -137,7 +138,7 @@ class EffectRunner:
         outcome = ChooseOutput.of(await local(Activities.CHOOSE_TRANSITION, check))
         self.on(Machine.chosen_is, outcome.chosen, tuple(outcome.deliveries))
 
-    async def _run_attempt(self, run: m.RunAttempt) -> None:
+    async def _run_attempt(self, run: fx.RunAttempt) -> None:
         step = run.activity
         self.attempt = workflow.start_activity(
             step.type_name,
@@ -179,19 +180,19 @@ class EffectRunner:
         else:
             self.on(Machine.attempt_succeeded, output)
 
-    async def _close_attempt(self, close: m.CloseAttempt) -> None:
+    async def _close_attempt(self, close: fx.CloseAttempt) -> None:
         await local(
             Activities.CLOSE_ATTEMPT,
             AttemptClose(self.process_id, close.activity_id, workflow.info().run_id, close.step, close.attempt, close.error),
         )
 
-    async def _timer(self, timer: m.StartTimer) -> None:
+    async def _timer(self, timer: fx.StartTimer) -> None:
         why = "next check of the transitions" if timer.phase is Phase.WAITING else "pause before the next attempt"
         await workflow.sleep(max(timer.at - workflow.now(), timedelta(milliseconds=1)), summary=why)
         self.timers.pop(timer.timer, None)
         self.on(Machine.timer_fired, timer.timer)
 
-    async def _move(self, move: m.Move) -> None:
+    async def _move(self, move: fx.Move) -> None:
         new_id = await local(Activities.SWAP_PROCESS, SwapMove(move.swap_id, self.process_id, workflow.info().run_id))
         if new_id is None:
             workflow.logger.warning("swap %s did not move process %s; it goes on", move.swap_id, self.process_id)

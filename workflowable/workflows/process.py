@@ -22,10 +22,11 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from ..states import ProcessStatus, Request
-from . import machine as m
+from . import effects as fx
 from .effect_runner import EffectRunner, local
+from .effects import Phase
 from .locks import LockGrant
-from .machine import Machine, Phase
+from .machine import Machine
 from .messages import (
     EVENT_ATTRIBUTE,
     PROCESS_ID_ATTRIBUTE,
@@ -107,7 +108,7 @@ class ProcessWorkflow:
             self._on(Machine.cancelled_by_temporal)
         self._after()
         renewing = asyncio.create_task(runner.renew_lock()) if machine.plan.lock_key else None
-        finish: m.Finish | None = None
+        finish: fx.Finish | None = None
         while finish is None:
             await workflow.wait_condition(lambda: bool(machine.effects) or self._may_continue())
             if not machine.effects and self._may_continue():
@@ -115,7 +116,7 @@ class ProcessWorkflow:
                 # because a handler may have run since the condition was seen.
                 self._continue_as_new(machine, input)
             for effect in machine.take_effects():
-                if isinstance(effect, m.Finish):
+                if isinstance(effect, fx.Finish):
                     finish = effect
                 else:
                     runner.perform(effect)
@@ -165,7 +166,7 @@ class ProcessWorkflow:
         carried = ProcessInput(input.process_id, plan, attributes_set=True, carried=machine.carried())
         workflow.continue_as_new(carried, search_attributes=attributes)
 
-    async def _end(self, finish: m.Finish) -> ProcessResult:
+    async def _end(self, finish: fx.Finish) -> ProcessResult:
         assert self.machine is not None and self.runner is not None
         runner = self.runner
         if not finish.moved:
