@@ -61,6 +61,8 @@ async def start_process_workflow(
     temporal: Client, target: DispatchTarget, queue: str | None = None, *, plan: ProcessPlan | None = None, eager: bool = False
 ) -> str | None:
     """Start the process's workflow; its run id, or None if a run of that id is already live.
+    Raises `RefusedForGood` if Temporal refuses it for a reason a later try would not change,
+    `TemporalUnavailable` or `TemporalError` (saying who starts it later) if it was not reached.
     `plan`: the process's plan, from a dispatcher that has just created it (see ProcessInput).
     `eager`: if this client's own worker serves the queue and has a free slot, Temporal hands
     it the first workflow task in the start's reply instead of through the task queue (a
@@ -91,7 +93,25 @@ async def start_process_workflow(
         )
     except WorkflowAlreadyStartedError:
         return None
+    except RPCError as err:
+        if err.status is RPCStatusCode.INVALID_ARGUMENT:
+            raise RefusedForGood(f"Temporal refused to start its workflow: {err.message}") from None
+        later = "the process-runs sweep or dispatch_process starts it later" if target.status in SWEPT else "retry_process tries again"
+        error = TemporalUnavailable if err.status in TEMPORAL_TRANSIENT else TemporalError
+        raise error(
+            f"Temporal did not start the workflow of process {target.process_id} ({err.status.name}: {err.message}); "
+            f"it stays {target.status.label}: {later}"
+        ) from err
     return handle.first_execution_run_id
+
+
+class RefusedForGood(Exception):
+    """Temporal refused to start a workflow for a reason a later try would not change (its
+    payload, say). Never leaves this module: the process is marked Failed with `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 Record = Callable[[int, str], Awaitable[object]]
@@ -108,7 +128,7 @@ async def start_and_record(
     record: Record | None = None,
 ) -> tuple[str | None, object]:
     """The one way a process's workflow is started, one process at a time (the sweep starts
-    a locked batch, below): start it, then record the run in the mirror with `record`
+    a locked batch the same way, below): start it, then record the run in the mirror with `record`
     (default: mark it Dispatched, which returns when). Returns the run id (None if a run of that
     id was live already: nothing recorded) and what `record` returned.
 
@@ -117,17 +137,9 @@ async def start_and_record(
     or refused for now, it stays as it was and the error says who starts it later."""
     try:
         run_id = await start_process_workflow(temporal, target, queue, plan=plan, eager=eager)
-    except RPCError as err:
-        if err.status is RPCStatusCode.INVALID_ARGUMENT:
-            reason = f"Temporal refused to start its workflow: {err.message}"
-            await mirror.fail_dispatch(target.process_id, target.status, reason)
-            raise DispatchFailed(target.process_id, reason) from None
-        later = "the process-runs sweep or dispatch_process starts it later" if target.status in SWEPT else "retry_process tries again"
-        error = TemporalUnavailable if err.status in TEMPORAL_TRANSIENT else TemporalError
-        raise error(
-            f"Temporal did not start the workflow of process {target.process_id} ({err.status.name}: {err.message}); "
-            f"it stays {target.status.label}: {later}"
-        ) from err
+    except RefusedForGood as refused:
+        await mirror.fail_dispatch(target.process_id, target.status, refused.reason)
+        raise DispatchFailed(target.process_id, refused.reason) from None
     if run_id is None:
         return None, None
     return run_id, await (record or mirror.mark_dispatched)(target.process_id, run_id)
@@ -163,11 +175,11 @@ async def process_runs(
     already_live: list[int] = []  # due, but their workflow runs: the next batches skip them
     limit = asyncio.Semaphore(concurrency)
 
-    async def start(target: DispatchTarget) -> str | RPCError | None:
+    async def start(target: DispatchTarget) -> str | RefusedForGood | TemporalError | None:
         async with limit:
             try:
                 return await start_process_workflow(temporal, target)
-            except RPCError as err:
+            except (RefusedForGood, TemporalError) as err:
                 return err
 
     while True:
@@ -177,22 +189,22 @@ async def process_runs(
                 break
             outcomes = dict(zip((t.process_id for t in batch), await asyncio.gather(*(start(target) for target in batch)), strict=True))
             started = {process_id: run_id for process_id, run_id in outcomes.items() if isinstance(run_id, str)}
-            refused = {process_id: err for process_id, err in outcomes.items() if isinstance(err, RPCError)}
+            unreached = [err for err in outcomes.values() if isinstance(err, TemporalError)]
             already_live += [process_id for process_id, outcome in outcomes.items() if outcome is None]
             await mark_dispatched(conn, started)
-            for process_id, err in refused.items():
-                if err.status is RPCStatusCode.INVALID_ARGUMENT:
-                    await fail_dispatch(conn, process_id, f"Temporal refused to start its workflow: {err.message}")
+            for process_id, outcome in outcomes.items():
+                if isinstance(outcome, RefusedForGood):
+                    await fail_dispatch(conn, process_id, outcome.reason)
                     result.failed += 1
             result.dispatched += len(started)
             result.already_live = len(already_live)
         if progress:
             progress(result)
-        unreached = [err for err in refused.values() if err.status is not RPCStatusCode.INVALID_ARGUMENT]
         if unreached:
-            raise TemporalUnavailable(
-                f"the sweep stopped: Temporal did not start {len(unreached)} workflows ({unreached[0].status.name}: "
-                f"{unreached[0].message}); {result.dispatched} were started, the rest stay due for the next sweep"
+            error = TemporalUnavailable if all(isinstance(err, TemporalUnavailable) for err in unreached) else TemporalError
+            raise error(
+                f"the sweep stopped: {len(unreached)} workflows were not started, the first as {unreached[0]}; "
+                f"{result.dispatched} were started, the rest stay due for the next sweep"
             )
     return result
 

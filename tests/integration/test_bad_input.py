@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
@@ -206,6 +206,29 @@ async def test_a_start_temporal_refuses_for_good_fails_the_process_with_the_reas
     assert failed.status is ProcessStatus.FAILED and "Temporal refused to start its workflow" in (failed.error or "")
     assert failed.dispatched_at is None and failed.attempts == ()  # Failed is not swept: nothing tries it again
 
+
+
+class Reserved(WorkflowEvent):
+    task_queue: ClassVar[str | None] = "/_sys/reserved"  # a prefix Temporal keeps for itself
+
+
+async def test_the_sweep_fails_a_start_temporal_refuses_for_good_and_starts_the_others(client, parcel_flow):
+    """The sweep meets a refusal for good in its batch (a task queue Temporal keeps for
+    itself): that process is Failed with the reason, not tried at every sweep; the others of
+    the batch are dispatched."""
+    flow = WorkflowDefinition(unique("reserved"), event=Reserved)
+    flow.start(flow.activity("weigh", Weigh))
+    await client.save_workflow(flow, activate=True)
+    try:
+        refused, = await client.trigger_event(Reserved(), dispatch=False)
+        light, = await client.trigger_event(Consignment(weight=1), dispatch=False)
+        swept = await client.process_runs()
+    finally:
+        await client.deactivate_workflow(flow.name)
+    assert swept.failed >= 1 and swept.dispatched >= 1
+    failed = await client.get_process(refused.id)
+    assert failed.status is ProcessStatus.FAILED and "Temporal refused to start its workflow" in (failed.error or ""), failed.error
+    assert (await client.get_process(light.id)).status not in (ProcessStatus.CREATED, ProcessStatus.FAILED)
 
 BOGUS_IDS: list[Any] = [2**63, 10**30, -(2**63) - 1, "1", "abc", b"1", 1.5, True, None, [1]]
 
