@@ -16,34 +16,19 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from .db.mirror import mark_dispatched, repair_status
-from .db.models import attempts, processes
-from .states import AttemptStatus, ProcessStatus
+from .db.reconcile import Seen, ended_among, repair, to_compare
+from .states import ProcessStatus
 from .workflows.messages import PROCESS_WORKFLOW, PROCESS_WORKFLOW_V1, process_id_of, workflow_id_for
 
 #: Describes sent to Temporal at once.
 CONCURRENCY = 16
 
 S = ProcessStatus
-
-
-@dataclass(frozen=True)
-class OpenAttempt:
-    id: int
-    step: int
-    attempt: int
-    run_id: str
-
-    @property
-    def activity_id(self) -> str:
-        """The Temporal activity id the workflow gave this attempt."""
-        return f"step-{self.step}.{self.attempt}"
 
 
 @dataclass(frozen=True)
@@ -68,18 +53,6 @@ class ReconcileResult:
     dry_run: bool = False
 
 
-@dataclass(frozen=True)
-class _Seen:
-    process_id: int
-    status: ProcessStatus
-    paused_from: ProcessStatus | None
-    open_attempts: tuple[OpenAttempt, ...]
-
-    @property
-    def never_dispatched(self) -> bool:
-        return S.CREATED in (self.status, self.paused_from)
-
-
 async def reconcile(
     engine: AsyncEngine,
     temporal: Client,
@@ -90,12 +63,12 @@ async def reconcile(
     """Check every process that is not Completed or Cancelled, or has an attempt In Progress,
     against its Temporal workflow; repair the differences unless `dry_run`.
     `progress(done, total)` is called as describes come back."""
-    seen = await _load(engine)
+    seen = await to_compare(engine)
     result = ReconcileResult(checked=len(seen), dry_run=dry_run)
     limit = asyncio.Semaphore(CONCURRENCY)
     done = 0
 
-    async def check(process: _Seen) -> Difference | None:
+    async def check(process: Seen) -> Difference | None:
         nonlocal done
         async with limit:
             difference = await _compare(temporal, process)
@@ -114,48 +87,6 @@ async def reconcile(
     return result
 
 
-def to_check() -> sa.CompoundSelect:
-    """The processes reconcile compares with Temporal: every one not Completed or Cancelled
-    (Failed ones too: a retry's new run may have started without its write), and every one with
-    an attempt row In Progress. A UNION of two index scans (status; attempts In Progress), where
-    one WHERE with OR leaves Postgres only a scan of the whole process table."""
-    columns = (processes.c.id, processes.c.workflow_process_status_id, processes.c.paused_from_status_id)
-    not_ended = [int(s) for s in ProcessStatus if s not in (S.COMPLETED, S.CANCELLED)]
-    with_open_attempts = sa.select(attempts.c.workflow_process_id).where(
-        attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS
-    )
-    return sa.union(
-        sa.select(*columns).where(processes.c.workflow_process_status_id.in_(not_ended)),
-        sa.select(*columns).where(processes.c.id.in_(with_open_attempts)),
-    )
-
-
-#: Every attempt row left In Progress, oldest first.
-OPEN_ATTEMPTS = (
-    sa.select(attempts.c.id, attempts.c.workflow_process_id, attempts.c.step, attempts.c.attempt, attempts.c.temporal_run_id)
-    .where(attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS)
-    .order_by(attempts.c.id)
-)
-
-
-async def _load(engine: AsyncEngine) -> list[_Seen]:
-    async with engine.connect() as conn:
-        rows = (await conn.execute(to_check())).all()
-        open_rows = (await conn.execute(OPEN_ATTEMPTS)).all()
-    by_process: dict[int, list[OpenAttempt]] = {}
-    for row in open_rows:
-        by_process.setdefault(row.workflow_process_id, []).append(OpenAttempt(row.id, row.step, row.attempt, row.temporal_run_id))
-    return [
-        _Seen(
-            row.id,
-            S(row.workflow_process_status_id),
-            S(row.paused_from_status_id) if row.paused_from_status_id else None,
-            tuple(by_process.get(row.id, ())),
-        )
-        for row in rows
-    ]
-
-
 #: What reconcile says of a process the mirror shows ended while its Temporal run is still open.
 STILL_CLOSING = "none: the mirror shows its end; the run closes once a worker runs its last task (or terminate it)"
 
@@ -170,24 +101,15 @@ async def _ended_but_open(engine: AsyncEngine, temporal: Client) -> list[Differe
     open_ids = [int(pid) for execution in [e async for e in temporal.list_workflows(query)] if (pid := process_id_of(execution.id)).isdigit()]
     if not open_ids:
         return []
-    ended = [int(S.COMPLETED), int(S.CANCELLED)]
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                sa.select(processes.c.id, processes.c.workflow_process_status_id).where(
-                    processes.c.id.in_(open_ids), processes.c.workflow_process_status_id.in_(ended)
-                )
-            )
-        ).all()
     found = []
-    for row in rows:  # visibility lags: only what describe says is still running
-        description = await temporal.get_workflow_handle(workflow_id_for(row.id)).describe()
+    for process_id, status in await ended_among(engine, open_ids):  # visibility lags: only what describe says is still running
+        description = await temporal.get_workflow_handle(workflow_id_for(process_id)).describe()
         if description.status is WorkflowExecutionStatus.RUNNING:
-            found.append(Difference(row.id, S(row.workflow_process_status_id), "RUNNING", STILL_CLOSING))
+            found.append(Difference(process_id, status, "RUNNING", STILL_CLOSING))
     return found
 
 
-async def _compare(temporal: Client, process: _Seen) -> Difference | None:
+async def _compare(temporal: Client, process: Seen) -> Difference | None:
     handle = temporal.get_workflow_handle(workflow_id_for(process.process_id))
     try:
         description = await handle.describe()
@@ -248,27 +170,10 @@ def _closing(abandoned: tuple[int, ...]) -> str:
     return f"close {len(abandoned)} attempt{'s' if len(abandoned) != 1 else ''} as abandoned"
 
 
-ABANDONED = "Abandoned: the attempt's worker stopped before closing it (closed by reconcile)"
-
-
 async def _repair(engine: AsyncEngine, difference: Difference) -> int:
-    """Write one repair in one transaction; 1 if anything changed."""
-    async with engine.begin() as conn:
-        changed = False
-        if difference.status is S.DISPATCHED and difference.run_id is not None:
-            changed = bool(await mark_dispatched(conn, {difference.process_id: difference.run_id}))
-        elif difference.status is not None:
-            changed = await repair_status(conn, difference.process_id, difference.mirror_status, difference.status, difference.error)
-        if difference.abandoned:
-            closed = await conn.execute(
-                attempts.update()
-                .where(attempts.c.id.in_(difference.abandoned), attempts.c.workflow_process_activity_log_status_id == AttemptStatus.IN_PROGRESS)
-                .values(
-                    workflow_process_activity_log_status_id=AttemptStatus.FAILURE,
-                    completed_at=sa.func.now(),
-                    error=ABANDONED,
-                    updated_at=sa.func.now(),
-                )
-            )
-            changed = changed or bool(closed.rowcount)
+    """Write one repair; 1 if anything changed."""
+    changed = await repair(
+        engine, difference.process_id, difference.mirror_status,
+        status=difference.status, run_id=difference.run_id, error=difference.error, abandoned=difference.abandoned,
+    )
     return int(changed)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from tests.integration.measuring import execution_ms, on_own_postgres
 from tests.integration.test_plans import FILL, sql
 from workflowable.db.database import create_engine
-from workflowable.reconcile import to_check
+from workflowable.db.reconcile import to_check
 
 BEFORE = (
     "SELECT id, workflow_process_status_id, paused_from_status_id FROM workflow_processes "

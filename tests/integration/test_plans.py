@@ -22,7 +22,7 @@ from workflowable.db import reporting_sql, retention
 from workflowable.db.database import create_engine
 from workflowable.db.mirror import TRIGGER, due_batch, due_count
 from workflowable.db.partitions import ensure_partitions
-from workflowable.reconcile import OPEN_ATTEMPTS, to_check
+from workflowable.db.reconcile import OPEN_ATTEMPTS, to_check
 
 #: Finished processes and their attempt rows put in first (about 60 MB; filled in a few seconds).
 FINISHED, ATTEMPTS_EACH = 200_000, 2

@@ -693,23 +693,6 @@ async def fail_dispatch(conn: AsyncConnection, process_id: int, reason: str, *, 
     return await _move(conn, change, sources=sources, again=seen is ProcessStatus.FAILED)
 
 
-async def repair_status(conn: AsyncConnection, process_id: int, seen: ProcessStatus, target: ProcessStatus, error: str | None) -> bool:
-    """Reconcile's write: how Temporal says the process ended, from whatever status the mirror
-    shows (a workflow terminated while Paused ends a Paused process, which the transition table
-    has no move for). Only to a terminal status, and only if the process is still in `seen`."""
-    if not target.is_terminal:
-        raise ValueError(f"reconcile only ends processes, not {target.label}")
-    values: dict[str, Any] = {"workflow_process_status_id": target, "paused_from_status_id": None, "updated_at": sa.func.now()}
-    if target is ProcessStatus.COMPLETED:
-        values["completed_at"] = sa.func.coalesce(processes.c.completed_at, sa.func.now())
-    if error is not None:
-        values["error"] = error
-    result = await conn.execute(
-        processes.update().where(processes.c.id == process_id, processes.c.workflow_process_status_id == seen).values(**values)
-    )
-    return bool(result.rowcount)
-
-
 #: An attempt's rows are looked for from a day before the start its writes carry (one write of
 #: it may carry a later one: the workflow's close of it as abandoned), so that Postgres reads
 #: only the months since, not every month the attempt log keeps.

@@ -37,10 +37,10 @@ from ..connection import database_url
 from ..db.database import Database
 from ..db.mirror import due_batch, due_count
 from ..db.partitions import ensure_partitions
+from ..db.reconcile import OPEN_ATTEMPTS, to_check
 from ..db.reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS
 from ..definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, WorkflowEvent
 from ..graph import Condition, WorkflowDefinition
-from ..reconcile import OPEN_ATTEMPTS, to_check
 from ..settings import Settings
 from ..states import ProcessStatus
 from ..worker import HEARTBEAT_THROTTLE, SANDBOX, build_worker
