@@ -3,7 +3,10 @@ documents. Plain SQL on purpose: it is what a reporting user reads and runs."""
 
 from __future__ import annotations
 
-from ..states import ProcessStatus
+from ..states import AttemptStatus, ProcessStatus
+
+A = AttemptStatus
+S = ProcessStatus
 
 #: The live statuses, Created to Paused, as SQL.
 _LIVE = ", ".join(str(int(s)) for s in ProcessStatus if not s.is_terminal)
@@ -50,7 +53,7 @@ ROLLUP: tuple[str, ...] = (
             max_seconds = greatest(h.max_seconds, excluded.max_seconds)
     $$
     """,
-    """
+    f"""
     CREATE FUNCTION workflowable_roll_up_closed() RETURNS trigger
     LANGUAGE plpgsql AS $$
     DECLARE
@@ -58,14 +61,14 @@ ROLLUP: tuple[str, ...] = (
     BEGIN
         PERFORM workflowable_add_to_hours(
             NEW.workflow_activity_id, NEW.completed_at, workflowable_duration_bucket(seconds),
-            (NEW.workflow_process_activity_log_status_id = 2)::int, (NEW.workflow_process_activity_log_status_id = 3)::int,
+            (NEW.workflow_process_activity_log_status_id = {A.SUCCESS:d})::int, (NEW.workflow_process_activity_log_status_id = {A.FAILURE:d})::int,
             seconds, seconds
         );
         RETURN NULL;
     END
     $$
     """,
-    """
+    f"""
     CREATE FUNCTION workflowable_roll_up_inserted() RETURNS trigger
     LANGUAGE plpgsql AS $$
     BEGIN
@@ -73,13 +76,13 @@ ROLLUP: tuple[str, ...] = (
         FROM (
             SELECT workflow_activity_id AS activity_id, date_trunc('hour', completed_at, 'UTC') AS hour,
                    workflowable_duration_bucket(seconds) AS bucket,
-                   count(*) FILTER (WHERE workflow_process_activity_log_status_id = 2) AS successes,
-                   count(*) FILTER (WHERE workflow_process_activity_log_status_id = 3) AS failures,
+                   count(*) FILTER (WHERE workflow_process_activity_log_status_id = {A.SUCCESS:d}) AS successes,
+                   count(*) FILTER (WHERE workflow_process_activity_log_status_id = {A.FAILURE:d}) AS failures,
                    sum(seconds) AS seconds, max(seconds) AS max_seconds
             FROM (
                 SELECT n.*, workflowable_attempt_seconds(n.started_at, n.completed_at) AS seconds
                 FROM new_rows n
-                WHERE n.workflow_process_activity_log_status_id IN (2, 3) AND n.completed_at IS NOT NULL
+                WHERE n.workflow_process_activity_log_status_id IN ({A.SUCCESS:d}, {A.FAILURE:d}) AND n.completed_at IS NOT NULL
             ) AS closed
             GROUP BY 1, 2, 3
             ORDER BY 1, 2, 3
@@ -88,10 +91,10 @@ ROLLUP: tuple[str, ...] = (
     END
     $$
     """,
-    """
+    f"""
     CREATE TRIGGER workflowable_roll_up_closed AFTER UPDATE OF workflow_process_activity_log_status_id ON workflow_process_activity_logs
     FOR EACH ROW WHEN (
-        OLD.workflow_process_activity_log_status_id = 1 AND NEW.workflow_process_activity_log_status_id IN (2, 3) AND NEW.completed_at IS NOT NULL
+        OLD.workflow_process_activity_log_status_id = {A.IN_PROGRESS:d} AND NEW.workflow_process_activity_log_status_id IN ({A.SUCCESS:d}, {A.FAILURE:d}) AND NEW.completed_at IS NOT NULL
     ) EXECUTE FUNCTION workflowable_roll_up_closed()
     """,
     """
@@ -104,11 +107,11 @@ ROLLUP: tuple[str, ...] = (
 #: from the rolled-up hours (`{hours}`: a WHERE on them) and the attempts still In Progress
 #: (`{open}`: more of their WHERE): the workflow_activity_outcomes view's columns, and the
 #: report's over a window. Percentiles come from the duration buckets (within about 9%).
-_OUTCOMES = """
+_OUTCOMES = f"""
         WITH buckets AS (
             SELECT workflow_activity_id, bucket, sum(successes) AS successes, sum(failures) AS failures,
                    sum(seconds) AS seconds, max(max_seconds) AS max_seconds
-            FROM workflow_activity_hours{hours}
+            FROM workflow_activity_hours{{hours}}
             GROUP BY workflow_activity_id, bucket
         ), ranked AS (
             SELECT b.*,
@@ -128,7 +131,7 @@ _OUTCOMES = """
         ), open AS (
             SELECT workflow_activity_id, count(*) AS in_progress
             FROM workflow_process_activity_logs
-            WHERE workflow_process_activity_log_status_id = 1{open}
+            WHERE workflow_process_activity_log_status_id = {A.IN_PROGRESS:d}{{open}}
             GROUP BY workflow_activity_id
         )
         SELECT a.workflow_id,
@@ -289,23 +292,23 @@ STATUS_COUNTS_SINCE = f"""
 """
 
 #: Processes completed (by completed_at) and failed (by when they failed) per hour since :since.
-HOURLY_ENDINGS = """
+HOURLY_ENDINGS = f"""
     SELECT hour, sum(completed)::bigint AS completed, sum(failed)::bigint AS failed
     FROM (
         SELECT date_trunc('hour', completed_at) AS hour, count(*) AS completed, 0 AS failed
         FROM workflow_processes WHERE completed_at >= CAST(:since AS timestamptz) GROUP BY 1
         UNION ALL
         SELECT date_trunc('hour', updated_at), 0, count(*)
-        FROM workflow_processes WHERE workflow_process_status_id = 6 AND updated_at >= CAST(:since AS timestamptz) GROUP BY 1
+        FROM workflow_processes WHERE workflow_process_status_id = {S.FAILED:d} AND updated_at >= CAST(:since AS timestamptz) GROUP BY 1
     ) AS endings
     GROUP BY hour ORDER BY hour
 """
 
 #: The newest Failed processes (failed since :since), with their errors.
-_FAILED = """
+_FAILED = f"""
     SELECT p.id, w.name AS workflow_name, p.error, p.updated_at AS at
     FROM workflow_processes p JOIN workflows w ON w.id = p.workflow_id
-    WHERE p.workflow_process_status_id = 6{window}
+    WHERE p.workflow_process_status_id = {S.FAILED:d}{{window}}
     ORDER BY p.updated_at DESC
     LIMIT :limit
 """
@@ -316,7 +319,7 @@ FAILED_PROCESSES_ALL = _FAILED.format(window="")
 #: nor Created to run later) without progress since :before: no attempt started and no event
 #: delivered since then. Their own re-checks while Pending rewrite the row (updated_at) but are
 #: not progress.
-STUCK_PROCESSES = """
+STUCK_PROCESSES = f"""
     SELECT p.id, w.name AS workflow_name, s.name AS status, a.name AS position, progress.at AS last_progress
     FROM workflow_processes p
     JOIN workflows w ON w.id = p.workflow_id
@@ -329,8 +332,8 @@ STUCK_PROCESSES = """
             (SELECT max(d.created_at) FROM workflow_process_deliveries d WHERE d.workflow_process_id = p.id)
         ) AS at
     ) AS progress
-    WHERE p.workflow_process_status_id IN (1, 2, 3, 4) AND progress.at < CAST(:before AS timestamptz)
-      AND NOT (p.workflow_process_status_id = 1 AND p.next_run_at > now())  -- Created to run later, as asked
+    WHERE p.workflow_process_status_id IN ({S.CREATED:d}, {S.PENDING:d}, {S.DISPATCHED:d}, {S.RUNNING:d}) AND progress.at < CAST(:before AS timestamptz)
+      AND NOT (p.workflow_process_status_id = {S.CREATED:d} AND p.next_run_at > now())  -- Created to run later, as asked
     ORDER BY progress.at
     LIMIT :limit
 """
@@ -338,12 +341,12 @@ STUCK_PROCESSES = """
 #: How often each pair of consecutive steps was taken, over the attempts started since :since
 #: (all if NULL): (from activity, to activity, times); from NULL is the start. A process's step
 #: n+1 follows its step n, so the pair names the transition it took.
-_STEPS = """
+_STEPS = f"""
     SELECT prev.workflow_activity_id AS from_activity_id, l.workflow_activity_id AS to_activity_id, count(*) AS taken
     FROM workflow_activities a
-    JOIN workflow_process_activity_logs l ON l.workflow_activity_id = a.id AND l.attempt = 1{window}
+    JOIN workflow_process_activity_logs l ON l.workflow_activity_id = a.id AND l.attempt = 1{{window}}
     LEFT JOIN workflow_process_activity_logs prev
-      ON prev.workflow_process_id = l.workflow_process_id AND prev.step = l.step - 1 AND prev.workflow_process_activity_log_status_id = 2
+      ON prev.workflow_process_id = l.workflow_process_id AND prev.step = l.step - 1 AND prev.workflow_process_activity_log_status_id = {A.SUCCESS:d}
     GROUP BY 1, 2
 """
 STEPS_TAKEN = _STEPS.format(window=" AND l.started_at >= CAST(:since AS timestamptz)")

@@ -42,7 +42,7 @@ from ..db.reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATT
 from ..definitions import ActivityContext, ActivityType, Catalog, ConditionContext, ConditionType, WorkflowEvent
 from ..graph import Condition, WorkflowDefinition
 from ..settings import Settings
-from ..states import ProcessStatus
+from ..states import AttemptStatus, ProcessStatus
 from ..worker import HEARTBEAT_THROTTLE, SANDBOX, build_worker
 from .devstack import stop_child
 
@@ -335,9 +335,9 @@ async def insert_due_processes(
         created = await conn.execute(
             sa.text(
                 "INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, queue) "
-                "SELECT :workflow, 1, :queue FROM generate_series(1, :count) RETURNING id"
+                "SELECT :workflow, :created, :queue FROM generate_series(1, :count) RETURNING id"
             ),
-            {"workflow": workflow_id, "queue": queue, "count": count},
+            {"workflow": workflow_id, "created": int(ProcessStatus.CREATED), "queue": queue, "count": count},
         )
         if released_by is not None:
             ids = [row.id for row in created]
@@ -456,9 +456,9 @@ async def fill(client: Workflowable, rows: int, progress: Progress) -> tuple[int
         await conn.execute(
             sa.text(
                 "INSERT INTO workflow_processes (workflow_id, workflow_process_status_id, queue, completed_at) "
-                "SELECT :w, 7, 'bench', now() - ((n * :each) || ' seconds')::interval FROM generate_series(1, :n) n"
+                "SELECT :w, :completed, 'bench', now() - ((n * :each) || ' seconds')::interval FROM generate_series(1, :n) n"
             ),
-            {"w": workflow_id, "n": processes, "each": ATTEMPTS_PER_PROCESS},
+            {"w": workflow_id, "completed": int(ProcessStatus.COMPLETED), "n": processes, "each": ATTEMPTS_PER_PROCESS},
         )
         first_process = await conn.scalar(sa.text("SELECT min(id) FROM workflow_processes WHERE workflow_id = :w"), {"w": workflow_id})
     # The g-th attempt started g seconds ago: months back, which need their partitions.
@@ -472,13 +472,14 @@ async def fill(client: Workflowable, rows: int, progress: Progress) -> tuple[int
                     INSERT INTO workflow_process_activity_logs
                         (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
                          started_at, completed_at, step, attempt, temporal_run_id)
-                    SELECT :first + (g / :each), (:activities)[1 + g % 100], CASE WHEN g % 100 = 7 THEN 3 ELSE 2 END,
+                    SELECT :first + (g / :each), (:activities)[1 + g % 100], CASE WHEN g % 100 = 7 THEN :failure ELSE :success END,
                            now() - (g || ' seconds')::interval, now() - (g || ' seconds')::interval + ((g % 1000) || ' milliseconds')::interval,
                            1 + g % :each, 1, 'bench'
                     FROM generate_series(:start, :stop - 1) g
                     """
                 ),
-                {"first": first_process, "each": ATTEMPTS_PER_PROCESS, "activities": activity_ids, "start": chunk, "stop": min(rows, chunk + FILL_CHUNK)},
+                {"first": first_process, "each": ATTEMPTS_PER_PROCESS, "activities": activity_ids, "start": chunk, "stop": min(rows, chunk + FILL_CHUNK),
+                 "success": int(AttemptStatus.SUCCESS), "failure": int(AttemptStatus.FAILURE)},
             )
         tick()
     async with client.engine.connect() as conn:
@@ -591,16 +592,7 @@ async def waiting_memory(client: Workflowable, settings: Settings, config: Confi
     try:
         await client.process_runs()
         tick = progress("processes waiting", config.waiting)
-        pending, deadline = 0, time.monotonic() + 60 + config.waiting / 10
-        while pending < config.waiting and time.monotonic() < deadline:
-            await asyncio.sleep(1)
-            async with client.engine.connect() as conn:
-                now = int(await conn.scalar(sa.text(
-                    "SELECT count(*) FROM workflow_processes p JOIN workflows w ON w.id = p.workflow_id "
-                    "WHERE w.name = :name AND p.workflow_process_status_id = 2"), {"name": name}) or 0)
-            for _ in range(now - pending):
-                tick()
-            pending = now
+        pending = await _until_count(client, name, ProcessStatus.PENDING, config.waiting, tick)
         rss = rss_bytes(worker.pid)
     finally:
         stop_child(worker, timeout=30)
