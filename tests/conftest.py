@@ -93,9 +93,10 @@ def run_worker(settings: Settings):
 
 
 @contextlib.contextmanager
-def database_of_its_own(database_url: str, prefix: str, *, far_ids: bool = False) -> Iterable[str]:
+def database_of_its_own(database_url: str, prefix: str, *, far_ids: bool = False, migrated: bool = True) -> Iterable[str]:
     """The URL of a new, migrated database on the session's server, dropped afterwards: for a
-    test that fills tables or snapshots them whole, away from the others. `far_ids`: its process
+    test that fills tables or snapshots them whole, away from the others (`migrated=False`: an
+    empty one). `far_ids`: its process
     ids start at a random point past 10^12, for a test that starts workflows on the session's
     Temporal server, whose ids (`workflow-process-<id>`) must not meet those of the session's
     database or of another database of its own."""
@@ -105,11 +106,12 @@ def database_of_its_own(database_url: str, prefix: str, *, far_ids: bool = False
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     server = sa.engine.make_url(database_url)
     own = server.set(database=name).render_as_string(hide_password=False)
-    plain = server.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://", 1)
+    plain = plain_url(server.render_as_string(hide_password=False))
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        upgrade(own)
+        if migrated:
+            upgrade(own)
         if far_ids:
             with psycopg.connect(plain_url(own)) as conn:
                 conn.execute("SELECT setval('workflow_processes_id_seq', %s)", (10**12 + uuid.uuid4().int % 10**11 * 10**4,))

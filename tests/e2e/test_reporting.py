@@ -31,7 +31,7 @@ from workflowable import (
     WorkflowDefinition,
     WorkflowEvent,
 )
-from workflowable.db.database import sqlalchemy_url
+from workflowable.db.database import plain_url
 from workflowable.db.reporting_sql import ATTEMPTS_OF_PROCESS, AVERAGE_DURATION, FAILED_ATTEMPTS, VIEWS
 
 S = ProcessStatus
@@ -231,7 +231,7 @@ async def test_the_reporting_role_reads_everything_and_writes_nothing(client, se
     role = unique("reporter").replace("-", "_")
     code, output = await run_cli(settings, "db", "grant-reporting", role, "--password", "s3cret")
     assert code == 0 and "created and granted" in output, output
-    url = sqlalchemy_url(settings.database_url.get_secret_value()).replace("postgresql+psycopg://", "postgresql://", 1)
+    url = plain_url(settings.database_url.get_secret_value())
     as_role = re.sub(r"//[^@/]*@", f"//{role}:s3cret@", url)
     tables = [*VIEWS, "workflow_processes", "workflow_process_activity_logs", "workflow_process_tokens", "workflows"]
     with psycopg.connect(as_role, autocommit=True) as conn:

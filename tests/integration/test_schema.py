@@ -4,6 +4,7 @@ import re
 
 import sqlalchemy as sa
 
+from tests.conftest import database_of_its_own
 from workflowable.db.database import upgrade
 from workflowable.db.reporting_sql import ROLLUP, VIEWS
 
@@ -55,47 +56,73 @@ async def test_upgrading_twice_changes_nothing(database_url, client):
         assert await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0010"
 
 
-async def test_the_migrations_give_exactly_the_schema_the_models_declare(client):
-    """Tables, columns, types, nullability, indexes, unique and foreign keys: Alembic's own
-    comparison of the migrated database with the models finds no difference. The migrations
-    carry the SQL and seeds they applied, so editing the models or the views cannot change what
-    an applied migration did: a change needs a new migration, and this test says so."""
+#: The catalog of a database, as Postgres itself prints it: every index and every constraint of
+#: the tables (the attempt log's partitions left out: they are its storage, made by
+#: db/partitions.py, and carry the log's own indexes).
+CATALOG = """
+    SELECT 'index', i.indexname, i.indexdef
+    FROM pg_indexes i JOIN pg_class c ON c.relname = i.tablename AND c.relnamespace = current_schema()::regnamespace
+    WHERE i.schemaname = current_schema() AND NOT c.relispartition AND c.relname <> 'alembic_version'
+    UNION ALL
+    SELECT 'constraint', c.relname || '.' || k.conname, pg_get_constraintdef(k.oid)
+    FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+    WHERE c.relnamespace = current_schema()::regnamespace AND NOT c.relispartition AND c.relname <> 'alembic_version'
+    ORDER BY 1, 2
+"""
+
+
+def test_the_migrations_give_exactly_the_schema_the_models_declare(database_url):
+    """A fresh `db upgrade` against the models: Alembic's own comparison (tables, columns, types,
+    nullability, indexes, unique and foreign keys) finds no difference, and every index and
+    constraint prints the same as in a database the models create (partial indexes' predicates,
+    hash indexes, checks, which Alembic does not compare). The migrations carry the SQL and seeds
+    they applied, so editing the models or the views cannot change what an applied migration
+    did: a change needs a new migration, and this test says so."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
     from workflowable.db.models import SQLModel
 
-    def differences(sync) -> list:
-        # The attempt log's partitions are its storage, not tables of their own: their columns
-        # and indexes are the log's (the partitions' tests check them).
-        partitions = set(sync.execute(sa.text("SELECT relname FROM pg_class WHERE relispartition")).scalars())
-        context = MigrationContext.configure(
-            sync,
-            opts={
-                "compare_type": True,
-                "compare_server_default": False,
-                "include_name": lambda name, kind, parents: not (kind == "table" and name in partitions),
-            },
-        )
-        return compare_metadata(context, SQLModel.metadata)
-
-    async with client.engine.connect() as conn:
-        found = await conn.run_sync(differences)
-        views = set((await conn.execute(sa.text("SELECT viewname FROM pg_views WHERE schemaname = current_schema()"))).scalars())
-        # Each view as Postgres stores it, against reporting_sql.VIEWS made into temporary views
-        # (Postgres normalizes both the same way); rolled back.
-        changed = []
-        for name, body in VIEWS.items():
-            await conn.execute(sa.text(f"CREATE TEMPORARY VIEW now_{name} AS {body}"))
-            stored, declared = (
-                await conn.execute(sa.text(f"SELECT pg_get_viewdef('{name}'::regclass), pg_get_viewdef('now_{name}'::regclass)"))
-            ).one()
-            if stored != declared:
-                changed.append(name)
-        await conn.rollback()
+    with database_of_its_own(database_url, "migrated") as migrated, database_of_its_own(database_url, "declared", migrated=False) as declared:
+        engine = sa.create_engine(migrated)
+        try:
+            with engine.connect() as conn:
+                partitions = set(conn.execute(sa.text("SELECT relname FROM pg_class WHERE relispartition")).scalars())
+                context = MigrationContext.configure(
+                    conn,
+                    opts={
+                        "compare_type": True,
+                        "compare_server_default": False,
+                        "include_name": lambda name, kind, parents: not (kind == "table" and name in partitions),
+                    },
+                )
+                found = compare_metadata(context, SQLModel.metadata)
+                migrated_catalog = conn.execute(sa.text(CATALOG)).all()
+                views = set(conn.execute(sa.text("SELECT viewname FROM pg_views WHERE schemaname = current_schema()")).scalars())
+                # Each view as Postgres stores it, against reporting_sql.VIEWS made into
+                # temporary views (Postgres normalizes both the same way); rolled back.
+                changed = []
+                for name, body in VIEWS.items():
+                    conn.execute(sa.text(f"CREATE TEMPORARY VIEW now_{name} AS {body}"))
+                    stored, now = conn.execute(sa.text(f"SELECT pg_get_viewdef('{name}'::regclass), pg_get_viewdef('now_{name}'::regclass)")).one()
+                    if stored != now:
+                        changed.append(name)
+                conn.rollback()
+        finally:
+            engine.dispose()
+        engine = sa.create_engine(declared)
+        try:
+            SQLModel.metadata.create_all(engine)
+            with engine.connect() as conn:
+                declared_catalog = conn.execute(sa.text(CATALOG)).all()
+        finally:
+            engine.dispose()
     assert found == [], found
     assert views == set(VIEWS), views
     assert changed == [], f"views changed in reporting_sql.VIEWS without a migration: {changed}"
+    only_migrated = sorted(set(migrated_catalog) - set(declared_catalog))
+    only_declared = sorted(set(declared_catalog) - set(migrated_catalog))
+    assert (only_migrated, only_declared) == ([], []), (only_migrated, only_declared)
 
 
 async def test_the_rollup_functions_and_triggers_are_the_ones_reporting_sql_declares(client):
