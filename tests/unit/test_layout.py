@@ -40,7 +40,7 @@ def imports(path: Path, source: str | None = None, *, top_level_only: bool = Fal
     """Modules of the package that `path` (or `source`, as if it were that file) imports, as
     dotted names relative to the package."""
     tree = ast.parse(path.read_text() if source is None else source)
-    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    nodes = _run_at_import(tree) if top_level_only else list(ast.walk(tree))
     package = module_name(path).split(".") if path.name == "__init__.py" else module_name(path).split(".")[:-1]
     package = [part for part in package if part]
     found: set[str] = set()
@@ -50,12 +50,29 @@ def imports(path: Path, source: str | None = None, *, top_level_only: bool = Fal
                 base = package[: len(package) - (node.level - 1)]
                 target = ".".join([*base, *([node.module] if node.module else [])])
                 found |= {target, *(f"{target}.{alias.name}".lstrip(".") for alias in node.names)}
-            elif node.module and node.module.startswith("workflowable."):
-                module = node.module.removeprefix("workflowable.")
-                found |= {module, *(f"{module}.{alias.name}" for alias in node.names)}
+            elif node.module == "workflowable" or (node.module or "").startswith("workflowable."):
+                module = node.module.removeprefix("workflowable").lstrip(".")
+                found |= {module, *(f"{module}.{alias.name}".lstrip(".") for alias in node.names)}
         elif isinstance(node, ast.Import):
             found |= {alias.name.removeprefix("workflowable.") for alias in node.names if alias.name.startswith("workflowable.")}
     return {name for name in found if name and _is_module(name)}
+
+
+def _run_at_import(tree: ast.Module) -> list[ast.AST]:
+    """The nodes Python runs as it imports the module: all but function bodies and the
+    `if TYPE_CHECKING:` blocks (a `try:` or a plain `if` at the top does run)."""
+    found: list[ast.AST] = []
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            pending.extend(node.orelse)
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+    return found
 
 
 def _is_module(name: str) -> bool:
@@ -92,12 +109,22 @@ def test_no_import_crosses_a_boundary_that_should_not_exist():
 
 def test_the_check_sees_a_forbidden_import():
     mirror, machine, client = PACKAGE / "db" / "mirror.py", PACKAGE / "workflows" / "machine.py", PACKAGE / "client.py"
+    catalog = PACKAGE / "db" / "catalog.py"
     changed = {
         mirror: mirror.read_text() + "\nfrom ..ops.cli import app\n",
         machine: machine.read_text() + "\nfrom ..db import models\n",
         client: client.read_text() + "\ndef later():\n    from .ops import bench\n",
+        catalog: catalog.read_text() + "\nfrom workflowable import ops\n",
     }
-    assert {"client.py imports ops.bench", "db/mirror.py imports ops.cli", "workflows/machine.py imports db.models"} <= set(crossings(changed))
+    assert {
+        "client.py imports ops.bench", "db/mirror.py imports ops.cli", "workflows/machine.py imports db.models", "db/catalog.py imports ops",
+    } <= set(crossings(changed))
+
+
+def test_the_cycle_check_sees_imports_run_at_import_time_only():
+    path = PACKAGE / "db" / "mirror.py"
+    source = "try:\n    from ..ops import cli\nexcept ImportError:\n    pass\nif TYPE_CHECKING:\n    from .. import client\ndef f():\n    from .. import trigger\n"
+    assert imports(path, source, top_level_only=True) == {"ops", "ops.cli"}
 
 
 def test_no_import_cycle_at_import_time():
