@@ -62,7 +62,7 @@ def translate(exc: Exception) -> WorkflowableError:
     if isinstance(exc, SdkError):
         return TemporalError(f"Temporal: {type(exc).__name__}: {exc}")
     if isinstance(exc, OSError) and exc.filename is not None:  # a file the caller named (a report's path, say)
-        return WorkflowableError(f"cannot use {exc.filename}: {exc.strerror}")
+        return InvalidArgument(f"cannot use {exc.filename}: {exc.strerror}")
     return InternalError(f"unexpected {type(exc).__name__} inside Workflowable (please report it): {exc}")
 
 

@@ -96,6 +96,16 @@ class RequestTimeout(WorkflowableError):
         self.request = request
 
 
+class ProcessKeptChanging(WorkflowableError):
+    """The process moved under a pause, resume or cancel three times in a row (its workflow, or
+    other requests, writing between the look and the write); nothing was applied: try again."""
+
+    def __init__(self, process_id: int, request: str) -> None:
+        super().__init__(f"process {process_id} kept changing state; {request} was not applied, try again")
+        self.process_id = process_id
+        self.request = request
+
+
 class InvalidDefinition(WorkflowableError):
     """The workflow definition is inconsistent."""
 

@@ -27,7 +27,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from .db.mirror import Mirror, ProcessHead
-from .errors import InvalidStateChange, ProcessNotFound, RequestTimeout, WorkflowableError
+from .errors import InvalidStateChange, ProcessKeptChanging, ProcessNotFound, RequestTimeout, WorkflowableError
 from .states import ProcessStatus, Request
 from .workflows.messages import ProcessState, Signals, workflow_id_for
 from .workflows.process import InvalidRequest
@@ -57,7 +57,7 @@ async def apply_request(temporal: Client, mirror: Mirror, process_id: int, reque
             continue
         await _update(handle, mirror, process, request, timeout)
         return
-    raise WorkflowableError(f"process {process_id} kept changing state; {request.value} was not applied, try again")
+    raise ProcessKeptChanging(process_id, request.value)
 
 
 async def live_handle(temporal: Client, process_id: int) -> WorkflowHandle[Any, Any] | None:
