@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, cast
 
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
-    WorkflowHistoryEventFilterType,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -36,16 +33,15 @@ from .errors import (
     InvalidSwap,
     SwapInProgress,
     TemporalError,
-    WaitTimeout,
 )
 from .graph import WorkflowDefinition
 from .reconcile import ReconcileResult, reconcile
-from .requests import BulkResult, apply_request, apply_to_each, live_state, wake
+from .requests import BulkResult, apply_request, apply_to_each, live_state, wait_until_ended, wake
 from .settings import Settings
 from .states import SWEPT, AttemptStatus, ProcessStatus, Request, WorkflowStatus
 from .trigger import Triggered
 from .workflows.locks import LockState
-from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessState, workflow_id_for
+from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessState
 
 
 @public_api
@@ -354,41 +350,15 @@ class Workflowable:
 
     async def wait_for_process(self, process_id: int, *, timeout: float = 60.0) -> Process:
         """Wait for the process's workflow to end and return the mirror's view."""
-        timeout = _seconds(timeout)
-        process = await self.get_process(process_id)  # an unknown id is a ProcessNotFound, not a Temporal error
-        try:
-            await asyncio.wait_for(_until_closed(self.temporal, workflow_id_for(process.id)), timeout)
-        except RPCError as err:
-            if err.status is not RPCStatusCode.NOT_FOUND:
-                raise
-            # No workflow: ended through the mirror before one began (a result), or not started yet.
-            now = await self.get_process(process.id)
-            if now.status.is_terminal:
-                return now
-            raise InvalidStateChange(process.id, now.status, "wait for (it has no workflow yet)") from None
-        except TimeoutError:
-            status = (await self.get_process(process.id)).status
-            raise WaitTimeout(f"process {process.id} did not end within {timeout} s; it is {status.label}") from None
-        return await self.get_process(process.id)
+        process_id = check_id(process_id)
+        await wait_until_ended(self.temporal, self.mirror, process_id, _seconds(timeout))
+        return await self.get_process(process_id)
 
     async def _request(self, process_id: int, request: Request, timeout: float) -> Process:
         """Apply a request (requests.py says how), then read the process as it is now."""
         process_id = check_id(process_id)
         await apply_request(self.temporal, self.mirror, process_id, request, _seconds(timeout))
         return await self.get_process(process_id)
-
-
-async def _until_closed(temporal: Client, workflow_id: str) -> None:
-    """Until the workflow's run closes, following runs that continue as new. Its result is not
-    read: the mirror says how the process ended, and a result that a worker encrypted with
-    another payload key would not decode here."""
-    while True:
-        handle = temporal.get_workflow_handle(workflow_id)  # its latest run
-        closes = handle.fetch_history_events(wait_new_event=True, event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT)
-        async for event in closes:
-            if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
-                return
-            break  # the next run carries on
 
 
 class _MirrorOnly:

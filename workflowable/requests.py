@@ -1,5 +1,5 @@
-"""Pause, resume and cancel: how a request reaches a process, wherever it stands (and a wake,
-and the live workflow's own view of its process).
+"""Pause, resume and cancel: how a request reaches a process, wherever it stands (and a wake, a
+wait for its end, and the live workflow's own view of its process).
 
 Checked against the mirror first (one row: `Mirror.head`). While no worker has begun the
 process's workflow, the request is applied in the mirror, and a workflow that exists is told by
@@ -17,17 +17,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowHistoryEventFilterType,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
 from .db.mirror import Mirror, ProcessHead
-from .errors import InvalidStateChange, ProcessKeptChanging, ProcessNotFound, RequestTimeout, WorkflowableError
+from .errors import InvalidStateChange, ProcessKeptChanging, ProcessNotFound, RequestTimeout, WaitTimeout, WorkflowableError
 from .states import ProcessStatus, Request
 from .workflows.messages import ProcessState, Signals, workflow_id_for
 from .workflows.process import InvalidRequest
@@ -197,3 +199,34 @@ async def apply_to_each(
     await asyncio.gather(*(each(process_id) for process_id in process_ids))
     result.done.sort()
     return result
+
+
+async def wait_until_ended(temporal: Client, mirror: Mirror, process_id: int, timeout: float) -> None:
+    """Until the process's workflow ends (`WaitTimeout` after `timeout` seconds); at once if the
+    process ended through the mirror before a workflow began."""
+    await mirror.head(process_id)  # an unknown id is a ProcessNotFound, not a Temporal error
+    try:
+        await asyncio.wait_for(_until_closed(temporal, workflow_id_for(process_id)), timeout)
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        # No workflow: ended through the mirror before one began (a result), or not started yet.
+        status = (await mirror.head(process_id)).status
+        if not status.is_terminal:
+            raise InvalidStateChange(process_id, status, "wait for (it has no workflow yet)") from None
+    except TimeoutError:
+        status = (await mirror.head(process_id)).status
+        raise WaitTimeout(f"process {process_id} did not end within {timeout} s; it is {status.label}") from None
+
+
+async def _until_closed(temporal: Client, workflow_id: str) -> None:
+    """Until the workflow's run closes, following runs that continue as new. Its result is not
+    read: the mirror says how the process ended, and a result that a worker encrypted with
+    another payload key would not decode here."""
+    while True:
+        handle = temporal.get_workflow_handle(workflow_id)  # its latest run
+        closes = handle.fetch_history_events(wait_new_event=True, event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT)
+        async for event in closes:
+            if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+                return
+            break  # the next run carries on
