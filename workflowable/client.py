@@ -10,7 +10,6 @@ from typing import Any, cast
 from temporalio.client import (
     Client,
 )
-from temporalio.service import RPCError, RPCStatusCode
 
 from . import locks, swaps, trigger
 from .boundary import check_id, public_api
@@ -26,22 +25,20 @@ from .db.reporting import Process, ProcessSummary, Report, build_report, get_pro
 from .db.retention import PruneResult, prune
 from .db.versions import SwapInfo
 from .definitions import Catalog, WorkflowEvent
-from .dispatch import SweepResult, install_schedule, process_runs, start_and_record
+from .dispatch import SweepResult, dispatch_one, install_schedule, process_runs, remove_schedule, retry
 from .errors import (
     InvalidArgument,
-    InvalidStateChange,
     InvalidSwap,
-    SwapInProgress,
     TemporalError,
 )
 from .graph import WorkflowDefinition
 from .reconcile import ReconcileResult, reconcile
 from .requests import BulkResult, apply_request, apply_to_each, live_state, wait_until_ended, wake
 from .settings import Settings
-from .states import SWEPT, AttemptStatus, ProcessStatus, Request, WorkflowStatus
+from .states import AttemptStatus, ProcessStatus, Request, WorkflowStatus
 from .trigger import Triggered
 from .workflows.locks import LockState
-from .workflows.messages import PROCESS_RUNS_SCHEDULE, ProcessState
+from .workflows.messages import ProcessState
 
 
 @public_api
@@ -169,13 +166,7 @@ class Workflowable:
         process_id = check_id(process_id)
         if queue is not None and (not isinstance(queue, str) or not queue or len(queue) > 1000):
             raise InvalidArgument(f"a task queue is 1 to 1000 characters, got {queue!r:.80}")
-        target = await self.mirror.dispatch_target(process_id)
-        if target.status not in SWEPT:
-            raise InvalidStateChange(process_id, target.status, "dispatch")
-        async with self.engine.connect() as conn:
-            if await versions.is_held(conn, process_id):
-                raise SwapInProgress(f"process {process_id}: a swap of workflow {target.workflow_name!r} is running; it dispatches the process when it completes")
-        await start_and_record(self.temporal, self.mirror, target, queue)
+        await dispatch_one(self.temporal, self.mirror, process_id, queue)
         return await self.get_process(process_id)
 
     async def process_runs(self, *, batch_size: int = 200, progress: Callable[[SweepResult], None] | None = None) -> SweepResult:
@@ -189,13 +180,7 @@ class Workflowable:
 
     async def remove_schedule(self) -> bool:
         """Delete the sweep's Schedule; False if there was none."""
-        try:
-            await self.temporal.get_schedule_handle(PROCESS_RUNS_SCHEDULE).delete()
-        except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:
-                return False
-            raise
-        return True
+        return await remove_schedule(self.temporal)
 
     async def pause_process(self, process_id: int, *, timeout: float = 30.0) -> Process:
         """Pause: the attempt in flight finishes, no new one starts. Valid from Created, Pending,
@@ -212,12 +197,8 @@ class Workflowable:
 
     async def retry_process(self, process_id: int) -> Process:
         """Run a Failed process again from its last successful activity, as a new run of its workflow id."""
-        target = await self.mirror.dispatch_target(check_id(process_id))
-        if not Request.RETRY.allowed_from(target.status):
-            raise InvalidStateChange(process_id, target.status, Request.RETRY.value)
-        run_id, _ = await start_and_record(self.temporal, self.mirror, target)
-        if run_id is None:
-            raise InvalidStateChange(process_id, target.status, "retry (its workflow is still running: run reconcile)")
+        process_id = check_id(process_id)
+        await retry(self.temporal, self.mirror, process_id)
         return await self.get_process(process_id)
 
     async def wake_process(self, process_id: int) -> None:

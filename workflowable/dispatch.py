@@ -30,9 +30,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .boundary import TEMPORAL_TRANSIENT
+from .db import versions
 from .db.mirror import DispatchTarget, Mirror, count_due, fail_dispatch, lock_due, mark_dispatched
-from .errors import DispatchFailed, TemporalError, TemporalUnavailable
-from .states import SWEPT, ProcessStatus
+from .errors import DispatchFailed, InvalidStateChange, SwapInProgress, TemporalError, TemporalUnavailable
+from .states import SWEPT, ProcessStatus, Request
 from .workflows.messages import (
     EVENT_ATTRIBUTE,
     PROCESS_ID_ATTRIBUTE,
@@ -145,6 +146,27 @@ async def start_and_record(
     return run_id, await (record or mirror.mark_dispatched)(target.process_id, run_id)
 
 
+async def dispatch_one(temporal: Client, mirror: Mirror, process_id: int, queue: str | None = None) -> None:
+    """Start the workflow of a Created or Pending process, unless a swap holds it back."""
+    target = await mirror.dispatch_target(process_id)
+    if target.status not in SWEPT:
+        raise InvalidStateChange(process_id, target.status, "dispatch")
+    async with mirror.engine.connect() as conn:
+        if await versions.is_held(conn, process_id):
+            raise SwapInProgress(f"process {process_id}: a swap of workflow {target.workflow_name!r} is running; it dispatches the process when it completes")
+    await start_and_record(temporal, mirror, target, queue)
+
+
+async def retry(temporal: Client, mirror: Mirror, process_id: int) -> None:
+    """Run a Failed process again from its last successful activity, as a new run of its workflow id."""
+    target = await mirror.dispatch_target(process_id)
+    if not Request.RETRY.allowed_from(target.status):
+        raise InvalidStateChange(process_id, target.status, Request.RETRY.value)
+    run_id, _ = await start_and_record(temporal, mirror, target)
+    if run_id is None:
+        raise InvalidStateChange(process_id, target.status, "retry (its workflow is still running: run reconcile)")
+
+
 @dataclass
 class SweepResult:
     due: int  #: due processes when the sweep began
@@ -232,3 +254,14 @@ async def install_schedule(temporal: Client, task_queue: str, every: timedelta) 
         handle = temporal.get_schedule_handle(PROCESS_RUNS_SCHEDULE)
         await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
         return handle
+
+
+async def remove_schedule(temporal: Client) -> bool:
+    """Delete the sweep's Schedule; False if there was none."""
+    try:
+        await temporal.get_schedule_handle(PROCESS_RUNS_SCHEDULE).delete()
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
