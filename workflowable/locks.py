@@ -7,7 +7,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from .errors import InvalidArgument
-from .workflows.locks import LOCK_WORKFLOW, LockState, lock_workflow_id
+from .workflows.locks import CURRENT_QUERY, LOCK_WORKFLOW, LockState, lock_workflow_id
 
 
 async def get_lock(temporal: Client, key: str) -> LockState | None:
@@ -19,7 +19,7 @@ async def get_lock(temporal: Client, key: str) -> LockState | None:
         description = await handle.describe()
         if description.status is not WorkflowExecutionStatus.RUNNING:
             return None
-        return await handle.query("current", result_type=LockState)
+        return await handle.query(CURRENT_QUERY, result_type=LockState)
     except RPCError as err:
         if err.status is RPCStatusCode.NOT_FOUND:
             return None
@@ -31,7 +31,7 @@ async def list_locks(temporal: Client) -> list[LockState]:
     query = f'WorkflowType = "{LOCK_WORKFLOW}" AND ExecutionStatus = "Running"'
     found = []
     async for execution in temporal.list_workflows(query):
-        state = await temporal.get_workflow_handle(execution.id).query("current", result_type=LockState)
+        state = await temporal.get_workflow_handle(execution.id).query(CURRENT_QUERY, result_type=LockState)
         if state.holder or state.waiting:
             found.append(state)
     return sorted(found, key=lambda state: state.key)

@@ -20,6 +20,8 @@ from temporalio.exceptions import FailureError
 from .messages import DEFAULT_LOCK_LEASE_SECONDS, Signals
 
 LOCK_WORKFLOW = "WorkflowableLock"
+#: The lock workflow's query of who holds the key and who waits (`LockState`).
+CURRENT_QUERY = "current"
 LOCK_ID_PREFIX = "workflowable-lock-"
 #: A lock workflow with no holder and nobody waiting ends after this long.
 IDLE = timedelta(minutes=1)
@@ -142,7 +144,7 @@ class LockWorkflow:
             self.state.queue.remove(requester)
             self.changed = True
 
-    @workflow.query
+    @workflow.query(name=CURRENT_QUERY)
     def current(self) -> LockState:
         state = self.state
         return LockState(state.key, state.holder, state.generation, state.expires_at, list(state.queue))
