@@ -14,7 +14,7 @@ from temporalio.client import (
 from . import locks, swaps, trigger
 from .boundary import check_id, public_api
 from .connection import connect_temporal, database_url
-from .db import catalog, versions
+from .db import saved_definitions, versions
 from .db.database import Database
 from .db.drawing import SavedGraph, load_graph
 from .db.explain import Explanation, explain
@@ -80,11 +80,11 @@ class Workflowable:
     async def register(self, *types: type) -> None:
         """Record event, activity and condition types in their tables (saving a workflow does it too)."""
         async with self.engine.begin() as conn:
-            await catalog.register_types(conn, types)
+            await saved_definitions.register_types(conn, types)
 
     async def save_workflow(self, definition: WorkflowDefinition, *, activate: bool = False) -> int:
         """Create the workflow, or replace the graph of the Draft of that name; returns its id."""
-        workflow_id = await catalog.save_workflow(self.engine, definition)
+        workflow_id = await saved_definitions.save_workflow(self.engine, definition)
         if activate:
             await self.activate_workflow(workflow_id)
         return workflow_id
@@ -138,13 +138,13 @@ class Workflowable:
             return await load_graph(conn, workflow)
 
     async def activate_workflow(self, workflow: str | int) -> None:
-        await catalog.set_workflow_status(self.engine, workflow, WorkflowStatus.ACTIVE)
+        await saved_definitions.set_workflow_status(self.engine, workflow, WorkflowStatus.ACTIVE)
 
     async def deactivate_workflow(self, workflow: str | int) -> None:
-        await catalog.set_workflow_status(self.engine, workflow, WorkflowStatus.DEACTIVATED)
+        await saved_definitions.set_workflow_status(self.engine, workflow, WorkflowStatus.DEACTIVATED)
 
     async def archive_workflow(self, workflow: str | int) -> None:
-        await catalog.set_workflow_status(self.engine, workflow, WorkflowStatus.ARCHIVED)
+        await saved_definitions.set_workflow_status(self.engine, workflow, WorkflowStatus.ARCHIVED)
 
     # Processes
 

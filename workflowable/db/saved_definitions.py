@@ -1,4 +1,5 @@
-"""Definitions in the database: registered types, saved workflows and their status.
+"""Definitions in the database: registered types, saved workflows and their status (the
+`Catalog` of types a worker runs is in definitions.py).
 
 Saving a workflow replaces its whole graph in one transaction and is allowed only while it is a
 Draft (or new); activating freezes it, so a running process's graph never changes under it.
