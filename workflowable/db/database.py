@@ -7,6 +7,8 @@ import asyncio
 import select
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..errors import DatabaseNotConfigured, InvalidArgument
 
@@ -200,6 +202,22 @@ class Database:
         await self.statements.close()
         if self._owns_engine:
             await self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """What `workflowable check` asks of Postgres."""
+
+    version: str  #: the server's version
+    revision: str | None  #: the schema's migration revision (None: never upgraded)
+    now: datetime  #: the server's clock
+
+
+async def server_state(conn: AsyncConnection) -> ServerState:
+    version = await conn.scalar(sa.text("SHOW server_version"))
+    has_alembic = await conn.scalar(sa.text("SELECT to_regclass('alembic_version') IS NOT NULL"))
+    revision = await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) if has_alembic else None
+    return ServerState(str(version), revision, await conn.scalar(sa.text("SELECT now()")))
 
 
 def upgrade(url: str, revision: str = "head") -> str:

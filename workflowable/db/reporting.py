@@ -299,9 +299,6 @@ class Report:
         return sum(int(a["attempts"]) for a in self.activities)
 
 
-#: Every process per status (a report over all history reads the whole table for it).
-ALL_STATUS_COUNTS = "SELECT status, processes FROM workflow_process_status_counts ORDER BY workflow_process_status_id"
-
 #: Rows of the failed and stuck lists at most.
 LISTED = 50
 
@@ -312,7 +309,7 @@ async def build_report(engine: AsyncEngine, *, since: datetime | None = None, st
     async with engine.connect() as conn:
         now = await conn.scalar(sa.text("SELECT now()"))
         if since is None:
-            counts = {r.status: int(r.processes) for r in await conn.execute(sa.text(ALL_STATUS_COUNTS))}
+            counts = {r.status: int(r.processes) for r in await conn.execute(sa.text(reporting_sql.ALL_STATUS_COUNTS))}
         else:
             found = {ProcessStatus(r.status_id): int(r.processes) for r in await conn.execute(sa.text(reporting_sql.STATUS_COUNTS_SINCE), {"since": since})}
             counts = {status.label: found.get(status, 0) for status in ProcessStatus}

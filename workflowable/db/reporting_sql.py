@@ -291,6 +291,9 @@ STATUS_COUNTS_SINCE = f"""
     GROUP BY 1
 """
 
+#: Every process per status (a report over all history reads the whole table for it).
+ALL_STATUS_COUNTS = "SELECT status, processes FROM workflow_process_status_counts ORDER BY workflow_process_status_id"
+
 #: Processes completed (by completed_at) and failed (by when they failed) per hour since :since.
 HOURLY_ENDINGS = f"""
     SELECT hour, sum(completed)::bigint AS completed, sum(failed)::bigint AS failed

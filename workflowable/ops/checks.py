@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 
 from ..codec import codec_from
 from ..connection import connect_temporal, database_url
-from ..db.database import MIGRATIONS, create_engine
+from ..db.database import MIGRATIONS, create_engine, server_state
 from ..db.partitions import Partition, list_partitions, month_start, next_month
 from ..errors import WorkflowableError
 from ..settings import Settings
@@ -111,20 +111,17 @@ async def _database_checks(settings: Settings) -> list[Check]:
     engine = create_engine(url, pool_size=1)
     try:
         async with engine.connect() as conn:
-            version = await conn.scalar(sa.text("SHOW server_version"))
-            checks = [Check("Postgres", True, f"reachable at {shown} (server {version})")]
-            has_alembic = await conn.scalar(sa.text("SELECT to_regclass('alembic_version') IS NOT NULL"))
-            current = await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) if has_alembic else None
-            now = await conn.scalar(sa.text("SELECT now()"))
-            partitions = await list_partitions(conn) if current == head_revision() else []
+            server = await server_state(conn)
+            partitions = await list_partitions(conn) if server.revision == head_revision() else []
     except (OSError, sa.exc.SQLAlchemyError) as exc:
         return [Check("Postgres", False, f"cannot connect to {shown}: {str(exc).splitlines()[0]}")]
     finally:
         await engine.dispose()
+    checks = [Check("Postgres", True, f"reachable at {shown} (server {server.version})")]
     head = head_revision()
-    if current == head:
+    if server.revision == head:
         checks.append(Check("schema", True, f"at revision {head}"))
-        checks.append(_partitions_check(partitions, now))
+        checks.append(_partitions_check(partitions, server.now))
     else:
-        checks.append(Check("schema", False, f"at revision {current or '(none)'}, wants {head}: run `workflowable db upgrade`"))
+        checks.append(Check("schema", False, f"at revision {server.revision or '(none)'}, wants {head}: run `workflowable db upgrade`"))
     return checks
