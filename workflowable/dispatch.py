@@ -108,7 +108,8 @@ async def start_process_workflow(
 
 class RefusedForGood(Exception):
     """Temporal refused to start a workflow for a reason a later try would not change (its
-    payload, say). Never leaves this module: the process is marked Failed with `reason`."""
+    payload, say). Not a public error: the dispatchers here mark the process Failed with
+    `reason` (and `start_and_record` raises `DispatchFailed`)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -189,7 +190,8 @@ async def process_runs(
     Dispatched in the same transaction, so two sweeps never start the same process twice. A
     process whose start Temporal refuses for good (its payload) is marked Failed, not tried
     again at every sweep; if Temporal cannot be reached, the sweep stops after the batch with
-    `TemporalUnavailable` (the Schedule's next sweep, or a retry of its activity, goes on)."""
+    `TemporalUnavailable` (the Schedule's next sweep, or a retry of its activity, goes on), or
+    `TemporalError` if it refused a start for another reason (a permission, a namespace)."""
     async with engine.connect() as conn:
         result = SweepResult(due=await count_due(conn), dispatched=0, already_live=0)
     if progress:
@@ -225,8 +227,8 @@ async def process_runs(
         if unreached:
             error = TemporalUnavailable if all(isinstance(err, TemporalUnavailable) for err in unreached) else TemporalError
             raise error(
-                f"the sweep stopped: {len(unreached)} workflows were not started, the first as {unreached[0]}; "
-                f"{result.dispatched} were started, the rest stay due for the next sweep"
+                f"the sweep stopped after {len(unreached)} workflows were not started ({unreached[0]}). "
+                f"{result.dispatched} were started; the rest stay due for the next sweep"
             )
     return result
 

@@ -207,7 +207,6 @@ async def test_a_start_temporal_refuses_for_good_fails_the_process_with_the_reas
     assert failed.dispatched_at is None and failed.attempts == ()  # Failed is not swept: nothing tries it again
 
 
-
 class Reserved(WorkflowEvent):
     task_queue: ClassVar[str | None] = "/_sys/reserved"  # a prefix Temporal keeps for itself
 
@@ -229,6 +228,7 @@ async def test_the_sweep_fails_a_start_temporal_refuses_for_good_and_starts_the_
     failed = await client.get_process(refused.id)
     assert failed.status is ProcessStatus.FAILED and "Temporal refused to start its workflow" in (failed.error or ""), failed.error
     assert (await client.get_process(light.id)).status not in (ProcessStatus.CREATED, ProcessStatus.FAILED)
+
 
 BOGUS_IDS: list[Any] = [2**63, 10**30, -(2**63) - 1, "1", "abc", b"1", 1.5, True, None, [1]]
 

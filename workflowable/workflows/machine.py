@@ -1,4 +1,5 @@
-"""The process state machine: every status move of a running process is decided here, and only here.
+"""The process state machine: every status move of a running process is decided here and in its
+`RunState` (run_state.py), and nowhere else.
 
 `Machine` holds where a process stands and takes one event at a time (a request, an attempt's
 end, a mirror write's answer, a timer, a lock grant, ...); each event may change its state and
