@@ -41,7 +41,7 @@ def test_db_upgrade_is_repeatable(settings):
     result = subprocess.run([*WORKFLOWABLE, "db", "upgrade"], env=environment(settings), cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"Mirror schema at revision {head_revision()}" in result.stdout  # the revision itself, not "head"
-    assert head_revision() == "0010"
+    assert head_revision() == "0011"
 
 
 def test_a_bad_app_is_a_clear_error(settings):

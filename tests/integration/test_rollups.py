@@ -88,7 +88,7 @@ def test_the_rollup_matches_the_attempt_rows_after_the_migration_and_as_attempts
         command.downgrade(alembic_config(url), "0007")  # as a database before the rollup
         with psycopg.connect(plain_url(url), autocommit=True) as conn:
             conn.execute(FILL)
-        assert upgrade(url) == "0010"
+        assert upgrade(url) == "0011"
         everything = {"since": datetime(1970, 1, 1, tzinfo=UTC)}
         with psycopg.connect(plain_url(url), autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM workflow_activity_hours").fetchone()[0] > 1

@@ -53,7 +53,7 @@ async def test_upgrading_twice_changes_nothing(database_url, client):
     upgrade(database_url)
     async with client.engine.connect() as conn:
         assert await conn.scalar(sa.text("SELECT count(*) FROM workflow_process_statuses")) == 8
-        assert await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0010"
+        assert await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0011"
 
 
 #: The catalog of a database, as Postgres itself prints it: every index and every constraint of

@@ -699,6 +699,12 @@ async def fail_dispatch(conn: AsyncConnection, process_id: int, reason: str, *, 
 _SINCE_ITS_START = "AND started_at >= CAST(:started_at AS timestamptz) - interval '1 day'"
 
 
+#: Where the process came from, for an attempt row it writes: its position as the statement
+#: begins (an attempt's own Success, in the same statement, moves it only after). The report's
+#: transitions taken count these pairs (reporting_sql._STEPS).
+_CAME_FROM = "(SELECT last_workflow_activity_id FROM workflow_processes WHERE id = :process_id)"
+
+
 def _close_attempt(bound: str) -> str:
     """The CTEs that close an attempt (Success or Failure); `closed` holds its id if this wrote.
     The attempt is found by its key without started_at (which the attempt log's unique key
@@ -720,8 +726,9 @@ def _close_attempt(bound: str) -> str:
     ), inserted AS (
         INSERT INTO workflow_process_activity_logs
             (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
-             started_at, completed_at, step, attempt, temporal_run_id, error)
-        SELECT :process_id, :activity_id, :status, :started_at, :completed_at, :step, :attempt, CAST(:run_id AS varchar), CAST(:error AS text)
+             started_at, completed_at, step, attempt, temporal_run_id, error, from_workflow_activity_id)
+        SELECT :process_id, :activity_id, :status, :started_at, :completed_at, :step, :attempt, CAST(:run_id AS varchar), CAST(:error AS text),
+               {_CAME_FROM}
         WHERE NOT EXISTS (SELECT 1 FROM attempt)
         ON CONFLICT ON CONSTRAINT workflow_process_activity_logs_attempt_key DO UPDATE  -- opened meanwhile
         SET workflow_process_activity_log_status_id = excluded.workflow_process_activity_log_status_id,
@@ -808,9 +815,9 @@ def _open_attempt(source: str, when: str) -> str:
     ), opened AS (
         INSERT INTO workflow_process_activity_logs
             (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
-             started_at, completed_at, step, attempt, temporal_run_id, error)
+             started_at, completed_at, step, attempt, temporal_run_id, error, from_workflow_activity_id)
         SELECT :process_id, :activity_id, :status, :started_at, CAST(:completed_at AS timestamptz),
-               :step, :attempt, CAST(:run_id AS varchar), CAST(:error AS text)
+               :step, :attempt, CAST(:run_id AS varchar), CAST(:error AS text), {_CAME_FROM}
         FROM {source}
         WHERE {when} AND NOT EXISTS (SELECT 1 FROM done) AND NOT EXISTS (
             SELECT 1 FROM workflow_process_activity_logs

@@ -294,6 +294,10 @@ class WorkflowProcessActivityLogRow(_Timestamps, table=True):
     attempt: int
     temporal_run_id: str = Field(max_length=64)
     error: str | None = Field(default=None, sa_type=sa.Text)
+    #: added: the process's position when the attempt was written (the activity it came from;
+    #: NULL at the start, and on rows written before migration 0011). No foreign key: checking
+    #: one would read the whole log.
+    from_workflow_activity_id: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
 class WorkflowSwapStatusRow(_Timestamps, table=True):
