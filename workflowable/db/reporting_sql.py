@@ -343,23 +343,26 @@ STUCK_PROCESSES = f"""
 
 #: How often each pair of consecutive steps was taken, over the attempts started since :since
 #: (all if NULL): (from activity, to activity, times); from NULL is the start. Each attempt row
-#: names the activity its process came from (its position when the row was written); rows
-#: written before migration 0011 do not, and for those the process's previous step names it, as
-#: it did before (the lateral lookup runs only for them: Postgres gates it on the row's own
-#: columns, so the window's other rows cost no lookup into the months before).
+#: names the activity its process came from (its position when the row was written), so the
+#: pairs come from the window's rows alone. Rows written before migration 0011 name none: for
+#: those (and only those: the second half reads no earlier month once the window holds none of
+#: them, as Postgres skips a join whose one side is empty) the process's previous step names it.
 _STEPS = f"""
-    SELECT coalesce(l.from_workflow_activity_id, before.workflow_activity_id) AS from_activity_id,
-           l.workflow_activity_id AS to_activity_id, count(*) AS taken
-    FROM workflow_activities a
-    JOIN workflow_process_activity_logs l ON l.workflow_activity_id = a.id AND l.attempt = 1{{window}}
-    LEFT JOIN LATERAL (
-        SELECT prev.workflow_activity_id
-        FROM workflow_process_activity_logs prev
+    SELECT from_activity_id, to_activity_id, count(*) AS taken
+    FROM (
+        SELECT l.from_workflow_activity_id AS from_activity_id, l.workflow_activity_id AS to_activity_id
+        FROM workflow_activities a
+        JOIN workflow_process_activity_logs l ON l.workflow_activity_id = a.id AND l.attempt = 1{{window}}
+        WHERE l.from_workflow_activity_id IS NOT NULL OR l.step = 1
+        UNION ALL
+        SELECT prev.workflow_activity_id, l.workflow_activity_id
+        FROM workflow_activities a
+        JOIN workflow_process_activity_logs l ON l.workflow_activity_id = a.id AND l.attempt = 1{{window}}
+        LEFT JOIN workflow_process_activity_logs prev
+          ON prev.workflow_process_id = l.workflow_process_id AND prev.step = l.step - 1
+         AND prev.workflow_process_activity_log_status_id = {A.SUCCESS:d}
         WHERE l.from_workflow_activity_id IS NULL AND l.step > 1
-          AND prev.workflow_process_id = l.workflow_process_id AND prev.step = l.step - 1
-          AND prev.workflow_process_activity_log_status_id = {A.SUCCESS:d}
-        LIMIT 1
-    ) AS before ON true
+    ) AS pairs
     GROUP BY 1, 2
 """
 STEPS_TAKEN = _STEPS.format(window=" AND l.started_at >= CAST(:since AS timestamptz)")
