@@ -471,10 +471,11 @@ async def fill(client: Workflowable, rows: int, progress: Progress) -> tuple[int
                     """
                     INSERT INTO workflow_process_activity_logs
                         (workflow_process_id, workflow_activity_id, workflow_process_activity_log_status_id,
-                         started_at, completed_at, step, attempt, temporal_run_id)
+                         started_at, completed_at, step, attempt, temporal_run_id, from_workflow_activity_id)
                     SELECT :first + (g / :each), (:activities)[1 + g % 100], CASE WHEN g % 100 = 7 THEN :failure ELSE :success END,
                            now() - (g || ' seconds')::interval, now() - (g || ' seconds')::interval + ((g % 1000) || ' milliseconds')::interval,
-                           1 + g % :each, 1, 'bench'
+                           1 + g % :each, 1, 'bench',
+                           CASE WHEN g % :each > 0 THEN (:activities)[1 + (g - 1) % 100] END  -- the process's previous step, as workers write it
                     FROM generate_series(:start, :stop - 1) g
                     """
                 ),
