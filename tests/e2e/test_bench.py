@@ -18,10 +18,11 @@ def test_the_benchmark_runs_and_reports_every_figure():
     figures = json.loads(result.stdout)
     print(json.dumps(figures["targets"], indent=1))
     assert set(figures["figures"]) == {
-        "a_plain_temporal", "e_plain_temporal_eager", "b_workflowable", "latency_started_per_second", "trigger_to_dispatched_ms", "sweep", "growth", "report_queries",
-        "waiting_worker", "deliveries"
+        "a_plain_temporal", "e_plain_temporal_eager", "f_eager_with_mirror_writes", "b_workflowable", "floor", "latency_started_per_second",
+        "trigger_to_dispatched_ms", "sweep", "growth", "report_queries", "waiting_worker", "deliveries"
     }
-    for half in ("a_plain_temporal", "e_plain_temporal_eager", "b_workflowable"):
+    assert all(ratio > 0 for ratio in figures["figures"]["floor"].values()), figures["figures"]["floor"]
+    for half in ("a_plain_temporal", "e_plain_temporal_eager", "f_eager_with_mirror_writes", "b_workflowable"):
         assert set(figures["figures"][half]) == {"per_second", "per_second_each_turn", "p50_ms", "p99_ms", "saturated_p50_ms", "saturated_p99_ms"}
     assert {"throughput b/a", "throughput b/e", "p50 latency b/a", "p50 latency b/e", "sweep / raw start rate"} <= set(figures["targets"])
     assert figures["figures"]["sweep"]["processes"] == 200

@@ -2,7 +2,8 @@
 
 On one Temporal dev server and one Postgres (started here unless settings point elsewhere):
 (a) N plain Temporal workflows of three trivial activities, (e) the same started eagerly (what a
-careful raw user writes), (b) N Workflowable processes of three trivial activities joined by
+careful raw user writes), (f) the same with the writes any SQL mirror of that work makes (the
+floor a mirror costs here), (b) N Workflowable processes of three trivial activities joined by
 transitions (one with a condition) with the full mirror, trigger latency, the process-runs
 sweep against raw `start_workflow` calls, the mirror grown (10 million attempt rows by default)
 with the report and the SQL of reconcile and the sweep timed before and after and the seed's
@@ -28,13 +29,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 from ..client import Workflowable
 from ..conditions import TokenPresent
 from ..connection import database_url
-from ..db.database import Database
+from ..db.database import Database, Statements
 from ..db.mirror import due_batch, due_count
 from ..db.partitions import ensure_partitions
 from ..db.reconcile import OPEN_ATTEMPTS, to_check
@@ -61,6 +63,57 @@ class BaselineWorkflow:
         for _ in range(3):
             n = await workflow.execute_activity("bench.noop", n, result_type=int, start_to_close_timeout=timedelta(seconds=30))
         return n
+
+
+# (f) the floor: (e) with the writes any SQL mirror of the same work makes, as plain statements
+# on the mirror's own kind of connection: a row made before the start and marked with its run
+# after it, and a row for each step. Workflowable makes five such writes for a process of three
+# steps (the trigger, the Dispatched write, each step's Success), so (f) is what a mirror of
+# this work costs on this machine before any of Workflowable's own code.
+
+FLOOR = "workflowable_bench_floor"
+FLOOR_TABLES = (
+    f"CREATE TABLE IF NOT EXISTS {FLOOR} (id bigserial PRIMARY KEY, name text NOT NULL, run_id text, "
+    "created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())",
+    f"CREATE TABLE IF NOT EXISTS {FLOOR}_steps (id bigserial PRIMARY KEY, floor_id bigint NOT NULL REFERENCES {FLOOR} (id), "
+    "step int NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
+)
+FLOOR_CREATE = sa.text(f"INSERT INTO {FLOOR} (name) VALUES (:name) RETURNING id")
+FLOOR_DISPATCHED = sa.text(f"UPDATE {FLOOR} SET run_id = :run_id, updated_at = now() WHERE id = :id RETURNING id")
+FLOOR_STEP = sa.text(f"INSERT INTO {FLOOR}_steps (floor_id, step) VALUES (:id, :step) RETURNING id")
+
+
+@asynccontextmanager
+async def floor_tables(engine: AsyncEngine) -> AsyncIterator[None]:
+    """(f)'s tables, dropped afterwards whatever happens."""
+    async with engine.begin() as conn:
+        for statement in FLOOR_TABLES:
+            await conn.execute(sa.text(statement))
+    try:
+        yield
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(f"DROP TABLE IF EXISTS {FLOOR}_steps, {FLOOR}"))
+
+
+class FloorActivities:
+    def __init__(self, statements: Statements) -> None:
+        self.statements = statements
+
+    @activity.defn(name="bench.floor_step")
+    async def step(self, row_and_step: list[int]) -> int:
+        row_id, step = row_and_step
+        await self.statements.scalar(FLOOR_STEP, {"id": row_id, "step": step})
+        return row_id
+
+
+@workflow.defn(name="BenchFloor")
+class FloorWorkflow:
+    @workflow.run
+    async def run(self, row_id: int) -> int:
+        for step in range(1, 4):
+            await workflow.execute_activity("bench.floor_step", [row_id, step], result_type=int, start_to_close_timeout=timedelta(seconds=30))
+        return row_id
 
 
 # (b) the same work as a Workflowable process
@@ -232,6 +285,18 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
         await handle.result()
         return time.perf_counter() - started
 
+    async def floor(i: int) -> float:
+        """(e) with the writes of a mirror, as plain statements (see FLOOR)."""
+        started = time.perf_counter()
+        statements = client.database.statements
+        row_id = await statements.scalar(FLOOR_CREATE, {"name": f"bench-f-{i}"})
+        handle = await temporal.start_workflow(
+            "BenchFloor", row_id, id=f"bench-f-{i}-{time.time_ns()}", task_queue="bench-a", result_type=int, request_eager_start=True
+        )
+        await statements.scalar(FLOOR_DISPATCHED, {"id": row_id, "run_id": handle.first_execution_run_id})
+        await handle.result()
+        return time.perf_counter() - started
+
     async def process(i: int) -> float:
         started = time.perf_counter()
         created = await client.trigger_event(BenchEvent(n=i))
@@ -244,29 +309,30 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
     baseline_worker = Worker(
         temporal,
         task_queue="bench-a",
-        workflows=[BaselineWorkflow],
-        activities=[noop],
+        workflows=[BaselineWorkflow, FloorWorkflow],
+        activities=[noop, FloorActivities(worker_database.statements).step],
         workflow_runner=SANDBOX,  # the same settings as build_worker's
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
-    async with baseline_worker, build_worker(temporal, worker_database, Catalog.of(TYPES), task_queue="bench-b"):
-        for warm_up in (plain, eager, process):
+    async with floor_tables(client.engine), baseline_worker, build_worker(temporal, worker_database, Catalog.of(TYPES), task_queue="bench-b"):
+        for warm_up in (plain, eager, floor, process):
             await bounded(min(WARM_UP, config.n), config.concurrency, warm_up, lambda: None)
         triggers.clear()
         # The dev server slows down as workflows pile up in it (about a third from the first few
-        # hundred to a few thousand), so the parts take turns, a e b b e a, and drift falls on all.
+        # hundred to a few thousand), so the parts take turns, a e f b b f e a, and drift falls on all.
         half = config.n // 2
-        turns = list(zip("aebbea", (half,) * 3 + (config.n - half,) * 3, strict=True))
+        turns = list(zip("aefbbfea", (half,) * 4 + (config.n - half,) * 4, strict=True))
         # Throughput: `concurrency` at a time, so every part keeps the machine busy.
         halves = {
             "a": (plain, progress("(a) plain Temporal", config.n)),
             "e": (eager, progress("(e) plain Temporal, eager start", config.n)),
+            "f": (floor, progress("(f) (e) and a mirror's writes", config.n)),
             "b": (process, progress("(b) Workflowable", config.n)),
         }
-        elapsed: dict[str, float] = dict.fromkeys("aeb", 0.0)
-        saturated: dict[str, list[float]] = {part: [] for part in "aeb"}
-        turn_rates: dict[str, list[float]] = {part: [] for part in "aeb"}  # to see a turn that stalled
+        elapsed: dict[str, float] = dict.fromkeys("aefb", 0.0)
+        saturated: dict[str, list[float]] = {part: [] for part in "aefb"}
+        turn_rates: dict[str, list[float]] = {part: [] for part in "aefb"}  # to see a turn that stalled
         for turn, count in turns:
             one, tick = halves[turn]
             seconds, each = await bounded(count, config.concurrency, one, tick)
@@ -280,10 +346,11 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
         halves = {
             "a": (plain, progress("(a) latency", config.n)),
             "e": (eager, progress("(e) latency", config.n)),
+            "f": (floor, progress("(f) latency", config.n)),
             "b": (process, progress("(b) latency", config.n)),
         }
         triggers.clear()
-        latency: dict[str, list[float]] = {part: [] for part in "aeb"}
+        latency: dict[str, list[float]] = {part: [] for part in "aefb"}
         for turn, count in turns:
             one, tick = halves[turn]
             latency[turn] += await paced(count, rate, one, tick)
@@ -293,7 +360,7 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
     def ms(values: list[float], q: float) -> float:
         return percentile(values, q) * 1000
 
-    a, e, b = (
+    a, e, f, b = (
         {
             "per_second": config.n / elapsed[half],
             "per_second_each_turn": turn_rates[half],
@@ -302,11 +369,19 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
             "saturated_p50_ms": ms(saturated[half], 0.5),
             "saturated_p99_ms": ms(saturated[half], 0.99),
         }
-        for half in "aeb"
+        for half in "aefb"
     )
     results.figures["a_plain_temporal"] = a
     results.figures["e_plain_temporal_eager"] = e
+    results.figures["f_eager_with_mirror_writes"] = f
     results.figures["b_workflowable"] = b
+    # What the mirror's writes alone cost against raw Temporal, and what Workflowable adds to them.
+    results.figures["floor"] = {
+        "throughput f/e": round(elapsed["e"] / elapsed["f"], 3),
+        "throughput b/f": round(elapsed["f"] / elapsed["b"], 3),
+        "p50 latency f/e": round(percentile(latency["f"], 0.5) / percentile(latency["e"], 0.5), 3),
+        "p50 latency b/f": round(percentile(latency["b"], 0.5) / percentile(latency["f"], 0.5), 3),
+    }
     results.figures["latency_started_per_second"] = {"rate": rate, "share_of_a_throughput": config.latency_load}
     results.figures["trigger_to_dispatched_ms"] = {"p50": ms(triggers, 0.5), "p99": ms(triggers, 0.99)}
     results.target("throughput b/a", elapsed["a"] / elapsed["b"], 0.85, at_least=True)  # the same N in each
