@@ -121,6 +121,17 @@ def database_of_its_own(database_url: str, prefix: str, *, far_ids: bool = False
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+
+@contextlib.asynccontextmanager
+async def opened_database_of_its_own(database_url: str, prefix: str) -> AsyncIterator[tuple[str, Database]]:
+    """`database_of_its_own`, opened: its URL and a `Database` on it, closed before it is dropped."""
+    with database_of_its_own(database_url, prefix) as url:
+        database = Database.open(url)
+        try:
+            yield url, database
+        finally:
+            await database.close()
+
 def one_workflow(event: str) -> str:
     """The start of a statement that fills a database of its own by SQL: CTEs `event`,
     `activity_type`, `priority`, an Active `workflow` named after the event in lower case, and its

@@ -7,9 +7,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, cast
 
-from temporalio.client import (
-    Client,
-)
+from temporalio.client import Client
 
 from . import locks, swaps, trigger
 from .boundary import check_id, public_api

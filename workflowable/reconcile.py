@@ -83,7 +83,10 @@ async def reconcile(
     result.differences = sorted([*(d for d in found if d is not None), *closing], key=lambda d: d.process_id)
     if not dry_run:
         for difference in result.differences:
-            result.repaired += await _repair(engine, difference)
+            result.repaired += int(await repair(
+                engine, difference.process_id, difference.mirror_status,
+                status=difference.status, run_id=difference.run_id, error=difference.error, abandoned=difference.abandoned,
+            ))
     return result
 
 
@@ -168,12 +171,3 @@ async def _outcome(temporal: Client, workflow_id: str, run_id: str, status: Work
 
 def _closing(abandoned: tuple[int, ...]) -> str:
     return f"close {len(abandoned)} attempt{'s' if len(abandoned) != 1 else ''} as abandoned"
-
-
-async def _repair(engine: AsyncEngine, difference: Difference) -> int:
-    """Write one repair; 1 if anything changed."""
-    changed = await repair(
-        engine, difference.process_id, difference.mirror_status,
-        status=difference.status, run_id=difference.run_id, error=difference.error, abandoned=difference.abandoned,
-    )
-    return int(changed)

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from tests.conftest import database_of_its_own, one_workflow
-from workflowable.db.database import Database
+from tests.conftest import one_workflow, opened_database_of_its_own
 from workflowable.db.partitions import ensure_partitions
 from workflowable.db.reporting import build_report
 
@@ -35,21 +34,16 @@ SELECT 3, 1, event.id FROM event
 
 
 async def test_the_stuck_and_failed_lists(database_url):
-    with database_of_its_own(database_url, "lists") as url:
-        database = Database.open(url)
-        try:
-            await ensure_partitions(
-                database.engine, since=datetime.now(UTC) - timedelta(days=3)
-            )  # the fill's attempts are 2 days old
-            async with database.engine.begin() as conn:
-                await conn.execute(sa.text(FILL))
-            report = await build_report(database.engine, stuck_after=timedelta(hours=1))
-            assert [row["id"] for row in report.stuck] == [1], report.stuck
-            assert report.stuck[0]["status"] == "Pending" and report.stuck[0]["workflow_name"] == "listed"
-            assert [(row["id"], row["error"]) for row in report.failed] == [(6, "boom"), (7, "older boom")], "newest first"
-            async with database.engine.connect() as conn:
-                now = await conn.scalar(sa.text("SELECT now()"))
-            windowed = await build_report(database.engine, since=now - timedelta(days=1))
-            assert [row["id"] for row in windowed.failed] == [6], "the window leaves out the older failure"
-        finally:
-            await database.close()
+    async with opened_database_of_its_own(database_url, "lists") as (_, database):
+        # the fill's attempts are 2 days old
+        await ensure_partitions(database.engine, since=datetime.now(UTC) - timedelta(days=3))
+        async with database.engine.begin() as conn:
+            await conn.execute(sa.text(FILL))
+        report = await build_report(database.engine, stuck_after=timedelta(hours=1))
+        assert [row["id"] for row in report.stuck] == [1], report.stuck
+        assert report.stuck[0]["status"] == "Pending" and report.stuck[0]["workflow_name"] == "listed"
+        assert [(row["id"], row["error"]) for row in report.failed] == [(6, "boom"), (7, "older boom")], "newest first"
+        async with database.engine.connect() as conn:
+            now = await conn.scalar(sa.text("SELECT now()"))
+        windowed = await build_report(database.engine, since=now - timedelta(days=1))
+        assert [row["id"] for row in windowed.failed] == [6], "the window leaves out the older failure"

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from tests.conftest import database_of_its_own, one_workflow
+from tests.conftest import one_workflow, opened_database_of_its_own
 from workflowable import InvalidArgument, Workflowable
 from workflowable.db.database import Database
 from workflowable.db.partitions import (
@@ -57,49 +57,40 @@ async def counts(engine) -> dict[str, int]:
 
 
 async def test_prune_deletes_old_finished_processes_and_their_rows_only(client, settings, database_url):
-    with database_of_its_own(database_url, "prune") as url:
-        database = Database.open(url)
-        try:
-            await ensure_partitions(database.engine, since=datetime.now(UTC) - timedelta(days=101))
-            async with database.engine.begin() as conn:
-                await conn.execute(sa.text(FILL))
-            own = Workflowable(settings.model_copy(update={"database_url": SecretStr(url)}), database, client.temporal)
-            counted = await own.prune(timedelta(days=30), dry_run=True)
-            assert counted.found == 3
-            assert any(p.start <= datetime.now(UTC) - timedelta(days=100) < p.end for p in counted.partitions)
-            assert all(p.end <= counted.before for p in counted.partitions)
-            assert await counts(database.engine) == dict.fromkeys(await counts(database.engine), 6), "a dry run deletes nothing"
-            told: list[int] = []
-            result = await own.prune(timedelta(days=30), batch=1, progress=told.append)
-            assert (result.found, result.deleted, told) == (3, 3, [1, 1, 1])
-            assert [p.name for p in result.partitions] == [p.name for p in counted.partitions]
-            async with database.engine.connect() as conn:
-                left = sorted((await conn.execute(sa.text("SELECT workflow_process_status_id FROM workflow_processes"))).scalars())
-            assert left == [2, 4, 7], "live processes, however old, and the recent Completed one stay"
-            # Their rows went with them; the live ones' attempts went with their month.
-            assert await counts(database.engine) == {
-                "workflow_processes": 3, "workflow_process_activity_logs": 1, "workflow_process_tokens": 3, "workflow_process_evaluations": 3
-            }
-            assert (await own.prune(timedelta(days=30))).deleted == 0, "a second run finds nothing"
-            for bad in (timedelta(0), 30):
-                try:
-                    await own.prune(bad)  # type: ignore[arg-type]
-                except InvalidArgument:
-                    continue
-                raise AssertionError(f"prune({bad!r}) was accepted")
-        finally:
-            await database.close()
+    async with of_its_own(settings, database_url, "prune", client.temporal) as (database, own):
+        await ensure_partitions(database.engine, since=datetime.now(UTC) - timedelta(days=101))
+        async with database.engine.begin() as conn:
+            await conn.execute(sa.text(FILL))
+        counted = await own.prune(timedelta(days=30), dry_run=True)
+        assert counted.found == 3
+        assert any(p.start <= datetime.now(UTC) - timedelta(days=100) < p.end for p in counted.partitions)
+        assert all(p.end <= counted.before for p in counted.partitions)
+        assert await counts(database.engine) == dict.fromkeys(await counts(database.engine), 6), "a dry run deletes nothing"
+        told: list[int] = []
+        result = await own.prune(timedelta(days=30), batch=1, progress=told.append)
+        assert (result.found, result.deleted, told) == (3, 3, [1, 1, 1])
+        assert [p.name for p in result.partitions] == [p.name for p in counted.partitions]
+        async with database.engine.connect() as conn:
+            left = sorted((await conn.execute(sa.text("SELECT workflow_process_status_id FROM workflow_processes"))).scalars())
+        assert left == [2, 4, 7], "live processes, however old, and the recent Completed one stay"
+        # Their rows went with them; the live ones' attempts went with their month.
+        assert await counts(database.engine) == {
+            "workflow_processes": 3, "workflow_process_activity_logs": 1, "workflow_process_tokens": 3, "workflow_process_evaluations": 3
+        }
+        assert (await own.prune(timedelta(days=30))).deleted == 0, "a second run finds nothing"
+        for bad in (timedelta(0), 30):
+            try:
+                await own.prune(bad)  # type: ignore[arg-type]
+            except InvalidArgument:
+                continue
+            raise AssertionError(f"prune({bad!r}) was accepted")
 
 
 @asynccontextmanager
 async def of_its_own(settings, database_url: str, prefix: str, temporal=None) -> AsyncIterator[tuple[Database, Workflowable]]:
     """A database of its own, open, and a client on it (with no Temporal unless given)."""
-    with database_of_its_own(database_url, prefix) as url:
-        database = Database.open(url)
-        try:
-            yield database, Workflowable(settings.model_copy(update={"database_url": SecretStr(url)}), database, temporal)
-        finally:
-            await database.close()
+    async with opened_database_of_its_own(database_url, prefix) as (url, database):
+        yield database, Workflowable(settings.model_copy(update={"database_url": SecretStr(url)}), database, temporal)
 
 
 async def names(engine) -> list[str]:

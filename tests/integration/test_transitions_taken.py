@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from tests.conftest import database_of_its_own, one_workflow
-from workflowable.db.database import Database
+from tests.conftest import one_workflow, opened_database_of_its_own
 from workflowable.db.partitions import ensure_partitions
 from workflowable.db.reporting_sql import STEPS_TAKEN, STEPS_TAKEN_ALL
 
@@ -35,17 +34,13 @@ FROM made JOIN (VALUES (1, 1, 2, 2, false), (1, 2, 1, 1, false), (2, 1, 3, 2, fa
 
 
 async def test_transitions_taken_come_from_each_row_and_from_the_previous_step_before_0011(database_url):
-    with database_of_its_own(database_url, "taken") as url:
-        database = Database.open(url)
-        try:
-            await ensure_partitions(database.engine, since=datetime.now(UTC) - timedelta(days=4))
-            async with database.engine.begin() as conn:
-                await conn.execute(sa.text(FILL))
-                step = await conn.scalar(sa.text("SELECT id FROM workflow_activities"))
-                everything = {(r.from_activity_id, r.to_activity_id): r.taken for r in await conn.execute(sa.text(STEPS_TAKEN_ALL))}
-                since = {"since": datetime.now(UTC) - timedelta(days=1)}
-                today = {(r.from_activity_id, r.to_activity_id): r.taken for r in await conn.execute(sa.text(STEPS_TAKEN), since)}
-        finally:
-            await database.close()
+    async with opened_database_of_its_own(database_url, "taken") as (_, database):
+        await ensure_partitions(database.engine, since=datetime.now(UTC) - timedelta(days=4))
+        async with database.engine.begin() as conn:
+            await conn.execute(sa.text(FILL))
+            step = await conn.scalar(sa.text("SELECT id FROM workflow_activities"))
+            everything = {(r.from_activity_id, r.to_activity_id): r.taken for r in await conn.execute(sa.text(STEPS_TAKEN_ALL))}
+            since = {"since": datetime.now(UTC) - timedelta(days=1)}
+            today = {(r.from_activity_id, r.to_activity_id): r.taken for r in await conn.execute(sa.text(STEPS_TAKEN), since)}
     assert everything == {(None, step): 3, (step, step): 3}, everything
     assert today == {(None, step): 2, (step, step): 2}, today
