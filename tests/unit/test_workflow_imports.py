@@ -1,4 +1,4 @@
-"""The workflow-side code (workflowable/workflows/) runs in Temporal's sandbox and is replayed:
+"""The workflow-side code (workflowable/workflows/) is replayed, the process workflow outside Temporal's sandbox:
 it imports only the standard library, temporalio, its own modules and the package's
 sandbox-safe `states`. Anything else (the mirror, SQLAlchemy, psycopg, pydantic) fails here."""
 
@@ -56,3 +56,59 @@ def test_the_state_machine_is_pure():
         assert all(not module.startswith("temporalio") for _, module in imports), (name, imports)
         assert {module.split(".")[0] for level, module in imports if level == 0} <= {"__future__", "collections", "dataclasses", "datetime", "enum"}, name
         assert {module for level, module in imports if level == 1} <= pure, name
+
+
+#: The process workflow runs outside Temporal's sandbox (process.py says why), so nothing at run
+#: time stops its code from reading the clock, chance or the environment. What it loads may use
+#: only these standard modules, and calls those only through `workflow` (`workflow.now()`).
+UNSANDBOXED_STANDARD = {"__future__", "asyncio", "collections", "dataclasses", "datetime", "enum", "hashlib", "json", "types", "typing"}
+NONDETERMINISTIC = {"now", "utcnow", "today", "time", "time_ns", "monotonic", "perf_counter", "random", "randint", "uuid4", "getenv", "urandom"}
+
+
+def siblings_of(path: Path) -> set[str]:
+    """The modules of workflows/ that the file imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {alias.name for alias in node.names} if node.module is None else {node.module.split(".")[0]}
+    return found
+
+
+def loaded_by(name: str) -> set[str]:
+    """`name` and every module of workflows/ it loads, directly or not."""
+    seen, todo = set(), [name]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo += sorted(siblings_of(WORKFLOWS / f"{module}.py"))
+    return seen
+
+
+def nondeterministic_calls(path: Path) -> list[str]:
+    """Calls of a clock, chance or the environment other than through `workflow`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in NONDETERMINISTIC and not (isinstance(func.value, ast.Name) and func.value.id == "workflow"):
+            found.append(f"{path.name}:{node.lineno}: {ast.unparse(func)}()")
+        elif isinstance(func, ast.Name) and func.id in NONDETERMINISTIC:
+            found.append(f"{path.name}:{node.lineno}: {func.id}()")
+    return found
+
+
+def test_the_unsandboxed_process_workflow_loads_only_deterministic_code():
+    loaded = loaded_by("process")
+    assert {"machine", "run_state", "effect_runner", "messages", "walk"} <= loaded, loaded
+    standard = {module.split(".")[0] for name in loaded for level, module in imports_of(WORKFLOWS / f"{name}.py") if level == 0}
+    assert standard - {"temporalio"} <= UNSANDBOXED_STANDARD, standard
+    calls = [call for name in sorted(loaded) for call in nondeterministic_calls(WORKFLOWS / f"{name}.py")]
+    assert not calls, calls
+
+
+def test_the_determinism_check_catches_what_it_should(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import time\nfrom datetime import datetime\nworkflow.now()\nworkflow.uuid4()\ndatetime.now()\ntime.monotonic()\nuuid4()\n")
+    assert nondeterministic_calls(sample) == ["sample.py:5: datetime.now()", "sample.py:6: time.monotonic()", "sample.py:7: uuid4()"]
