@@ -19,8 +19,13 @@ def test_the_benchmark_runs_and_reports_every_figure():
     print(json.dumps(figures["targets"], indent=1))
     assert set(figures["figures"]) == {
         "a_plain_temporal", "e_plain_temporal_eager", "f_eager_with_mirror_writes", "b_workflowable", "floor", "latency_started_per_second",
-        "trigger_to_dispatched_ms", "sweep", "growth", "report_queries", "waiting_worker", "deliveries"
+        "trigger_to_dispatched_ms", "cpu_ms_per_process", "cpu_ratio", "sweep", "growth", "report_queries", "waiting_worker", "deliveries"
     }
+    # CPU per process of each part, from /proc: the bench's own Python, its dev server and its Postgres all did work.
+    cpu = figures["figures"]["cpu_ms_per_process"]
+    assert set(cpu) == set("aefb") and all(cpu[part]["python"] > 0 and cpu[part]["temporal"] > 0 for part in "aefb"), cpu
+    assert cpu["b"]["postgres"] > 0 and cpu["f"]["postgres"] > 0, cpu
+    assert all(ratio is not None and ratio > 0 for ratio in figures["figures"]["cpu_ratio"].values()), figures["figures"]["cpu_ratio"]
     assert all(ratio > 0 for ratio in figures["figures"]["floor"].values()), figures["figures"]["floor"]
     for half in ("a_plain_temporal", "e_plain_temporal_eager", "f_eager_with_mirror_writes", "b_workflowable"):
         assert set(figures["figures"][half]) == {"per_second", "per_second_each_turn", "p50_ms", "p99_ms", "saturated_p50_ms", "saturated_p99_ms"}

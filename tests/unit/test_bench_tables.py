@@ -22,11 +22,13 @@ def test_every_figure_and_target_has_a_row():
         "before": {"sweep: due count": 0.04, "report (last 24 h)": 21.0},
         "after": {"sweep: due count": 0.06, "report (last 24 h)": 35.5},
     }
+    results.figures["cpu_ms_per_process"] = {"e": {"python": 21.5, "temporal": 43.0, "postgres": 0.4, "total": 64.9}}
     results.target("throughput b/e", 0.81, 0.95, at_least=True)
     console = Console(record=True, width=240)
     for table in bench_tables(results):
         console.print(table)
     shown = console.export_text()
     for expected in ("a_plain_temporal", "per_second 19.6", "query 1 attempts of a process", "report, last 24 h", "88.5 ms", "throughput b/e", "≥ 0.95",
-                     "10,020,000 attempt rows, 2,000,400 processes", "sweep: due count", "0.04 ms before, 0.06 ms after", "21.00 ms before, 35.50 ms after"):
+                     "10,020,000 attempt rows, 2,000,400 processes", "sweep: due count", "0.04 ms before, 0.06 ms after", "21.00 ms before, 35.50 ms after",
+                     "CPU per process (e)", "python 21.5, temporal 43.0, postgres 0.4, total 64.9 ms"):
         assert expected in shown, expected

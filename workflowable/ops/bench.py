@@ -4,7 +4,8 @@ On one Temporal dev server and one Postgres (started here unless settings point 
 (a) N plain Temporal workflows of three trivial activities, (e) the same started eagerly (what a
 careful raw user writes), (f) the same with the writes any SQL mirror of that work makes (the
 floor a mirror costs here), (b) N Workflowable processes of three trivial activities joined by
-transitions (one with a condition) with the full mirror, trigger latency, the process-runs
+transitions (one with a condition) with the full mirror, the CPU each part costs a process
+(this process, the dev server, Postgres), trigger latency, the process-runs
 sweep against raw `start_workflow` calls, the mirror grown (10 million attempt rows by default)
 with the report and the SQL of reconcile and the sweep timed before and after and the seed's
 queries on the grown log, and the worker's memory with many processes waiting.
@@ -218,14 +219,20 @@ async def paced(count: int, rate: float, one: Callable[[int], Awaitable[float]],
     return list(await asyncio.gather(*(run(i) for i in range(count))))
 
 
+@dataclass(frozen=True)
+class Running:
+    settings: Settings
+    temporal_pid: int | None  #: the dev server this run started (None: the settings' own)
+
+
 @asynccontextmanager
-async def servers(settings: Settings | None) -> AsyncIterator[Settings]:
+async def servers(settings: Settings | None) -> AsyncIterator[Running]:
     """Settings pointing at servers: the given ones, or a fresh dev stack stopped afterwards."""
     if settings is not None and settings.database_url is not None and settings.temporal_address is not None:
         from ..db.database import upgrade
 
         upgrade(settings.database_url.get_secret_value())
-        yield settings
+        yield Running(settings, None)
         return
     from .devstack import TemporalDevServer, dev_stack
 
@@ -237,7 +244,7 @@ async def servers(settings: Settings | None) -> AsyncIterator[Settings]:
         try:
             fresh = Settings(_env_file=None, database_url=None, temporal_address=address, state_dir=Path(folder))  # type: ignore[call-arg]
             async with dev_stack(fresh, log=lambda _: None) as running:
-                yield running
+                yield Running(running, server.process.pid if server.process is not None else None)
         finally:
             server.stop()
 
@@ -247,20 +254,76 @@ Progress = Callable[[str, int], Callable[[], None]]
 
 async def measure(settings: Settings | None, config: Config, progress: Progress) -> Results:
     results = Results(config=asdict(config))
-    async with servers(settings) as running, await Workflowable.connect(running) as client:
-        await baseline_and_processes(client, config, results, progress)
+    async with servers(settings) as running, await Workflowable.connect(running.settings) as client:
+        cpu = CpuMeter(running.temporal_pid, await postmaster_pid(client))
+        await baseline_and_processes(client, config, results, progress, cpu)
         if config.sweep:
             await sweep_against_raw_starts(client, config, results, progress)
         if config.attempt_rows:
             await growth(client, config, results, progress)
         if config.waiting:
-            await waiting_memory(client, running, config, results, progress)
+            await waiting_memory(client, running.settings, config, results, progress)
         if config.deliveries:
             await one_event_to_many(client, config, results, progress)
     return results
 
 
-async def baseline_and_processes(client: Workflowable, config: Config, results: Results, progress: Progress) -> None:
+# CPU per process: on a machine whose cores the parts keep busy, throughput follows the CPU a
+# process costs everything that serves it (this process, the dev server, Postgres), and that
+# figure drifts less from turn to turn than a rate does.
+
+CPU_PARTS = ("python", "temporal", "postgres")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process so far, from /proc (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Postgres's backends, for its postmaster)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+async def postmaster_pid(client: Workflowable) -> int | None:
+    """Postgres's postmaster, if it runs on this machine (the parent of this session's backend)."""
+    async with client.engine.connect() as conn:
+        backend = await conn.scalar(sa.text("SELECT pg_backend_pid()"))
+    try:
+        parent = int(Path(f"/proc/{backend}/stat").read_text().rpartition(")")[2].split()[1])
+    except OSError:
+        return None  # another machine's
+    return parent if "postgres" in Path(f"/proc/{parent}/cmdline").read_bytes().decode(errors="replace") else None
+
+
+@dataclass(frozen=True)
+class CpuMeter:
+    """CPU seconds of this process, the dev server the bench started and the local Postgres."""
+
+    temporal_pid: int | None
+    postmaster_pid: int | None
+
+    def read(self) -> dict[str, float]:
+        postgres = 0.0
+        if self.postmaster_pid is not None:
+            postgres = sum(cpu_seconds(pid) for pid in [self.postmaster_pid, *children_of(self.postmaster_pid)])
+        temporal = cpu_seconds(self.temporal_pid) if self.temporal_pid is not None else 0.0
+        return {"python": cpu_seconds(os.getpid()), "temporal": temporal, "postgres": postgres}
+
+
+async def baseline_and_processes(client: Workflowable, config: Config, results: Results, progress: Progress, cpu: CpuMeter) -> None:
     temporal = client.temporal
     BenchEvent.task_queue = "bench-b"
     flow = WorkflowDefinition(f"bench-{time.time_ns()}", event=BenchEvent)
@@ -311,7 +374,7 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
         task_queue="bench-a",
         workflows=[BaselineWorkflow, FloorWorkflow],
         activities=[noop, FloorActivities(worker_database.statements).step],
-        workflow_runner=SANDBOX,  # the same settings as build_worker's
+        workflow_runner=SANDBOX,  # what a raw user gets by default (the process workflow does without it: process.py)
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
@@ -333,9 +396,14 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
         elapsed: dict[str, float] = dict.fromkeys("aefb", 0.0)
         saturated: dict[str, list[float]] = {part: [] for part in "aefb"}
         turn_rates: dict[str, list[float]] = {part: [] for part in "aefb"}  # to see a turn that stalled
+        spent: dict[str, dict[str, float]] = {part: dict.fromkeys(CPU_PARTS, 0.0) for part in "aefb"}
         for turn, count in turns:
             one, tick = halves[turn]
+            before = cpu.read()
             seconds, each = await bounded(count, config.concurrency, one, tick)
+            after = cpu.read()
+            for name in CPU_PARTS:
+                spent[turn][name] += after[name] - before[name]
             elapsed[turn] += seconds
             saturated[turn] += each
             turn_rates[turn].append(round(count / seconds, 1))
@@ -381,6 +449,14 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
         "throughput b/f": round(elapsed["f"] / elapsed["b"], 3),
         "p50 latency f/e": round(percentile(latency["f"], 0.5) / percentile(latency["e"], 0.5), 3),
         "p50 latency b/f": round(percentile(latency["b"], 0.5) / percentile(latency["f"], 0.5), 3),
+    }
+    # A Postgres backend that ended during a turn takes its CPU with it; the pools keep theirs.
+    cpu_ms = {part: {name: round(spent[part][name] * 1000 / config.n, 1) for name in CPU_PARTS} for part in "aefb"}
+    for figures in cpu_ms.values():
+        figures["total"] = round(sum(figures[name] for name in CPU_PARTS), 1)
+    results.figures["cpu_ms_per_process"] = cpu_ms
+    results.figures["cpu_ratio"] = {
+        f"{x}/{y}": round(cpu_ms[x]["total"] / cpu_ms[y]["total"], 3) if cpu_ms[y]["total"] else None for x, y in ("eb", "ef", "fb")
     }
     results.figures["latency_started_per_second"] = {"rate": rate, "share_of_a_throughput": config.latency_load}
     results.figures["trigger_to_dispatched_ms"] = {"p50": ms(triggers, 0.5), "p99": ms(triggers, 0.99)}

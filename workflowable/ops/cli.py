@@ -464,6 +464,10 @@ def bench_tables(results: Results) -> list[Table]:
             for measure, before in value["before"].items():
                 figures.add_row(f"  {measure}", f"{before:.2f} ms before, {value['after'][measure]:.2f} ms after")
             continue
+        if name == "cpu_ms_per_process":
+            for part, cpu in value.items():
+                figures.add_row(f"CPU per process ({part})", ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) + " ms")
+            continue
         figures.add_row(name, ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()))
     targets = Table("target", "value", "limit", "met", title="Targets")
     for name, t in results.targets.items():
