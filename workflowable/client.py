@@ -27,6 +27,7 @@ from .dispatch import SweepResult, dispatch_one, install_schedule, process_runs,
 from .errors import (
     InvalidArgument,
     InvalidSwap,
+    ProcessNotFound,
     TemporalError,
 )
 from .graph import WorkflowDefinition
@@ -229,16 +230,18 @@ class Workflowable:
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         token: tuple[str, str] | None = None,
+        ids: Iterable[int] | None = None,
         limit: int = 50,
     ) -> list[ProcessSummary]:
-        """Processes, newest first, filtered by status, workflow name, event name, creation time
-        and a token (key, value) they hold."""
+        """Processes, newest first, filtered by status, workflow name, event name, creation time,
+        a token (key, value) they hold and their ids (an id of no process is left out)."""
         for when in (created_after, created_before):
             if when is not None and (not isinstance(when, datetime) or when.tzinfo is None):
                 raise InvalidArgument(f"created_after and created_before are timezone-aware datetimes, got {when!r}")
+        wanted = None if ids is None else _ids(ids)
         return await list_processes(
             self.engine, status=status, workflow=workflow, event=event,
-            created_after=created_after, created_before=created_before, token=token, limit=_limit(limit),
+            created_after=created_after, created_before=created_before, token=token, ids=wanted, limit=_limit(limit),
         )
 
     async def apply_to_processes(
@@ -345,6 +348,20 @@ class _MirrorOnly:
 
     def __getattr__(self, name: str) -> Any:
         raise TemporalError("this client reads the mirror only (Workflowable.connect(mirror_only=True)); connect without it to reach Temporal")
+
+
+def _ids(ids: object) -> list[int]:
+    """Ids to filter a list by, each checked as `check_id` checks one; an id out of Postgres's
+    range names no process, so it is left out like any other id of none."""
+    if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
+        raise InvalidArgument(f"ids is a collection of process ids, got {type(ids).__name__} {ids!r:.60}")
+    wanted = []
+    for value in ids:
+        try:
+            wanted.append(check_id(value))
+        except ProcessNotFound:
+            continue
+    return wanted
 
 
 def _limit(limit: object) -> int:

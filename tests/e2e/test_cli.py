@@ -169,8 +169,11 @@ async def test_bulk_requests_choose_by_filter_or_stdin_list_first_and_ask_before
         assert all(p.status is ProcessStatus.CREATED for p in await client.list_processes(workflow=name))
         unconfirmed = run_cli(settings, "process", "cancel", "--workflow", name)  # stdin is not a terminal: no prompt
         assert unconfirmed.returncode == 2 and "confirm with --yes" in unconfirmed.stderr, unconfirmed.stderr
-        paused = run_cli(settings, "process", "pause", "--stdin", stdin="\n".join(str(i) for i in ids[:2]))
+        # Listed by id: read in one query, in the order given; an id of no process is said and skipped.
+        paused = run_cli(settings, "process", "pause", "--stdin", stdin="\n".join(str(i) for i in [ids[1], 2**62, ids[0], ids[1]]))
         assert paused.returncode == 0 and "pause: 2 done, 0 refused, 0 failed" in paused.stdout, (paused.stdout, paused.stderr)
+        assert "skipped" in paused.stderr and str(2**62) in paused.stderr, paused.stderr
+        assert [p.id for p in await client.list_processes(ids=[ids[0], 2**62, 2**70, ids[1]])] == [ids[1], ids[0]]  # newest first
         done = run_cli(settings, "process", "cancel", "--workflow", name, "--yes")
         assert done.returncode == 0 and "cancel: 7 done, 0 refused, 0 failed" in done.stdout, (done.stdout, done.stderr)
         again = run_cli(settings, "process", "cancel", "--workflow", name, "--yes")  # safe to run again

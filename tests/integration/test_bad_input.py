@@ -256,6 +256,11 @@ async def test_bogus_ids_get_a_typed_error_before_any_sql(client):
         await client.pause_process(1, timeout=-1)
     with pytest.raises(InvalidArgument, match="lock key"):
         await client.get_lock(7)  # type: ignore[arg-type]
+    # A list by ids: an id of no process is left out; one that is not an id is refused.
+    assert await client.list_processes(ids=[bogus for bogus in BOGUS_IDS if isinstance(bogus, int) and not isinstance(bogus, bool)]) == []
+    for not_ids in ("12", 12, [True], [1.5], ["7"]):
+        with pytest.raises(InvalidArgument, match="id"):
+            await client.list_processes(ids=not_ids)  # type: ignore[arg-type]
     assert await snapshot(client.engine) == before
 
 

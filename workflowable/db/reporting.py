@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import ProcessNotFound
@@ -197,10 +198,11 @@ async def list_processes(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     token: tuple[str, str] | None = None,
+    ids: Sequence[int] | None = None,
     limit: int = 50,
 ) -> list[ProcessSummary]:
     """The newest processes, filtered by status, workflow name, event name, when they were
-    created, and a token (key, value) they hold."""
+    created, a token (key, value) they hold, and their ids."""
     position = activities.alias("position")
     query = (
         sa.select(
@@ -229,6 +231,8 @@ async def list_processes(
         query = query.where(processes.c.created_at >= created_after)
     if created_before is not None:
         query = query.where(processes.c.created_at < created_before)
+    if ids is not None:  # one array parameter, however many ids
+        query = query.where(processes.c.id == sa.any_(sa.bindparam("ids", list(ids), type_=postgresql.ARRAY(sa.BigInteger))))
     if token is not None:  # the hash index on the value finds the few rows with it
         key, value = token
         holds = sa.select(tokens.c.id).where(tokens.c.workflow_process_id == processes.c.id, tokens.c.value == value, tokens.c.key == key)

@@ -338,8 +338,7 @@ def _ids_from(text: str) -> list[int]:
 def _steer_many(request: Request, ids: list[int], filters: dict[str, Any], *, dry_run: bool, yes: bool) -> None:
     async def choose(client: Workflowable) -> list[ProcessSummary]:
         if not any(filters.values()):
-            found = [await _summary(client, process_id) for process_id in dict.fromkeys(ids)]
-            return [p for p in found if p is not None]
+            return await _listed(client, list(dict.fromkeys(ids)))
         token = None
         if filters["token"] is not None:
             key, sep, value = filters["token"].partition("=")
@@ -378,14 +377,17 @@ def _steer_many(request: Request, ids: list[int], filters: dict[str, Any], *, dr
         raise typer.Exit(1)
 
 
-async def _summary(client: Workflowable, process_id: int) -> ProcessSummary | None:
-    """The process as a list shows it; None (said on stderr) if there is none of that id."""
-    try:
-        p = await client.get_process(process_id)
-    except ProcessNotFound as exc:
-        errors.print(f"skipped: {exc}")
-        return None
-    return ProcessSummary(p.id, p.workflow_name, "", p.status, p.position_name, p.lock_key, p.next_run_at, None)
+async def _listed(client: Workflowable, ids: list[int]) -> list[ProcessSummary]:
+    """The processes of these ids as a list shows them, in one read, in the order given; an id
+    of none is said on stderr and skipped."""
+    found: dict[int, ProcessSummary] = {}
+    for start in range(0, len(ids), 100_000):  # the most one list returns
+        batch = ids[start : start + 100_000]
+        found.update((p.id, p) for p in await client.list_processes(ids=batch, limit=len(batch)))
+    for process_id in ids:
+        if process_id not in found:
+            errors.print(f"skipped: {ProcessNotFound(process_id)}")
+    return [found[process_id] for process_id in ids if process_id in found]
 
 
 def _number(text: str) -> int | str:
