@@ -233,8 +233,9 @@ class Workflowable:
         ids: Iterable[int] | None = None,
         limit: int = 50,
     ) -> list[ProcessSummary]:
-        """Processes, newest first, filtered by status, workflow name, event name, creation time,
-        a token (key, value) they hold and their ids (an id of no process is left out)."""
+        """Processes, newest first, at most `limit` of them, filtered by status, workflow name,
+        event name, creation time, a token (key, value) they hold and their ids (an id of no
+        process is left out)."""
         for when in (created_after, created_before):
             if when is not None and (not isinstance(when, datetime) or when.tzinfo is None):
                 raise InvalidArgument(f"created_after and created_before are timezone-aware datetimes, got {when!r}")
@@ -353,7 +354,7 @@ class _MirrorOnly:
 def _ids(ids: object) -> list[int]:
     """Ids to filter a list by, each checked as `check_id` checks one; an id out of Postgres's
     range names no process, so it is left out like any other id of none."""
-    if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
+    if isinstance(ids, str | bytes | bytearray | memoryview) or not isinstance(ids, Iterable):
         raise InvalidArgument(f"ids is a collection of process ids, got {type(ids).__name__} {ids!r:.60}")
     wanted = []
     for value in ids:

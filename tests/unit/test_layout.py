@@ -1,4 +1,4 @@
-"""The package's boundaries, read from the imports of its files: what runs in Temporal's sandbox
+"""The package's boundaries, read from the imports of its files: what Temporal replays
 (workflows/), what touches Postgres (db/), what is tooling (ops/), and the runtime between them.
 
 - db/ never imports ops/: the mirror works without the dev stack, the CLI or the benchmark.

@@ -220,19 +220,21 @@ async def paced(count: int, rate: float, one: Callable[[int], Awaitable[float]],
 
 
 @dataclass(frozen=True)
-class Running:
+class Stack:
+    """The servers a bench runs on."""
+
     settings: Settings
     temporal_pid: int | None  #: the dev server this run started (None: the settings' own)
 
 
 @asynccontextmanager
-async def servers(settings: Settings | None) -> AsyncIterator[Running]:
+async def servers(settings: Settings | None) -> AsyncIterator[Stack]:
     """Settings pointing at servers: the given ones, or a fresh dev stack stopped afterwards."""
     if settings is not None and settings.database_url is not None and settings.temporal_address is not None:
         from ..db.database import upgrade
 
         upgrade(settings.database_url.get_secret_value())
-        yield Running(settings, None)
+        yield Stack(settings, None)
         return
     from .devstack import TemporalDevServer, dev_stack
 
@@ -244,7 +246,7 @@ async def servers(settings: Settings | None) -> AsyncIterator[Running]:
         try:
             fresh = Settings(_env_file=None, database_url=None, temporal_address=address, state_dir=Path(folder))  # type: ignore[call-arg]
             async with dev_stack(fresh, log=lambda _: None) as running:
-                yield Running(running, server.process.pid if server.process is not None else None)
+                yield Stack(running, server.process.pid if server.process is not None else None)
         finally:
             server.stop()
 
@@ -303,9 +305,10 @@ async def postmaster_pid(client: Workflowable) -> int | None:
         backend = await conn.scalar(sa.text("SELECT pg_backend_pid()"))
     try:
         parent = int(Path(f"/proc/{backend}/stat").read_text().rpartition(")")[2].split()[1])
+        command = Path(f"/proc/{parent}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
-        return None  # another machine's
-    return parent if "postgres" in Path(f"/proc/{parent}/cmdline").read_bytes().decode(errors="replace") else None
+        return None  # another machine's, or out of this one's sight (a container)
+    return parent if "postgres" in command else None
 
 
 @dataclass(frozen=True)
@@ -319,7 +322,9 @@ class CpuMeter:
         postgres = 0.0
         if self.postmaster_pid is not None:
             postgres = sum(cpu_seconds(pid) for pid in [self.postmaster_pid, *children_of(self.postmaster_pid)])
-        temporal = cpu_seconds(self.temporal_pid) if self.temporal_pid is not None else 0.0
+        temporal = 0.0
+        if self.temporal_pid is not None:  # with its children, should the binary be a wrapper
+            temporal = sum(cpu_seconds(pid) for pid in [self.temporal_pid, *children_of(self.temporal_pid)])
         return {"python": cpu_seconds(os.getpid()), "temporal": temporal, "postgres": postgres}
 
 
@@ -455,8 +460,10 @@ async def baseline_and_processes(client: Workflowable, config: Config, results: 
     for figures in cpu_ms.values():
         figures["total"] = round(sum(figures[name] for name in CPU_PARTS), 1)
     results.figures["cpu_ms_per_process"] = cpu_ms
+    # Without the dev server's CPU (servers of the settings' own), totals would not compare.
+    whole = cpu.temporal_pid is not None
     results.figures["cpu_ratio"] = {
-        f"{x}/{y}": round(cpu_ms[x]["total"] / cpu_ms[y]["total"], 3) if cpu_ms[y]["total"] else None for x, y in ("eb", "ef", "fb")
+        f"{x}/{y}": round(cpu_ms[x]["total"] / cpu_ms[y]["total"], 3) if whole and cpu_ms[y]["total"] else None for x, y in ("eb", "ef", "fb")
     }
     results.figures["latency_started_per_second"] = {"rate": rate, "share_of_a_throughput": config.latency_load}
     results.figures["trigger_to_dispatched_ms"] = {"p50": ms(triggers, 0.5), "p99": ms(triggers, 0.99)}

@@ -345,14 +345,14 @@ def _steer_many(request: Request, ids: list[int], filters: dict[str, Any], *, dr
             if not sep or not key:
                 raise InvalidArgument(f"--token wants KEY=VALUE, got {filters['token']!r}")
             token = (key, value)
-        chosen = await client.list_processes(
+        return await client.list_processes(
             status=_status(filters["status"], ProcessStatus), workflow=filters["workflow"], event=filters["event"],
-            created_after=_aware(filters["created_after"]), created_before=_aware(filters["created_before"]), token=token, limit=100_000,
+            created_after=_aware(filters["created_after"]), created_before=_aware(filters["created_before"]), token=token,
+            ids=ids or None, limit=100_000,
         )
-        return [p for p in chosen if not ids or p.id in ids]
 
     chosen: list[ProcessSummary] = _run(_with_client(choose))
-    if len(chosen) == 100_000:
+    if len(chosen) == 100_000 and any(filters.values()):
         errors.print("The filters chose 100,000 processes, the most one run takes: run it again for the rest.")
     valid = [p for p in chosen if request.allowed_from(p.status)]
     console.print(f"{_count(len(chosen), 'process')} chosen, {len(valid)} in a status that allows {request.value}.")

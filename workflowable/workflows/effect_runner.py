@@ -4,7 +4,8 @@ A write, a check or a swap's move is a local activity; an attempt is an activity
 its type; a timer is a workflow timer; the lock key is asked for through a local activity and
 held, renewed and given back by signals to its lock workflow. Each task hands its outcome back
 to the machine through `on` (the workflow's way of feeding it an event), so nothing here decides
-a status move. Sandbox-safe imports only.
+a status move. Deterministic imports and calls only: it runs outside Temporal's sandbox
+(process.py says why).
 """
 
 from __future__ import annotations

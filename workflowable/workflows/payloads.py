@@ -18,7 +18,7 @@ histories written before replay, and a worker of the previous release reads thes
 (a lease, a count of checks) are always written, so that a later default cannot change what a
 recorded payload means; tests/unit/test_payloads.py pins the defaults that are left out.
 
-Imported by the workflow sandbox through the converter: no I/O.
+Imported by the workers' data converter, inside the workflow sandbox and outside it: no I/O.
 """
 
 import dataclasses
