@@ -277,25 +277,23 @@ async def measure(settings: Settings | None, config: Config, progress: Progress)
 CPU_PARTS = ("python", "temporal", "postgres")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU of a process so far, from /proc (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def stat_of(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command's name: state, parent, ... (OSError if
+    the process is gone or out of sight)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
 
 
-def children_of(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (Postgres's backends, for its postmaster)."""
-    found = []
+def processes_in_sight() -> dict[int, tuple[int, float]]:
+    """Every process /proc shows: its parent and its user and system CPU seconds so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
-                    found.append(int(entry.name))
+                fields = stat_of(int(entry.name))
             except OSError:
-                continue
+                continue  # ended meanwhile
+            found[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
     return found
 
 
@@ -304,7 +302,7 @@ async def postmaster_pid(client: Workflowable) -> int | None:
     async with client.engine.connect() as conn:
         backend = await conn.scalar(sa.text("SELECT pg_backend_pid()"))
     try:
-        parent = int(Path(f"/proc/{backend}/stat").read_text().rpartition(")")[2].split()[1])
+        parent = int(stat_of(backend)[1])
         command = Path(f"/proc/{parent}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return None  # another machine's, or out of this one's sight (a container)
@@ -319,13 +317,13 @@ class CpuMeter:
     postmaster_pid: int | None
 
     def read(self) -> dict[str, float]:
-        postgres = 0.0
-        if self.postmaster_pid is not None:
-            postgres = sum(cpu_seconds(pid) for pid in [self.postmaster_pid, *children_of(self.postmaster_pid)])
-        temporal = 0.0
-        if self.temporal_pid is not None:  # with its children, should the binary be a wrapper
-            temporal = sum(cpu_seconds(pid) for pid in [self.temporal_pid, *children_of(self.temporal_pid)])
-        return {"python": cpu_seconds(os.getpid()), "temporal": temporal, "postgres": postgres}
+        seen = processes_in_sight()  # one pass over /proc for all three
+
+        def with_children(root: int | None) -> float:
+            # Postgres's backends; the dev server's, should its binary be a wrapper
+            return sum((cpu for pid, (parent, cpu) in seen.items() if root is not None and root in (pid, parent)), 0.0)
+
+        return {"python": seen.get(os.getpid(), (0, 0.0))[1], "temporal": with_children(self.temporal_pid), "postgres": with_children(self.postmaster_pid)}
 
 
 async def baseline_and_processes(client: Workflowable, config: Config, results: Results, progress: Progress, cpu: CpuMeter) -> None:
