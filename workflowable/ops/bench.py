@@ -257,7 +257,7 @@ Progress = Callable[[str, int], Callable[[], None]]
 async def measure(settings: Settings | None, config: Config, progress: Progress) -> Results:
     results = Results(config=asdict(config))
     async with servers(settings) as running, await Workflowable.connect(running.settings) as client:
-        cpu = CpuMeter(running.temporal_pid, await postmaster_pid(client))
+        cpu = CpuMeter(running.temporal_pid, await postmaster_pid(client.engine))
         await baseline_and_processes(client, config, results, progress, cpu)
         if config.sweep:
             await sweep_against_raw_starts(client, config, results, progress)
@@ -297,9 +297,9 @@ def processes_in_sight() -> dict[int, tuple[int, float]]:
     return found
 
 
-async def postmaster_pid(client: Workflowable) -> int | None:
+async def postmaster_pid(engine: AsyncEngine) -> int | None:
     """Postgres's postmaster, if it runs on this machine (the parent of this session's backend)."""
-    async with client.engine.connect() as conn:
+    async with engine.connect() as conn:
         backend = await conn.scalar(sa.text("SELECT pg_backend_pid()"))
     try:
         parent = int(stat_of(backend)[1])
