@@ -83,6 +83,11 @@ def build_worker(
     )
 
 
+#: The task that keeps the attempt log's partitions ahead, beside each worker, and the seconds a
+#: worker that stops waits for a pass of it under way.
+PARTITION_KEEPER, KEEPER_STOPS_WITHIN = "attempt-log partitions", 5.0
+
+
 class ProcessWorker(Worker):
     """A Temporal worker whose activities write through `database`; one it opened for itself is
     closed once it has stopped (`run` ends so whether the worker runs directly or as `async with`)."""
@@ -93,10 +98,15 @@ class ProcessWorker(Worker):
         self._owns_database = owns_database
 
     async def run(self) -> None:
-        keeper = asyncio.create_task(keep_partitions_ahead(self.database.engine), name="attempt-log partitions")
+        stop = asyncio.Event()
+        keeper = asyncio.create_task(keep_partitions_ahead(self.database.engine, stop), name=PARTITION_KEEPER)
         try:
             await super().run()
         finally:
+            stop.set()
+            # A pass under way is a few short statements; one stuck on an unreachable Postgres
+            # must not hold the stop up.
+            await asyncio.wait({keeper}, timeout=KEEPER_STOPS_WITHIN)
             keeper.cancel()
             if self._owns_database:
                 await self.database.close()

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from tests.conftest import eventually
 from workflowable import Catalog, build_worker
 from workflowable.db.database import Database, Statements, create_engine, is_transient
+from workflowable.worker import PARTITION_KEEPER
 
 BACKENDS = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
 
@@ -110,6 +111,28 @@ async def test_a_worker_on_a_borrowed_engine_closes_only_the_connections_it_open
     finally:
         await engine.dispose()
     await all_closed(client, "wf-database-borrowed")
+
+
+async def test_a_worker_that_stops_at_once_gives_the_borrowed_engine_its_connection_back(client, database_url):
+    """The worker's partition keeper makes its first pass on the engine as the worker starts. A
+    stop during that pass lets it finish: cancelled mid-statement, it closed the owner's pooled
+    connection a moment after the stop (one stop in two to eight, here)."""
+    engine = create_engine(named(database_url, "wf-database-stopped"))
+
+    async def backend() -> int:
+        async with engine.connect() as conn:
+            return int(await conn.scalar(sa.text("SELECT pg_backend_pid()")))
+
+    try:
+        pooled = await backend()
+        for attempt in range(3):
+            async with build_worker(client.temporal, engine, Catalog.of([]), task_queue=f"wf-database-stopped-{attempt}"):
+                pass
+            assert not [task for task in asyncio.all_tasks() if task.get_name() == PARTITION_KEEPER]  # ended with the worker
+            assert await backend() == pooled  # the same connection, back in the pool
+    finally:
+        await engine.dispose()
+    await all_closed(client, "wf-database-stopped")
 
 
 async def _count_is(client, name: str, count: int) -> bool:

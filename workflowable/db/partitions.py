@@ -18,6 +18,7 @@ call tries again).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -201,17 +202,20 @@ KEEP_AHEAD_EVERY = 6 * 3600.0
 KEEP_AHEAD_RETRY = 60.0
 
 
-async def keep_partitions_ahead(engine: AsyncEngine) -> None:
-    """Until cancelled: `ensure_partitions`, again every KEEP_AHEAD_EVERY seconds. Every worker
-    runs this, so partitions keep coming without a schedule or a cron job."""
-    while True:
+async def keep_partitions_ahead(engine: AsyncEngine, stop: asyncio.Event) -> None:
+    """Until `stop` is set: `ensure_partitions`, again every KEEP_AHEAD_EVERY seconds. Every worker
+    runs this, so partitions keep coming without a schedule or a cron job. A pass under way when
+    `stop` is set finishes first: cancelled mid-statement, it would take its connection with it,
+    and the engine may be one the worker borrowed from its caller."""
+    while not stop.is_set():
+        again = KEEP_AHEAD_EVERY
         try:
             created = await ensure_partitions(engine)
         except sa.exc.SQLAlchemyError as exc:
             again = KEEP_AHEAD_RETRY if is_transient(exc) else KEEP_AHEAD_EVERY
             log.warning("could not create the attempt log's partitions ahead (trying again in %.0f s): %s", again, exc)
-            await asyncio.sleep(again)
-            continue
-        if created:
-            log.info("created the attempt log's partitions %s", ", ".join(created))
-        await asyncio.sleep(KEEP_AHEAD_EVERY)
+        else:
+            if created:
+                log.info("created the attempt log's partitions %s", ", ".join(created))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), again)
