@@ -365,9 +365,13 @@ def _ids(ids: object) -> list[int]:
     return wanted
 
 
+#: The most processes one `list_processes` returns.
+LIST_LIMIT = 100_000
+
+
 def _limit(limit: object) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 100_000:
-        raise InvalidArgument(f"limit is a number of rows from 1 to 100,000, got {limit!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= LIST_LIMIT:
+        raise InvalidArgument(f"limit is a number of rows from 1 to {LIST_LIMIT:,}, got {limit!r}")
     return limit
 
 

@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..boundary import translate
-from ..client import Workflowable
+from ..client import LIST_LIMIT, Workflowable
 from ..connection import connect_temporal, database_url
 from ..db.database import Database, grant_reporting, upgrade
 from ..db.drawing import SavedGraph
@@ -348,12 +348,12 @@ def _steer_many(request: Request, ids: list[int], filters: dict[str, Any], *, dr
         return await client.list_processes(
             status=_status(filters["status"], ProcessStatus), workflow=filters["workflow"], event=filters["event"],
             created_after=_aware(filters["created_after"]), created_before=_aware(filters["created_before"]), token=token,
-            ids=ids or None, limit=100_000,
+            ids=ids or None, limit=LIST_LIMIT,
         )
 
     chosen: list[ProcessSummary] = _run(_with_client(choose))
-    if len(chosen) == 100_000 and any(filters.values()):
-        errors.print("The filters chose 100,000 processes, the most one run takes: run it again for the rest.")
+    if len(chosen) == LIST_LIMIT and any(filters.values()):
+        errors.print(f"The filters chose {LIST_LIMIT:,} processes, the most one run takes: run it again for the rest.")
     valid = [p for p in chosen if request.allowed_from(p.status)]
     console.print(f"{_count(len(chosen), 'process')} chosen, {len(valid)} in a status that allows {request.value}.")
     if dry_run or not valid:
@@ -381,8 +381,8 @@ async def _listed(client: Workflowable, ids: list[int]) -> list[ProcessSummary]:
     """The processes of these ids as a list shows them, in one read, in the order given; an id
     of none is said on stderr and skipped."""
     found: dict[int, ProcessSummary] = {}
-    for start in range(0, len(ids), 100_000):  # the most one list returns
-        batch = ids[start : start + 100_000]
+    for start in range(0, len(ids), LIST_LIMIT):
+        batch = ids[start : start + LIST_LIMIT]
         found.update((p.id, p) for p in await client.list_processes(ids=batch, limit=len(batch)))
     for process_id in ids:
         if process_id not in found:
